@@ -55,8 +55,20 @@ class TransformParams(_Strict):
 
 class DaskParams(_Strict):
     scheduler: str = "threads"
+    address: str | None = None  # tcp://host:port of an existing cluster; overrides scheduler
     num_workers: int = Field(2, ge=1)
     blocksize: str = "64MB"
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is None or v.startswith(("tcp://", "tls://")):
+            return v
+        raise ValueError("must be null or a tcp://host:port (or tls://) Dask scheduler address")
+
+    @property
+    def effective_scheduler(self) -> str:
+        return self.address or self.scheduler
 
     @field_validator("scheduler")
     @classmethod

@@ -1,0 +1,318 @@
+"""The ``interactions`` stage: id maps, the CSR user x item matrix, confidence, split.
+
+* Id maps: users and items sorted by their string id get contiguous indices
+  ``0..n-1`` (deterministic; saved as Parquet with columns ``index``, ``id``).
+* Matrix: ``scipy.sparse`` CSR, users x items, values = play counts (float32).
+* Confidence (train only): ``raw`` counts, ``log1p`` or ``bm25`` exactly as
+  ``implicit.nearest_neighbours.bm25_weight`` applied to the item x user matrix
+  (as in implicit's Last.fm example), then transposed back.
+* Split (seeded, ``np.random.default_rng(seed)``):
+
+  - ``random``: per user, a random ``test_fraction`` of their items to test and a
+    ``validation_fraction`` to validation (each at least 1 item); users with fewer
+    than ``min_user_items`` items stay in train only.
+  - ``temporal``: the same fractions, but each user's most recent items (by
+    ``last_ts``) go to test and the ones just before to validation. Needs
+    timestamps.
+  - ``cold_users``: a ``cold_user_fraction`` of eligible users is removed from
+    train; at query time ``cold_known_items`` of their items are revealed
+    (``query``), the rest is split into validation and test.
+
+Every (user, item) pair ends in exactly one of train / validation / test /
+query (tested: disjoint, nothing lost).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+
+@dataclass(frozen=True)
+class IdMaps:
+    user_ids: np.ndarray  # index -> user id (str), sorted
+    item_ids: np.ndarray  # index -> item id (str), sorted
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.user_ids), len(self.item_ids)
+
+    def to_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        users = pd.DataFrame({"index": np.arange(len(self.user_ids), dtype=np.int64),
+                              "user_id": pd.array(self.user_ids, dtype="string")})
+        items = pd.DataFrame({"index": np.arange(len(self.item_ids), dtype=np.int64),
+                              "item_id": pd.array(self.item_ids, dtype="string")})
+        return users, items
+
+
+@dataclass(frozen=True)
+class Split:
+    train: sp.csr_matrix       # play counts of the training pairs
+    validation: sp.csr_matrix  # held-out pairs for tuning
+    test: sp.csr_matrix        # held-out pairs for the final evaluation
+    query: sp.csr_matrix       # cold-start users' revealed pairs (empty unless cold_users)
+
+
+def build_id_maps(user_ids: pd.Series, item_ids: pd.Series) -> IdMaps:
+    users = np.sort(pd.unique(user_ids.astype("string").to_numpy(dtype=object)).astype(str))
+    items = np.sort(pd.unique(item_ids.astype("string").to_numpy(dtype=object)).astype(str))
+    return IdMaps(users, items)
+
+
+def _codes(values: pd.Series, vocabulary: np.ndarray, what: str) -> np.ndarray:
+    arr = values.astype("string").to_numpy(dtype=object).astype(str)
+    pos = np.searchsorted(vocabulary, arr)
+    pos_c = np.minimum(pos, len(vocabulary) - 1)
+    bad = vocabulary[pos_c] != arr
+    if bad.any():
+        raise ValueError(f"{int(bad.sum())} {what} ids are missing from the id map (first: {arr[bad][0]!r})")
+    return pos.astype(np.int64)
+
+
+def to_csr(plays: pd.DataFrame, maps: IdMaps, value: str = "playcount") -> sp.csr_matrix:
+    """Users x items CSR of ``value`` (duplicates summed)."""
+    rows = _codes(plays["user_id"], maps.user_ids, "user")
+    cols = _codes(plays["item_id"], maps.item_ids, "item")
+    vals = plays[value].to_numpy(dtype=np.float64)
+    m = sp.csr_matrix((vals, (rows, cols)), shape=maps.shape)
+    m.sum_duplicates()
+    m.sort_indices()
+    return m
+
+
+def confidence(counts: sp.csr_matrix, weighting: Literal["raw", "log1p", "bm25"], *,
+               bm25_k1: float = 100.0, bm25_b: float = 0.8) -> sp.csr_matrix:
+    """Confidence-weighted float32 copy of a users x items count matrix."""
+    counts = sp.csr_matrix(counts, dtype=np.float64)
+    if weighting == "raw":
+        out = counts.copy()
+    elif weighting == "log1p":
+        out = counts.copy()
+        out.data = np.log1p(out.data)
+    elif weighting == "bm25":
+        from implicit.nearest_neighbours import bm25_weight
+
+        out = sp.csr_matrix(bm25_weight(counts.T.tocoo(), K1=bm25_k1, B=bm25_b).T)
+    else:
+        raise ValueError(f"interactions.weighting must be raw, log1p or bm25, got {weighting!r}")
+    out = sp.csr_matrix(out, dtype=np.float32)
+    out.sort_indices()
+    return out
+
+
+def _row_ranks(indptr: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Rank (0 = first) of each stored entry within its row, ordering by ``keys``."""
+    n = len(keys)
+    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    order = np.lexsort((keys, rows))
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[order] = np.arange(n) - indptr[rows[order]]
+    return ranks
+
+
+def _select(m: sp.csr_matrix, mask: np.ndarray) -> sp.csr_matrix:
+    coo = m.tocoo()
+    out = sp.csr_matrix((coo.data[mask], (coo.row[mask], coo.col[mask])), shape=m.shape, dtype=m.dtype)
+    out.sort_indices()
+    return out
+
+
+def split(
+    counts: sp.csr_matrix,
+    *,
+    method: Literal["random", "temporal", "cold_users"],
+    test_fraction: float,
+    validation_fraction: float,
+    min_user_items: int,
+    rng: np.random.Generator,
+    last_ts: sp.csr_matrix | None = None,
+    cold_user_fraction: float = 0.1,
+    cold_known_items: int = 3,
+) -> Split:
+    """Split a users x items count matrix into train / validation / test / query."""
+    counts = sp.csr_matrix(counts)
+    counts.sort_indices()
+    n_users = counts.shape[0]
+    lengths = np.diff(counts.indptr)
+    nnz = counts.nnz
+    rows = np.repeat(np.arange(n_users), lengths)
+    eligible = lengths >= min_user_items
+
+    if method == "temporal":
+        if last_ts is None:
+            raise ValueError("interactions.split.method=temporal needs timestamps, and this source has none; "
+                             "use method: random")
+        ts = sp.csr_matrix(last_ts)
+        ts.sort_indices()
+        if ts.shape != counts.shape or not np.array_equal(ts.indices, counts.indices):
+            raise ValueError("last_ts must have the same sparsity pattern as counts")
+        if not np.isfinite(ts.data).all() or (ts.data <= 0).any():
+            raise ValueError("interactions.split.method=temporal needs a timestamp on every interaction")
+        # oldest first; ties broken by a seeded random key so the order is total
+        keys = ts.data.astype(np.float64) + rng.random(nnz) * 1e-3
+    else:
+        keys = rng.random(nnz)
+    ranks = _row_ranks(counts.indptr, keys)
+    n_test = np.where(eligible, np.maximum(1, np.floor(lengths * test_fraction + 0.5)), 0).astype(np.int64)
+    n_val = np.where(eligible & (validation_fraction > 0),
+                     np.maximum(1, np.floor(lengths * validation_fraction + 0.5)), 0).astype(np.int64)
+    n_val = np.minimum(n_val, np.maximum(lengths - n_test - 1, 0))  # train keeps at least one item
+    query_mask = np.zeros(nnz, dtype=bool)
+
+    if method == "cold_users":
+        cand = np.flatnonzero(eligible & (lengths > cold_known_items + 1))
+        n_cold = int(round(len(cand) * cold_user_fraction))
+        cold = np.zeros(n_users, dtype=bool)
+        cold[rng.choice(cand, size=n_cold, replace=False)] = True
+        is_cold = cold[rows]
+        # cold users: ranks < known -> query; the rest split between validation and test
+        query_mask = is_cold & (ranks < cold_known_items)
+        rest = lengths - cold_known_items
+        n_val_c = np.where(validation_fraction > 0,
+                           np.floor(rest * validation_fraction / (validation_fraction + test_fraction) + 0.5), 0)
+        n_val = np.where(cold, n_val_c, n_val).astype(np.int64)
+        n_test = np.where(cold, rest - n_val_c, n_test).astype(np.int64)
+        length_rows = lengths[rows]
+        test_mask = is_cold & ~query_mask & (ranks >= length_rows - n_test[rows])
+        val_mask = is_cold & ~query_mask & ~test_mask
+        hot_ranks_rev = length_rows - 1 - ranks
+        test_mask |= ~is_cold & (hot_ranks_rev < n_test[rows])
+        val_mask |= ~is_cold & (hot_ranks_rev >= n_test[rows]) & (hot_ranks_rev < n_test[rows] + n_val[rows])
+    else:
+        # the highest ranks (latest for temporal, random otherwise) go to test, then validation
+        rev = lengths[rows] - 1 - ranks
+        test_mask = rev < n_test[rows]
+        val_mask = (rev >= n_test[rows]) & (rev < n_test[rows] + n_val[rows])
+    train_mask = ~(test_mask | val_mask | query_mask)
+    return Split(
+        train=_select(counts, train_mask),
+        validation=_select(counts, val_mask),
+        test=_select(counts, test_mask),
+        query=_select(counts, query_mask),
+    )
+
+
+def load_processed_plays(plays_dir: "Path | str") -> pd.DataFrame:
+    """Read the transform output (all partitions) into one frame."""
+    from pathlib import Path
+
+    plays_dir = Path(plays_dir)
+    parts = sorted(plays_dir.glob("*.parquet"))
+    if not parts:
+        raise FileNotFoundError(f"{plays_dir}: no Parquet parts (run the transform stage first)")
+    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+
+
+def build_interactions(
+    plays: pd.DataFrame,
+    *,
+    weighting: Literal["raw", "log1p", "bm25"],
+    bm25_k1: float,
+    bm25_b: float,
+    split_method: Literal["random", "temporal", "cold_users"],
+    test_fraction: float,
+    validation_fraction: float,
+    min_user_items: int,
+    cold_user_fraction: float,
+    cold_known_items: int,
+    seed: int,
+) -> tuple[IdMaps, Split, dict[str, sp.csr_matrix], dict]:
+    """Id maps, split and confidence-weighted train/query matrices, plus a report."""
+    if plays.empty:
+        raise ValueError("no interactions left after the transform filter; lower transform.min_user_items / "
+                         "transform.min_item_users")
+    maps = build_id_maps(plays["user_id"], plays["item_id"])
+    counts = to_csr(plays, maps)
+    last_ts = None
+    if split_method == "temporal":
+        ts = plays["last_ts"]
+        if ts.isna().any():
+            raise ValueError("interactions.split.method=temporal needs timestamps, and this source has none "
+                             f"({int(ts.isna().sum())} of {len(ts)} pairs lack one); use method: random")
+        secs = (ts.astype("datetime64[us, UTC]").astype("int64") / 1e6).to_frame("playcount")
+        secs["user_id"], secs["item_id"] = plays["user_id"], plays["item_id"]
+        last_ts = to_csr(secs, maps)
+    parts = split(
+        counts, method=split_method, test_fraction=test_fraction, validation_fraction=validation_fraction,
+        min_user_items=min_user_items, rng=np.random.default_rng(seed), last_ts=last_ts,
+        cold_user_fraction=cold_user_fraction, cold_known_items=cold_known_items,
+    )
+    weighted_all = confidence(parts.train + parts.query, weighting, bm25_k1=bm25_k1, bm25_b=bm25_b)
+    weighted = {
+        "train": weighted_all.multiply(parts.train > 0).tocsr(),
+        "query": weighted_all.multiply(parts.query > 0).tocsr(),
+    }
+    for m in weighted.values():
+        m.eliminate_zeros()
+        m.sort_indices()
+    n_users, n_items = counts.shape
+    report = {
+        "users": n_users,
+        "items": n_items,
+        "interactions": int(counts.nnz),
+        "plays": int(counts.sum()),
+        "density": round(counts.nnz / (n_users * n_items), 8),
+        "weighting": weighting,
+        "split": {
+            "method": split_method,
+            "seed": seed,
+            "train": int(parts.train.nnz),
+            "validation": int(parts.validation.nnz),
+            "test": int(parts.test.nnz),
+            "query": int(parts.query.nnz),
+            "test_users": int((np.diff(parts.test.indptr) > 0).sum()),
+            "validation_users": int((np.diff(parts.validation.indptr) > 0).sum()),
+            "cold_users": int((np.diff(parts.query.indptr) > 0).sum()),
+        },
+    }
+    return maps, parts, weighted, report
+
+
+def save_interactions(out_dir: "Path | str", maps: IdMaps, parts: Split, weighted: dict[str, sp.csr_matrix]) -> None:
+    """Write the matrices folder atomically."""
+    from pathlib import Path
+
+    from musicrec.io import atomic_path, save_csr
+
+    with atomic_path(Path(out_dir), directory=True) as tmp:
+        users, items = maps.to_frames()
+        users.to_parquet(tmp / "users.parquet", index=False)
+        items.to_parquet(tmp / "items.parquet", index=False)
+        for name in ("train", "validation", "test", "query"):
+            save_csr(tmp / f"{name}.npz", getattr(parts, name))
+        for name, m in weighted.items():
+            save_csr(tmp / f"{name}_weighted.npz", m)
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """The interactions stage's outputs, loaded back."""
+
+    maps: IdMaps
+    train: sp.csr_matrix
+    validation: sp.csr_matrix
+    test: sp.csr_matrix
+    query: sp.csr_matrix
+    train_weighted: sp.csr_matrix
+    query_weighted: sp.csr_matrix
+
+    def query_rows(self) -> sp.csr_matrix:
+        """What each user shows at query time: train rows, or revealed rows for cold users."""
+        return (self.train_weighted + self.query_weighted).tocsr()
+
+
+def load_interactions(out_dir: "Path | str") -> Interactions:
+    from pathlib import Path
+
+    from musicrec.io import load_csr
+
+    d = Path(out_dir)
+    users = pd.read_parquet(d / "users.parquet")
+    items = pd.read_parquet(d / "items.parquet")
+    maps = IdMaps(users["user_id"].to_numpy(dtype=object).astype(str), items["item_id"].to_numpy(dtype=object).astype(str))
+    m = {n: load_csr(d / f"{n}.npz") for n in ("train", "validation", "test", "query", "train_weighted", "query_weighted")}
+    return Interactions(maps=maps, **m)

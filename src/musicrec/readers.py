@@ -1,0 +1,596 @@
+"""Robust streaming readers for the delimited text files of the raw music data sets.
+
+One function does the reading for every adapter: :func:`iter_records` streams a
+text file (plain, ``.gz`` by name, or a member of a zip archive) in chunks of
+``chunk_rows`` records and hands back, per chunk, an Arrow table of the records
+that have the expected number of fields and a table of the records it rejected.
+Nothing is ever loaded whole: bytes are read in blocks of :data:`BLOCK_BYTES`.
+
+What the reader handles, and how (each is counted, never silently dropped):
+
+* Encodings: UTF-8 (a leading BOM is removed and reported), or Latin-1 when a
+  spec says so (HetRec ``tags.dat``). In a UTF-8 file a line that is not valid
+  UTF-8 is decoded as Latin-1 (every byte is valid there) and counted in
+  ``ReaderStats.encoding_fallback_lines``. UTF-16 files, files with NUL bytes,
+  gzip data under a plain name and zip archives under a text name are refused
+  with :class:`InputFormatError`.
+* Line ends: LF and CRLF (the CR is removed); a final line without a newline is
+  read, and if it does not have the expected fields it is rejected as
+  ``truncated_last_line``.
+* Quoting (CSV specs only): RFC 4180 double quotes, separators and newlines
+  inside quoted fields, ``""`` escapes. A record spanning several physical lines
+  is reported at the physical line where it starts. An opening quote that is not
+  closed within :data:`MAX_RECORD_LINES` lines (or at end of file) rejects only
+  that line as ``unterminated_quote``; parsing resumes on the next line. TSV
+  specs treat quotes as ordinary characters (artist names contain them).
+* Headers: where a header is expected its column names are matched by name
+  (case-insensitive, aliases allowed, any order; extra columns allowed when the
+  spec says so); a missing header is tolerated when the first line is data
+  (a first line with no digit at all is taken as a header with unknown names). A
+  header where none is expected is rejected as ``unexpected_header``. A header
+  with the wrong columns, or a file whose first records all have the wrong
+  number of fields (wrong separator), raises :class:`InputFormatError`.
+* Blank lines are rejected as ``empty_line``; records with the wrong number of
+  fields as ``wrong_field_count``.
+* Field values are stripped of leading and trailing (Unicode) whitespace.
+
+Line numbers are physical, 1-based, and count every line of the file including
+the header.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import zipfile
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+BLOCK_BYTES = 1 << 23
+MAX_RECORD_LINES = 200
+SNIFF_RECORDS = 1000
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZIP_MAGIC = b"PK\x03\x04"
+_UTF8_BOM = b"\xef\xbb\xbf"
+_SEP_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe", "<SEP>": "<SEP>"}
+
+REJECT_SCHEMA = pa.schema([("line", pa.int64()), ("reason", pa.string()), ("raw", pa.string())])
+
+
+class InputFormatError(ValueError):
+    """A raw input file is missing or not in the expected format.
+
+    The message names the file, the line (and column where relevant) and what
+    was expected, in one paragraph.
+    """
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A raw input file: a path, or a member (matched by base name) of a zip archive."""
+
+    path: Path
+    member: str | None = None
+
+    @property
+    def name(self) -> str:
+        """Name used in reports and the quarantine ``file`` column."""
+        return f"{self.path.name}:{self.member}" if self.member else self.path.name
+
+    def open(self) -> BinaryIO:
+        """Open for binary reading; refuse missing, compressed-under-wrong-name and binary files."""
+        if self.member is not None:
+            return _open_zip_member(self.path, self.member)
+        if not self.path.exists():
+            raise InputFormatError(f"{self.path}: file not found")
+        if not self.path.is_file():
+            raise InputFormatError(f"{self.path}: expected a file, found a directory or special file")
+        fh = open(self.path, "rb")
+        head = fh.read(4)
+        fh.seek(0)
+        if head.startswith(_GZIP_MAGIC):
+            if self.path.suffix == ".gz":
+                return gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[return-value]
+            fh.close()
+            raise InputFormatError(
+                f"{self.path}: line 1: the file is gzip-compressed (it starts with bytes 1f 8b) but its "
+                f"name does not end in .gz; expected plain text. Decompress it (gunzip) or rename it "
+                f"to {self.path.name}.gz"
+            )
+        if head.startswith(_ZIP_MAGIC):
+            fh.close()
+            raise InputFormatError(
+                f"{self.path}: line 1: the file is a zip archive; expected plain text. Unzip it first"
+            )
+        return fh  # type: ignore[return-value]
+
+
+class _ZipMember(io.RawIOBase):
+    """A zip member stream that also closes its archive."""
+
+    def __init__(self, zf: zipfile.ZipFile, member: str) -> None:
+        self._zf = zf
+        self._fh = zf.open(member)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        return self._fh.read(n)
+
+    def close(self) -> None:
+        self._fh.close()
+        self._zf.close()
+        super().close()
+
+
+def _open_zip_member(path: Path, member: str) -> BinaryIO:
+    if not path.exists():
+        raise InputFormatError(f"{path}: file not found")
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as err:
+        raise InputFormatError(f"{path}: not a valid zip archive ({err})") from None
+    names = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == member and "__MACOSX" not in n]
+    if len(names) != 1:
+        found = sorted(n for n in zf.namelist() if not n.endswith("/"))
+        zf.close()
+        what = "no member" if not names else f"{len(names)} members"
+        raise InputFormatError(f"{path}: {what} named {member!r} in the archive; expected exactly one. Found: {found}")
+    return _ZipMember(zf, names[0])  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Expected layout of one delimited file.
+
+    ``columns`` are the canonical names of the fields returned (in this order).
+    ``header``: ``"required"`` (a header line is expected; tolerated if absent),
+    ``"none"`` (no header; one is rejected as ``unexpected_header``) or
+    ``"optional"`` (either, silently). ``aliases`` lists other accepted header
+    names per column (compared lower-case, stripped). ``extra_columns`` allows
+    header columns beyond ``columns`` (then ignored).
+    """
+
+    columns: tuple[str, ...]
+    sep: str
+    header: Literal["required", "none", "optional"]
+    quoting: bool = False
+    encoding: Literal["utf-8", "latin-1"] = "utf-8"
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    extra_columns: bool = False
+    description: str = ""
+
+    def names_for(self, column: str) -> tuple[str, ...]:
+        return (column.lower(), *(a.lower() for a in self.aliases.get(column, ())))
+
+    def layout(self) -> str:
+        return _SEP_NAMES.get(self.sep, repr(self.sep)) + "-separated"
+
+
+@dataclass
+class ReaderStats:
+    """What the reader saw in one file (reported per file)."""
+
+    header: str = "absent"  # present | missing (expected, absent) | absent (none expected) | unexpected
+    bom: bool = False
+    encoding_fallback_lines: int = 0
+    trailing_newline: bool = True
+    physical_lines: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "header": self.header,
+            "bom": self.bom,
+            "encoding_fallback_lines": self.encoding_fallback_lines,
+            "trailing_newline": self.trailing_newline,
+            "physical_lines": self.physical_lines,
+        }
+
+
+@dataclass(frozen=True)
+class RecordChunk:
+    """One chunk of records.
+
+    ``fields``: spec columns (string, stripped) plus ``_line`` (int64) and
+    ``_raw`` (string), one row per record with the expected field count, in file
+    order. ``rejects``: ``line``, ``reason``, ``raw`` for the others.
+    ``last_line``: the physical line number of an unterminated final line if it
+    is in this chunk (adapters report a failing one as ``truncated_last_line``).
+    """
+
+    fields: pa.Table
+    rejects: pa.Table
+    last_line: int | None = None
+
+    @property
+    def rows_read(self) -> int:
+        return self.fields.num_rows + self.rejects.num_rows
+
+
+# --------------------------------------------------------------------------- lines
+
+
+def _decode(data: bytes, encoding: str, stats: ReaderStats) -> str:
+    if encoding == "latin-1":
+        text = data.decode("latin-1")
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            parts = []
+            for raw in data.split(b"\n"):
+                try:
+                    parts.append(raw.decode("utf-8"))
+                except UnicodeDecodeError:
+                    parts.append(raw.decode("latin-1"))
+                    stats.encoding_fallback_lines += 1
+            text = "\n".join(parts)
+    return text.replace("\r\n", "\n") if "\r" in text else text
+
+
+def _check_head(block: bytes, name: str, encoding: str) -> None:
+    if block.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputFormatError(f"{name}: line 1: the file is UTF-16 encoded (byte-order mark {block[:2].hex()}); expected UTF-8 text")
+    if encoding != "latin-1" and b"\x00" in block[:65536]:
+        pos = block.index(b"\x00")
+        line = block[:pos].count(b"\n") + 1
+        raise InputFormatError(f"{name}: line {line}: NUL byte found; expected a text file, this looks binary (or UTF-16)")
+    if block.startswith(_GZIP_MAGIC):
+        raise InputFormatError(f"{name}: line 1: the data is gzip-compressed (bytes 1f 8b); expected plain text")
+
+
+def _iter_line_blocks(fh: BinaryIO, name: str, encoding: str, stats: ReaderStats) -> Iterator[tuple[int, str, bool]]:
+    """Yield ``(first_line_number, text, final)`` where ``text`` holds whole lines without the last newline.
+
+    ``final`` marks a block whose last line had no terminating newline.
+    """
+    line_no = 1
+    carry = b""
+    first = True
+    while True:
+        block = fh.read(BLOCK_BYTES)
+        if first:
+            first = False
+            _check_head(block, name, encoding)
+            if block.startswith(_UTF8_BOM):
+                stats.bom = True
+                block = block[len(_UTF8_BOM):]
+        if not block:
+            if carry:
+                stats.trailing_newline = False
+                text = _decode(carry, encoding, stats)
+                if text.endswith("\r"):
+                    text = text[:-1]
+                stats.physical_lines = line_no + text.count("\n")
+                yield line_no, text, True
+            else:
+                stats.physical_lines = line_no - 1
+            return
+        data = carry + block if carry else block
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            carry = data
+            continue
+        carry = data[cut + 1:]
+        text = _decode(data[:cut], encoding, stats)
+        yield line_no, text, False
+        line_no += data.count(b"\n", 0, cut + 1)
+
+
+class _Assembler:
+    """Turn physical lines into records (joining quoted multi-line CSV records)."""
+
+    def __init__(self, quoting: bool) -> None:
+        self.quoting = quoting
+        self.pending: list[tuple[int, str]] = []
+        self.quotes = 0
+
+    def feed(self, first_no: int, text: str) -> tuple[list[str], np.ndarray, list[tuple[int, str, str]]]:
+        lines = text.split("\n")
+        if not self.quoting or (not self.pending and '"' not in text):
+            return lines, np.arange(first_no, first_no + len(lines), dtype=np.int64), []
+        return self._slow(deque(zip(range(first_no, first_no + len(lines)), lines)), eof=False)
+
+    def finish(self) -> tuple[list[str], np.ndarray, list[tuple[int, str, str]]]:
+        if not self.pending:
+            return [], np.empty(0, np.int64), []
+        return self._slow(deque(), eof=True)
+
+    def _slow(self, queue: deque[tuple[int, str]], eof: bool) -> tuple[list[str], np.ndarray, list[tuple[int, str, str]]]:
+        recs: list[str] = []
+        nums: list[int] = []
+        rejects: list[tuple[int, str, str]] = []
+        while True:
+            if not queue:
+                if eof and self.pending:
+                    self._overflow(queue, rejects)
+                    continue
+                break
+            no, line = queue.popleft()
+            count = line.count('"')
+            if self.pending:
+                self.pending.append((no, line))
+                self.quotes += count
+                if self.quotes % 2 == 0:
+                    recs.append("\n".join(text for _, text in self.pending))
+                    nums.append(self.pending[0][0])
+                    self.pending = []
+                elif len(self.pending) > MAX_RECORD_LINES:
+                    self._overflow(queue, rejects)
+            elif count % 2 == 0:
+                recs.append(line)
+                nums.append(no)
+            else:
+                self.pending = [(no, line)]
+                self.quotes = count
+        return recs, np.asarray(nums, dtype=np.int64), rejects
+
+    def _overflow(self, queue: deque[tuple[int, str]], rejects: list[tuple[int, str, str]]) -> None:
+        first_no, first_line = self.pending[0]
+        rejects.append((first_no, "unterminated_quote", first_line))
+        queue.extendleft(reversed(self.pending[1:]))
+        self.pending = []
+        self.quotes = 0
+
+
+# --------------------------------------------------------------------------- fields
+
+
+def _split_one(rec: str, spec: TableSpec) -> list[str] | None:
+    if spec.quoting and '"' in rec:
+        try:
+            rows = list(csv.reader([rec], delimiter=spec.sep, strict=True))
+        except csv.Error:
+            return None
+        return rows[0] if rows else [""]
+    return rec.split(spec.sep)
+
+
+def _norm_name(s: str) -> str:
+    return s.strip().strip('"').strip().lower()
+
+
+def _resolve_header(first: str, line_no: int, spec: TableSpec, name: str, stats: ReaderStats) -> tuple[list[int], bool, int]:
+    """Decide whether the first record is a header.
+
+    Returns ``(positions, consumed, width)``: the index of each spec column in a
+    record, whether the first record was a header (and so is not data), and the
+    number of fields a record must have.
+    """
+    fields = _split_one(first, spec) or [first]
+    normed = [_norm_name(f) for f in fields]
+    known = {n for c in spec.columns for n in spec.names_for(c)}
+    headerish = [n for n in normed if n in known and n != ""]
+    default = list(range(len(spec.columns)))
+    if spec.header == "none":
+        if headerish:
+            stats.header = "unexpected"
+            return default, False, len(spec.columns)  # reported as unexpected_header by the caller
+        stats.header = "absent"
+        return default, False, len(spec.columns)
+    if not headerish:
+        if len(fields) == 1 and len(spec.columns) > 1:
+            other = [s for s in _SEP_NAMES if s != spec.sep and s in first]
+            hint = f" (it looks {_SEP_NAMES[other[0]]}-separated)" if other else ""
+            raise InputFormatError(
+                f"{name}: line {line_no}: expected a {spec.layout()} header with columns "
+                f"{','.join(spec.columns)}; found {first[:200]!r}{hint}"
+            )
+        if spec.header == "required" and not any(ch.isdigit() for ch in first):
+            raise InputFormatError(
+                f"{name}: line {line_no}: header has unknown columns; expected a {spec.layout()} header with "
+                f"columns {','.join(spec.columns)}; found {first[:300]!r}"
+            )
+        stats.header = "missing" if spec.header == "required" else "absent"
+        return default, False, len(spec.columns)
+    positions = []
+    missing = []
+    for col in spec.columns:
+        names = spec.names_for(col)
+        idx = [i for i, n in enumerate(normed) if n in names]
+        if not idx:
+            missing.append(col)
+        else:
+            positions.append(idx[0])
+    if missing or (not spec.extra_columns and len(fields) != len(spec.columns)):
+        other = [s for s in _SEP_NAMES if s != spec.sep and s in first]
+        hint = f" (it looks {_SEP_NAMES[other[0]]}-separated)" if other and len(fields) == 1 else ""
+        what = f"missing column(s) {', '.join(missing)}" if missing else f"{len(fields)} columns instead of {len(spec.columns)}"
+        raise InputFormatError(
+            f"{name}: line {line_no}: header has {what}; expected a {spec.layout()} header with columns "
+            f"{','.join(spec.columns)}{' (extra columns allowed)' if spec.extra_columns else ''}; found "
+            f"{','.join(fields)[:300]!r}{hint}"
+        )
+    stats.header = "present"
+    return positions, True, len(fields)
+
+
+def _to_table(recs: list[str], nums: np.ndarray, spec: TableSpec, positions: list[int], width: int,
+              last_line: int | None) -> tuple[pa.Table, pa.Table]:
+    """Split records into fields; return (good fields table, rejects table)."""
+    names = list(spec.columns)
+    arr = pa.array(recs, pa.string())
+    lines = pa.array(nums, pa.int64())
+    blank = pc.equal(pc.utf8_trim_whitespace(arr), "")
+    if spec.quoting:
+        quoted = pc.match_substring(arr, '"')
+    else:
+        quoted = pa.array(np.zeros(len(recs), dtype=bool))
+    fast = pc.and_(pc.invert(blank), pc.invert(quoted))
+
+    f_arr = arr.filter(fast)
+    f_lines = lines.filter(fast)
+    parts = pc.split_pattern(f_arr, spec.sep)
+    ok = pc.equal(pc.list_value_length(parts), width)
+    good_parts = parts.filter(ok)
+    cols = {n: pc.utf8_trim_whitespace(pc.list_element(good_parts, p)) for n, p in zip(names, positions)}
+    cols["_line"] = f_lines.filter(ok)
+    cols["_raw"] = f_arr.filter(ok)
+    good = pa.table(cols)
+
+    rej_line = [f_lines.filter(pc.invert(ok))]
+    rej_raw = [f_arr.filter(pc.invert(ok))]
+    rej_reason = [pa.array(["wrong_field_count"] * (len(rej_line[0])), pa.string())]
+    if pc.any(blank).as_py():
+        rej_line.append(lines.filter(blank))
+        rej_raw.append(arr.filter(blank))
+        rej_reason.append(pa.array(["empty_line"] * len(rej_line[-1]), pa.string()))
+
+    q_idx = np.flatnonzero(np.asarray(quoted.to_numpy(zero_copy_only=False)) & ~np.asarray(blank.to_numpy(zero_copy_only=False)))
+    if len(q_idx):
+        slow_rows: dict[str, list] = {n: [] for n in [*names, "_line", "_raw"]}
+        bad_l, bad_r, bad_w = [], [], []
+        for i in q_idx:
+            rec = recs[i]
+            fields = _split_one(rec, spec)
+            if fields is None or len(fields) != width:
+                bad_l.append(int(nums[i]))
+                bad_r.append(rec)
+                bad_w.append("malformed_quoting" if fields is None else "wrong_field_count")
+                continue
+            for n, p in zip(names, positions):
+                slow_rows[n].append(fields[p].strip())
+            slow_rows["_line"].append(int(nums[i]))
+            slow_rows["_raw"].append(rec)
+        if slow_rows["_line"]:
+            slow = pa.table({n: pa.array(v, pa.int64() if n == "_line" else pa.string()) for n, v in slow_rows.items()})
+            good = pa.concat_tables([good, slow]).sort_by("_line")
+        rej_line.append(pa.array(bad_l, pa.int64()))
+        rej_raw.append(pa.array(bad_r, pa.string()))
+        rej_reason.append(pa.array(bad_w, pa.string()))
+
+    rejects = pa.table({
+        "line": pa.concat_arrays(rej_line),
+        "reason": pa.concat_arrays(rej_reason),
+        "raw": pa.concat_arrays(rej_raw),
+    })
+    if last_line is not None and rejects.num_rows:
+        is_last = pc.and_(pc.equal(rejects["line"], last_line), pc.equal(rejects["reason"], "wrong_field_count"))
+        rejects = rejects.set_column(1, "reason", pc.if_else(is_last, "truncated_last_line", rejects["reason"]))
+    return good, rejects.sort_by("line")
+
+
+def _rejects_table(rows: list[tuple[int, str, str]]) -> pa.Table:
+    return pa.table({
+        "line": pa.array([r[0] for r in rows], pa.int64()),
+        "reason": pa.array([r[1] for r in rows], pa.string()),
+        "raw": pa.array([r[2] for r in rows], pa.string()),
+    })
+
+
+def empty_rejects() -> pa.Table:
+    return REJECT_SCHEMA.empty_table()
+
+
+def iter_records(inp: InputFile, spec: TableSpec, chunk_rows: int, stats: ReaderStats | None = None) -> Iterator[RecordChunk]:
+    """Stream ``inp`` as records of ``spec`` in chunks of at most ``chunk_rows`` records.
+
+    Raises :class:`InputFormatError` for a missing or unreadable file, a bad
+    header, or when none of the first :data:`SNIFF_RECORDS` records has the
+    expected number of fields (wrong separator or not this kind of file).
+    """
+    if chunk_rows <= 0:
+        raise ValueError(f"chunk_rows must be positive (got {chunk_rows})")
+    stats = stats if stats is not None else ReaderStats()
+    name = inp.name
+    asm = _Assembler(spec.quoting)
+    positions: list[int] | None = None
+    width = len(spec.columns)
+    buf_recs: list[str] = []
+    buf_nums: list[np.ndarray] = []
+    pre_rejects: list[tuple[int, str, str]] = []
+    last_line: int | None = None
+    sniffed = 0
+    sniff_ok = False
+    first_wrong: dict | None = None
+
+    def emit(recs: list[str], nums: np.ndarray, extra: list[tuple[int, str, str]]) -> RecordChunk:
+        nonlocal sniffed, sniff_ok, first_wrong
+        assert positions is not None
+        ll = last_line if (last_line is not None and len(nums) and nums[-1] == last_line) else None
+        good, rej = _to_table(recs, nums, spec, positions, width, ll)
+        if extra:
+            rej = pa.concat_tables([rej, _rejects_table(extra)]).sort_by("line")
+        if not sniff_ok:
+            if good.num_rows:
+                sniff_ok = True
+            else:
+                sniffed += rej.num_rows
+                wrong = rej.filter(pc.equal(rej["reason"], "wrong_field_count"))
+                if first_wrong is None and wrong.num_rows:
+                    first_wrong = wrong.slice(0, 1).to_pylist()[0]
+                if sniffed >= SNIFF_RECORDS:
+                    sniff_fail()
+        return RecordChunk(good, rej, ll)
+
+    def sniff_fail() -> None:
+        if first_wrong is None:
+            return
+        row = first_wrong
+        n = len(_split_one(row["raw"], spec) or [])
+        other = [s for s in _SEP_NAMES if s != spec.sep and s in row["raw"]]
+        hint = f" (it looks {_SEP_NAMES[other[0]]}-separated)" if other else ""
+        raise InputFormatError(
+            f"{name}: line {row['line']}: expected {width} {spec.layout()} fields "
+            f"({','.join(spec.columns)}); found {n} field(s) in {row['raw'][:200]!r}{hint}, and no "
+            f"record among the first {sniffed} has the expected layout"
+        )
+
+    fh = inp.open()
+    try:
+        for first_no, text, final in _iter_line_blocks(fh, name, spec.encoding, stats):
+            if final:
+                last_line = first_no + text.count("\n")
+            recs, nums, rej = asm.feed(first_no, text)
+            pre_rejects.extend(rej)
+            if positions is None and len(recs):
+                positions, consumed, width = _resolve_header(recs[0], int(nums[0]), spec, name, stats)
+                if consumed:
+                    recs, nums = recs[1:], nums[1:]
+                elif stats.header == "unexpected":
+                    pre_rejects.append((int(nums[0]), "unexpected_header", recs[0]))
+                    recs, nums = recs[1:], nums[1:]
+            buf_recs.extend(recs)
+            buf_nums.append(nums)
+            while len(buf_recs) >= chunk_rows:
+                allnums = np.concatenate(buf_nums)
+                cut_no = allnums[chunk_rows - 1]
+                mine = [r for r in pre_rejects if r[0] <= cut_no]
+                pre_rejects = [r for r in pre_rejects if r[0] > cut_no]
+                yield emit(buf_recs[:chunk_rows], allnums[:chunk_rows], mine)
+                buf_recs = buf_recs[chunk_rows:]
+                buf_nums = [allnums[chunk_rows:]]
+        recs, nums, rej = asm.finish()
+        pre_rejects.extend(rej)
+        if positions is None:
+            positions = list(range(width))
+            if len(recs):
+                positions, consumed, width = _resolve_header(recs[0], int(nums[0]), spec, name, stats)
+                if consumed:
+                    recs, nums = recs[1:], nums[1:]
+        buf_recs.extend(recs)
+        buf_nums.append(nums)
+        allnums = np.concatenate(buf_nums) if buf_nums else np.empty(0, np.int64)
+        while len(buf_recs) > chunk_rows:
+            cut_no = allnums[chunk_rows - 1]
+            mine = [r for r in pre_rejects if r[0] <= cut_no]
+            pre_rejects = [r for r in pre_rejects if r[0] > cut_no]
+            yield emit(buf_recs[:chunk_rows], allnums[:chunk_rows], mine)
+            buf_recs, allnums = buf_recs[chunk_rows:], allnums[chunk_rows:]
+        if buf_recs or pre_rejects:
+            yield emit(buf_recs, allnums, pre_rejects)
+        if not sniff_ok:
+            sniff_fail()
+    finally:
+        fh.close()
+    if stats.header == "absent" and spec.header == "required" and positions is None:
+        stats.header = "missing"

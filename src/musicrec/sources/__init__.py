@@ -1,0 +1,430 @@
+"""Source adapters: one module per raw data set, all producing the cleaned schema.
+
+Every adapter module exposes three functions used by :func:`musicrec.clean.clean`:
+
+* ``locate(input_dir) -> Inputs``: find the published files (raises
+  :class:`~musicrec.readers.InputFormatError` naming what is missing);
+* ``load_catalog(inputs, ctx) -> Catalog``: item metadata (and, for the Taste
+  Profile, the raw-id -> item-id mapping), or ``Catalog(items=None)`` when items
+  are derived from the plays themselves (Last.fm 1K / 360K);
+* ``iter_plays(inputs, ctx) -> Iterator[PlaysBatch]``: validated plays, chunk by chunk.
+
+This module also holds the shared vectorised validation helpers and the
+vocabulary of quarantine reasons (:data:`REASONS`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from musicrec.readers import InputFile, InputFormatError, ReaderStats, TableSpec, iter_records
+from musicrec.schema import AUDIO_FEATURES, ITEM_COLUMNS
+
+REASONS: dict[str, str] = {
+    # reader level
+    "empty_line": "blank line",
+    "wrong_field_count": "record does not have the expected number of fields",
+    "truncated_last_line": "final line without newline that does not parse (file cut short)",
+    "unterminated_quote": "a quoted CSV field is never closed",
+    "malformed_quoting": "quotes that do not follow CSV rules",
+    "unexpected_header": "a header line in a file that has none",
+    # plays
+    "missing_user_id": "empty user id",
+    "malformed_user_id": "user id not in the source's id format",
+    "missing_item_id": "empty item id (and no name to build a key from)",
+    "malformed_item_id": "item id not in the source's id format",
+    "missing_playcount": "empty play count",
+    "playcount_not_integer": "play count is not an integer (text, decimal, NaN)",
+    "playcount_out_of_range": "play count < 1 or > clean.max_playcount",
+    "missing_timestamp": "empty timestamp in an event source",
+    "invalid_timestamp": "timestamp not in ISO-8601 UTC form",
+    "duplicate_row": "exact duplicate of an earlier row of the same file",
+    # items / metadata
+    "duplicate_item_conflict": "item id seen before with different metadata (first kept)",
+    "invalid_numeric_field": "a numeric metadata field is not a number",
+    "missing_tag_id": "empty or non-numeric tag id",
+    "malformed_id": "an auxiliary id (HetRec user/artist/tag) is not numeric",
+}
+
+ITEM_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("name", pa.string()),
+        ("artist", pa.string()),
+        ("tags", pa.string()),
+        ("genre", pa.string()),
+        ("year", pa.int64()),
+        ("duration_ms", pa.int64()),
+        *[(f, pa.float64()) for f in AUDIO_FEATURES],
+    ]
+)
+assert tuple(ITEM_SCHEMA.names) == ITEM_COLUMNS
+
+PLAYS_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("item_id", pa.string()),
+        ("playcount", pa.int64()),
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+# Id formats (after whitespace stripping).
+TOKEN_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"  # Kaggle/synthetic ids: no spaces, quotes, separators
+MSD_TRACK_ID = r"^TR[A-Z0-9]{16}$"
+MSD_SONG_ID = r"^SO[A-Z0-9]{16}$"
+SHA1_ID = r"^[0-9a-fA-F]{40}$"
+MBID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+NUMERIC_ID = r"^[0-9]{1,18}$"
+_INT = r"^-?[0-9]+(\.0*)?$"
+_FLOAT = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+@dataclass(frozen=True)
+class Context:
+    chunk_rows: int
+    max_playcount: int
+
+
+@dataclass
+class FileReport:
+    """Accounting for one input file: ``rows_read == kept + quarantined + unmatched_dropped``."""
+
+    role: str
+    rows_read: int = 0
+    kept: int = 0
+    quarantined: int = 0
+    unmatched_dropped: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    reader: dict[str, Any] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "rows_read": self.rows_read,
+            "kept": self.kept,
+            "quarantined": self.quarantined,
+            "unmatched_dropped": self.unmatched_dropped,
+            "reasons": dict(sorted(self.reasons.items())),
+            **({"reader": self.reader} if self.reader else {}),
+            **self.notes,
+        }
+
+
+@dataclass
+class Catalog:
+    """Item metadata of a source.
+
+    ``items``: table with :data:`ITEM_SCHEMA`, unique ``item_id`` (None: items are
+    derived from the plays). ``id_map``: raw play item id -> catalog item id
+    (Taste Profile SO -> TR); None means play item ids are catalog ids.
+    ``quarantine``: rejected metadata rows (``file``, ``line``, ``reason``, ``raw``).
+    """
+
+    items: pa.Table | None
+    id_map: tuple[pa.Array, pa.Array] | None = None
+    files: dict[str, FileReport] = field(default_factory=dict)
+    quarantine: list[pa.Table] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PlaysBatch:
+    """One chunk of one plays file.
+
+    ``plays``: ``user_id``, ``item_id`` (raw, before any mapping), ``playcount``,
+    ``timestamp``, ``_line``, ``_dedup`` (normalised row text used to find exact
+    duplicates) and, for sources whose items come from the plays, ``_name`` and
+    ``_artist``. ``rejects``: ``line``, ``reason``, ``raw``.
+    """
+
+    file: str
+    rows_read: int
+    plays: pa.Table
+    rejects: pa.Table
+    reader: dict[str, Any] | None = None  # reader stats, set on the file's last batch
+
+
+class Checks:
+    """Ordered, vectorised row validation: the first failing check gives the row's reason."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.code = np.full(n, -1, dtype=np.int32)
+        self.reasons: list[str] = []
+
+    def fail(self, mask: pa.Array | pa.ChunkedArray | np.ndarray, reason: str) -> None:
+        if isinstance(mask, (pa.Array, pa.ChunkedArray)):
+            mask = np.asarray(pc.fill_null(mask, True).to_numpy(zero_copy_only=False), dtype=bool)
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+        code = self.reasons.index(reason)
+        self.code[(self.code < 0) & mask] = code
+
+    def check_id(self, col: pa.Array | pa.ChunkedArray, what: str, pattern: str | None) -> None:
+        self.fail(pc.equal(col, ""), f"missing_{what}")
+        if pattern is not None:
+            self.fail(pc.invert(pc.match_substring_regex(col, pattern)), f"malformed_{what}")
+
+    @property
+    def ok(self) -> np.ndarray:
+        return self.code < 0
+
+    def rejects(self, lines: pa.Array | pa.ChunkedArray, raw: pa.Array | pa.ChunkedArray,
+                last_line: int | None = None) -> pa.Table:
+        bad = ~self.ok
+        names = np.asarray(self.reasons + ["?"], dtype=object)
+        reasons = names[self.code[bad]]
+        line = np.asarray(lines.to_numpy() if isinstance(lines, pa.Array) else lines.to_numpy(), dtype=np.int64)[bad]
+        if last_line is not None:
+            reasons = np.where(line == last_line, "truncated_last_line", reasons).astype(object)
+        return pa.table({
+            "line": pa.array(line, pa.int64()),
+            "reason": pa.array(reasons.tolist(), pa.string()),
+            "raw": pc.filter(raw, pa.array(bad)),
+        })
+
+
+def parse_playcount(col: pa.Array | pa.ChunkedArray, checks: Checks, max_playcount: int) -> pa.Array:
+    """Validate a play-count column into ``checks``; return int64 values (0 where invalid).
+
+    Accepted: decimal integers, optionally written with a ``.0`` fraction
+    (``"3.0"`` -> 3). Rejected: empty, non-integers, NaN, < 1, > max_playcount.
+    """
+    checks.fail(pc.equal(col, ""), "missing_playcount")
+    is_int = pc.match_substring_regex(col, _INT)
+    checks.fail(pc.invert(is_int), "playcount_not_integer")
+    digits = pc.replace_substring_regex(pc.if_else(is_int, col, "0"), r"\.0*$", "")
+    too_long = pc.greater(pc.utf8_length(digits), 18)
+    checks.fail(too_long, "playcount_out_of_range")
+    values = pc.cast(pc.if_else(too_long, "0", digits), pa.int64())
+    checks.fail(pc.or_(pc.less(values, 1), pc.greater(values, max_playcount)), "playcount_out_of_range")
+    return values
+
+
+def parse_iso_utc(col: pa.Array | pa.ChunkedArray, checks: Checks) -> pa.Array:
+    """Parse ``YYYY-MM-DDTHH:MM:SSZ`` (Last.fm 1K) into timestamp[us, UTC]."""
+    checks.fail(pc.equal(col, ""), "missing_timestamp")
+    ts = pc.strptime(col, format="%Y-%m-%dT%H:%M:%SZ", unit="us", error_is_null=True)
+    checks.fail(pc.is_null(ts), "invalid_timestamp")
+    return pc.cast(ts, pa.timestamp("us", tz="UTC"))
+
+
+def parse_numbers(col: pa.Array | pa.ChunkedArray, checks: Checks, kind: str = "float") -> pa.Array:
+    """Parse an optional numeric metadata column: empty/NaN -> null, other non-numbers fail the row."""
+    lowered = pc.utf8_lower(col)
+    empty = pc.or_(pc.equal(col, ""), pc.is_in(lowered, pa.array(["nan", "null", "none", "na"])))
+    good = pc.match_substring_regex(col, _FLOAT)
+    checks.fail(pc.and_(pc.invert(empty), pc.invert(good)), "invalid_numeric_field")
+    clean = pc.if_else(good, col, pa.scalar(None, pa.string()))
+    values = pc.cast(clean, pa.float64())
+    if kind == "int":
+        rounded = pc.round(values)
+        return pc.cast(rounded, pa.int64())
+    return values
+
+
+def normalise_tags(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Tags: lower-case, split on commas, strip each tag, drop empties, join with ``", "``; empty -> null."""
+    parts = pc.split_pattern(pc.utf8_lower(col), ",")
+    out = []
+    for tags in parts.to_pylist():
+        kept = [t.strip() for t in (tags or []) if t.strip()]
+        out.append(", ".join(kept) if kept else None)
+    return pa.array(out, pa.string())
+
+
+def empty_to_null(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
+
+
+def make_items(n: int, **cols: Any) -> pa.Table:
+    """Build an items table with :data:`ITEM_SCHEMA`; absent columns are null."""
+    arrays = []
+    for f in ITEM_SCHEMA:
+        v = cols.get(f.name)
+        if v is None:
+            arrays.append(pa.nulls(n, f.type))
+        else:
+            arr = v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v
+            arrays.append(pc.cast(arr, f.type))
+    return pa.Table.from_arrays(arrays, schema=ITEM_SCHEMA)
+
+
+def dedupe_items(items: pa.Table, lines: np.ndarray, raws: list[str] | pa.Array, file: str) -> tuple[pa.Table, pa.Table]:
+    """Keep the first row per ``item_id``; later rows are ``duplicate_row`` (same metadata)
+    or ``duplicate_item_conflict`` (different metadata). Returns (kept, quarantine)."""
+    df = items.to_pandas(types_mapper=None)
+    dup_id = df.duplicated("item_id", keep="first").to_numpy()
+    if not dup_id.any():
+        return items, quarantine_table(file, np.empty(0, np.int64), [], [])
+    dup_full = df.duplicated(keep="first").to_numpy()
+    reasons = np.where(dup_full, "duplicate_row", "duplicate_item_conflict")[dup_id]
+    raw_arr = raws if isinstance(raws, pa.Array) else pa.array(raws, pa.string())
+    q = quarantine_table(file, np.asarray(lines)[dup_id], reasons.tolist(), pc.filter(raw_arr, pa.array(dup_id)))
+    return items.filter(pa.array(~dup_id)), q
+
+
+QUARANTINE_SCHEMA = pa.schema([("file", pa.string()), ("line", pa.int64()), ("reason", pa.string()), ("raw", pa.string())])
+
+
+def quarantine_table(file: str, lines: Any, reasons: Any, raws: Any) -> pa.Table:
+    n = len(lines)
+    return pa.table({
+        "file": pa.array([file] * n, pa.string()),
+        "line": pa.array(np.asarray(lines, dtype=np.int64), pa.int64()),
+        "reason": reasons if isinstance(reasons, (pa.Array, pa.ChunkedArray)) else pa.array(list(reasons), pa.string()),
+        "raw": raws if isinstance(raws, (pa.Array, pa.ChunkedArray)) else pa.array(list(raws), pa.string()),
+    }, schema=QUARANTINE_SCHEMA)
+
+
+def with_file(rejects: pa.Table, file: str) -> pa.Table:
+    return quarantine_table(file, rejects["line"].to_numpy(), rejects["reason"], rejects["raw"])
+
+
+_WS = re.compile(r"\s+")
+
+
+def name_key(artist: str | None, title: str | None = None) -> str:
+    """Deterministic item id for a name-only item: ``name:`` + 16 hex digits of BLAKE2b of the
+    normalised names (Unicode NFKC, case-folded, inner whitespace collapsed)."""
+    def norm(s: str | None) -> str:
+        return _WS.sub(" ", unicodedata.normalize("NFKC", s or "").casefold()).strip()
+    payload = norm(artist) if title is None else norm(artist) + "\x1f" + norm(title)
+    return "name:" + hashlib.blake2b(payload.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def name_keys(artists: list[str | None], titles: list[str | None] | None = None) -> list[str]:
+    cache: dict[tuple[str | None, str | None], str] = {}
+    out = []
+    for i, a in enumerate(artists):
+        t = None if titles is None else titles[i]
+        k = (a, t)
+        v = cache.get(k)
+        if v is None:
+            v = cache[k] = name_key(a, t)
+        out.append(v)
+    return out
+
+
+def find_file(input_dir: Path, names: tuple[str, ...], what: str, required: bool = True) -> Path | None:
+    """Find the first of ``names`` in ``input_dir`` or one level of sub-folders (sorted)."""
+    if not input_dir.exists():
+        raise InputFormatError(f"{input_dir}: input directory not found; expected {what}")
+    if not input_dir.is_dir():
+        raise InputFormatError(f"{input_dir}: expected a directory holding {what}, found a file")
+    dirs = [input_dir, *sorted(p for p in input_dir.iterdir() if p.is_dir() and not p.name.startswith("."))]
+    for name in names:
+        hits = [d / name for d in dirs if (d / name).is_file()]
+        if len(hits) > 1:
+            raise InputFormatError(f"{input_dir}: {name!r} found {len(hits)} times ({[str(h) for h in hits]}); expected one")
+        if hits:
+            return hits[0]
+    if required:
+        found = sorted(str(p.relative_to(input_dir)) for d in dirs for p in d.iterdir() if p.is_file())[:30]
+        raise InputFormatError(
+            f"{input_dir}: {' or '.join(repr(n) for n in names)} ({what}) not found in the folder or its "
+            f"sub-folders. Found: {found}"
+        )
+    return None
+
+
+def get_adapter(source: str) -> ModuleType:
+    """The adapter module for a ``data.source`` value."""
+    import importlib
+
+    modules = {
+        "synthetic": "kaggle",
+        "kaggle": "kaggle",
+        "taste_profile": "taste_profile",
+        "lastfm_1k": "lastfm_1k",
+        "lastfm_360k": "lastfm_360k",
+        "hetrec_lastfm_2k": "hetrec",
+    }
+    if source not in modules:
+        raise ValueError(f"unknown data source {source!r}; expected one of {sorted(modules)}")
+    return importlib.import_module(f"musicrec.sources.{modules[source]}")
+
+
+def dedup_text(*cols: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Row text for exact-duplicate detection: the normalised fields joined with U+001F."""
+    return pc.binary_join_element_wise(*cols, "\x1f")
+
+
+def plays_table(user: Any, item: Any, playcount: Any, timestamp: Any | None, line: Any, dedup: Any,
+                **extra: Any) -> pa.Table:
+    n = len(user)
+    cols: dict[str, Any] = {
+        "user_id": user,
+        "item_id": item,
+        "playcount": playcount,
+        "timestamp": timestamp if timestamp is not None else pa.nulls(n, pa.timestamp("us", tz="UTC")),
+        "_line": line,
+        "_dedup": dedup,
+    }
+    cols.update(extra)
+    return pa.table(cols)
+
+
+def stream_plays(inp: "InputFile", spec: "TableSpec", ctx: Context,
+                 build: Callable[[pa.Table, Checks], pa.Table]) -> Iterator[PlaysBatch]:
+    """Read ``inp`` with ``spec`` and validate each chunk with ``build``.
+
+    ``build(fields, checks)`` returns a plays table aligned with ``fields`` (one
+    row per record) and records failures in ``checks``; rows that fail are
+    quarantined. The last batch has ``plays=None`` and carries the reader stats.
+    """
+    stats = ReaderStats()
+    for ch in iter_records(inp, spec, ctx.chunk_rows, stats):
+        f = ch.fields
+        checks = Checks(f.num_rows)
+        plays = build(f, checks).append_column("_raw", f["_raw"])
+        rej = checks.rejects(f["_line"], f["_raw"], ch.last_line)
+        rejects = pa.concat_tables([ch.rejects, rej]).sort_by("line") if rej.num_rows else ch.rejects
+        yield PlaysBatch(inp.name, ch.rows_read, plays.filter(pa.array(checks.ok)), rejects)
+    yield PlaysBatch(inp.name, 0, None, None, reader=stats.to_dict())  # type: ignore[arg-type]
+
+
+def read_table(inp: "InputFile", spec: "TableSpec", ctx: Context, report: FileReport,
+               build: Callable[[pa.Table, Checks], pa.Table]) -> tuple[pa.Table | None, list[pa.Table], np.ndarray, pa.Array]:
+    """Read a whole (metadata-sized) file and validate it with ``build``.
+
+    Returns (valid rows built, quarantine tables, their line numbers, their raw text);
+    updates ``report`` with rows read / quarantined (``kept`` is left to the caller).
+    """
+    stats = ReaderStats()
+    built: list[pa.Table] = []
+    lines: list[np.ndarray] = []
+    raws: list[pa.Array] = []
+    quarantine: list[pa.Table] = []
+    for ch in iter_records(inp, spec, ctx.chunk_rows, stats):
+        f = ch.fields
+        checks = Checks(f.num_rows)
+        t = build(f, checks)
+        ok = pa.array(checks.ok)
+        rej = pa.concat_tables([ch.rejects, checks.rejects(f["_line"], f["_raw"], ch.last_line)]).sort_by("line")
+        report.rows_read += ch.rows_read
+        report.quarantined += rej.num_rows
+        report.reasons.update(rej["reason"].to_pylist())
+        quarantine.append(with_file(rej, inp.name))
+        built.append(t.filter(ok))
+        lines.append(f["_line"].filter(ok).to_numpy())
+        raws.append(f["_raw"].filter(ok).combine_chunks() if f.num_rows else pa.array([], pa.string()))
+    report.reader = stats.to_dict()
+    if not built:
+        return None, quarantine, np.empty(0, np.int64), pa.array([], pa.string())
+    table = pa.concat_tables(built)
+    return table, quarantine, np.concatenate(lines), pa.concat_arrays([r for r in raws]) if raws else pa.array([], pa.string())

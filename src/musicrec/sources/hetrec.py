@@ -1,0 +1,147 @@
+"""HetRec 2011 Last.fm 2K: artist-level play counts, read directly from the published zip.
+
+File: ``hetrec2011-lastfm-2k.zip`` (members matched by base name; never unzipped):
+
+* ``user_artists.dat``: ``userID  artistID  weight`` (weight = plays) -> plays;
+* ``artists.dat`` (UTF-8): ``id  name  url  pictureURL`` -> items;
+* ``tags.dat`` (Latin-1): ``tagID  tagValue``;
+* ``user_taggedartists.dat``: ``userID  artistID  tagID  day  month  year``.
+
+All tab-separated with a header, CRLF line ends (LF accepted). ``user_friends.dat``
+and ``user_taggedartists-timestamps.dat`` are not used.
+
+Normalisation:
+
+* User, artist and tag ids must be decimal integers; ``item_id`` is the artist id
+  as a string (e.g. ``"51"``), ``user_id`` the user id as a string.
+* ``name`` = ``artist`` = the artist name. ``tags``: the :data:`TOP_TAGS` tags
+  applied to the artist by the most users (ties by tag name), lower-cased,
+  joined with ``", "``; tag assignments naming an unknown tag or artist are
+  counted (``join.tag_assignments_unknown_*``) and not used.
+* No timestamps on plays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from musicrec.readers import InputFile, TableSpec
+from musicrec.sources import (
+    NUMERIC_ID, Catalog, Checks, Context, FileReport, PlaysBatch, dedup_text, dedupe_items, empty_to_null,
+    find_file, make_items, parse_playcount, plays_table, read_table, stream_plays,
+)
+
+ZIP_NAME = "hetrec2011-lastfm-2k.zip"
+TOP_TAGS = 10
+
+USER_ARTISTS_SPEC = TableSpec(columns=("userid", "artistid", "weight"), sep="\t", header="required",
+                              description="HetRec user-artist plays")
+ARTISTS_SPEC = TableSpec(columns=("id", "name"), sep="\t", header="required", extra_columns=True,
+                         description="HetRec artists")
+TAGS_SPEC = TableSpec(columns=("tagid", "tagvalue"), sep="\t", header="required", encoding="latin-1",
+                      description="HetRec tags")
+TAGGED_SPEC = TableSpec(columns=("userid", "artistid", "tagid"), sep="\t", header="required", extra_columns=True,
+                        description="HetRec tag assignments")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    zip_path: Path
+
+    def member(self, name: str) -> InputFile:
+        return InputFile(self.zip_path, name)
+
+
+def locate(input_dir: Path) -> Inputs:
+    path = find_file(input_dir, (ZIP_NAME,), "the HetRec 2011 Last.fm 2K archive")
+    assert path is not None
+    inputs = Inputs(path)
+    for m in ("user_artists.dat", "artists.dat", "tags.dat", "user_taggedartists.dat"):
+        inputs.member(m).open().close()  # fail early, naming the missing member
+    return inputs
+
+
+def _build_artists(f: pa.Table, checks: Checks) -> pa.Table:
+    checks.check_id(f["id"], "item_id", NUMERIC_ID)
+    name = empty_to_null(f["name"])
+    return make_items(f.num_rows, item_id=f["id"], name=name, artist=name)
+
+
+def _build_tags(f: pa.Table, checks: Checks) -> pa.Table:
+    checks.fail(pc.invert(pc.match_substring_regex(f["tagid"], NUMERIC_ID)), "missing_tag_id")
+    return pa.table({"tagid": f["tagid"], "tag": pc.utf8_lower(f["tagvalue"])})
+
+
+def _build_tagged(f: pa.Table, checks: Checks) -> pa.Table:
+    for c in ("userid", "artistid", "tagid"):
+        checks.fail(pc.invert(pc.match_substring_regex(f[c], NUMERIC_ID)), "malformed_id")
+    return f.select(["userid", "artistid", "tagid"])
+
+
+def _top_tags(tagged: pd.DataFrame, tags: pd.DataFrame) -> pd.Series:
+    t = tagged.merge(tags, on="tagid", how="inner")
+    t = t[t["tag"] != ""]
+    counts = t.groupby(["artistid", "tag"], sort=False)["userid"].nunique().rename("n").reset_index()
+    counts = counts.sort_values(["artistid", "n", "tag"], ascending=[True, False, True], kind="mergesort")
+    top = counts.groupby("artistid", sort=True).head(TOP_TAGS)
+    return top.groupby("artistid", sort=True)["tag"].agg(", ".join)
+
+
+def load_catalog(inputs: Inputs, ctx: Context) -> Catalog:
+    files: dict[str, FileReport] = {}
+    quarantine: list[pa.Table] = []
+
+    def read(member: str, spec: TableSpec, build, role: str) -> tuple[pa.Table, object, object]:
+        inp = inputs.member(member)
+        rep = files[inp.name] = FileReport(role=role)
+        table, q, lines, raws = read_table(inp, spec, ctx, rep, build)
+        quarantine.extend(q)
+        if table is None:
+            table = build(pa.table({c: pa.array([], pa.string()) for c in (*spec.columns, "_line", "_raw")}), Checks(0))
+        return table, lines, raws
+
+    artists, lines, raws = read("artists.dat", ARTISTS_SPEC, _build_artists, "items")
+    tags, _, _ = read("tags.dat", TAGS_SPEC, _build_tags, "tags")
+    tagged, _, _ = read("user_taggedartists.dat", TAGGED_SPEC, _build_tagged, "tag_assignments")
+
+    art_name = inputs.member("artists.dat").name
+    items, dups = dedupe_items(artists, lines, raws, art_name)
+    files[art_name].quarantined += dups.num_rows
+    files[art_name].reasons.update(dups["reason"].to_pylist())
+    files[art_name].kept = items.num_rows
+    quarantine.append(dups)
+
+    tags_df = tags.to_pandas().drop_duplicates("tagid", keep="first")
+    tagged_df = tagged.to_pandas()
+    files[inputs.member("tags.dat").name].kept = tags.num_rows
+    files[inputs.member("user_taggedartists.dat").name].kept = tagged.num_rows
+    known_artists = set(items["item_id"].to_pylist())
+    stats = {
+        "tag_assignments_unknown_tag": int((~tagged_df["tagid"].isin(tags_df["tagid"])).sum()),
+        "tag_assignments_unknown_artist": int((~tagged_df["artistid"].isin(known_artists)).sum()),
+    }
+    top = _top_tags(tagged_df, tags_df)
+    top_map = top.to_dict()
+    tag_col = pa.array([top_map.get(i) for i in items["item_id"].to_pylist()], pa.string())
+    items = items.set_column(items.schema.get_field_index("tags"), "tags", tag_col)
+    stats["items_with_tags"] = int(pc.sum(pc.is_valid(tag_col)).as_py() or 0)
+    return Catalog(items=items, files=files, quarantine=quarantine, stats=stats)
+
+
+def _build_plays(f: pa.Table, checks: Checks, max_playcount: int) -> pa.Table:
+    checks.check_id(f["userid"], "user_id", NUMERIC_ID)
+    checks.check_id(f["artistid"], "item_id", NUMERIC_ID)
+    counts = parse_playcount(f["weight"], checks, max_playcount)
+    return plays_table(f["userid"], f["artistid"], counts, None, f["_line"],
+                       dedup_text(f["userid"], f["artistid"], pc.cast(counts, pa.string())))
+
+
+def iter_plays(inputs: Inputs, ctx: Context) -> Iterator[PlaysBatch]:
+    yield from stream_plays(inputs.member("user_artists.dat"), USER_ARTISTS_SPEC, ctx,
+                            lambda f, c: _build_plays(f, c, ctx.max_playcount))

@@ -1,0 +1,98 @@
+"""Kaggle "Million Song Dataset + Spotify + Last.fm" (and the synthetic generator's copy of it).
+
+Files: ``Music Info.csv`` (header, columns :data:`~musicrec.schema.KAGGLE_MUSIC_INFO_COLUMNS`,
+quoted CSV) and ``User Listening History.csv`` (header ``track_id,user_id,playcount``,
+~9.7M rows; streamed).
+
+Normalisation (beyond the reader's whitespace stripping):
+
+* ``item_id`` = ``track_id``; ids must match :data:`~musicrec.sources.TOKEN_ID`
+  (letters/digits first, then letters, digits, ``_ . : -``; at most 128 chars).
+* ``tags``: lower-cased, split on commas, each stripped, empties dropped, joined
+  with ``", "``; ``genre``/``name``/``artist``: empty -> null.
+* ``year``, ``duration_ms``: numbers rounded to int64; audio features float64;
+  empty or NaN -> null; other non-numbers quarantine the row (``invalid_numeric_field``).
+* ``spotify_preview_url`` and ``spotify_id`` are not part of the cleaned schema (dropped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from musicrec.readers import InputFile, TableSpec
+from musicrec.schema import AUDIO_FEATURES, KAGGLE_HISTORY, KAGGLE_HISTORY_COLUMNS, KAGGLE_MUSIC_INFO, KAGGLE_MUSIC_INFO_COLUMNS
+from musicrec.sources import (
+    TOKEN_ID, Catalog, Checks, Context, FileReport, PlaysBatch, dedup_text, dedupe_items, empty_to_null,
+    find_file, make_items, normalise_tags, parse_numbers, parse_playcount, plays_table, read_table, stream_plays,
+)
+
+INFO_SPEC = TableSpec(
+    columns=("track_id", "name", "artist", "tags", "genre", "year", "duration_ms", *AUDIO_FEATURES),
+    sep=",", header="required", quoting=True, extra_columns=True,
+    aliases={"track_id": ("item_id", "trackid")},
+    description="Kaggle track metadata",
+)
+HISTORY_SPEC = TableSpec(
+    columns=KAGGLE_HISTORY_COLUMNS, sep=",", header="required", quoting=True,
+    aliases={"track_id": ("item_id", "trackid", "song_id"), "user_id": ("user", "userid"),
+             "playcount": ("play_count", "plays", "count")},
+    description="Kaggle listening history",
+)
+assert set(INFO_SPEC.columns) <= set(KAGGLE_MUSIC_INFO_COLUMNS)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    info: InputFile
+    history: InputFile
+
+
+def locate(input_dir: Path) -> Inputs:
+    info = find_file(input_dir, (KAGGLE_MUSIC_INFO,), "the Kaggle track metadata")
+    history = find_file(input_dir, (KAGGLE_HISTORY,), "the Kaggle listening history")
+    assert info is not None and history is not None
+    return Inputs(InputFile(info), InputFile(history))
+
+
+def _build_items(f: pa.Table, checks: Checks) -> pa.Table:
+    checks.check_id(f["track_id"], "item_id", TOKEN_ID)
+    nums = {c: parse_numbers(f[c], checks, "int" if c in ("year", "duration_ms") else "float")
+            for c in ("year", "duration_ms", *AUDIO_FEATURES)}
+    return make_items(
+        f.num_rows,
+        item_id=f["track_id"],
+        name=empty_to_null(f["name"]),
+        artist=empty_to_null(f["artist"]),
+        tags=normalise_tags(f["tags"]),
+        genre=empty_to_null(f["genre"]),
+        **nums,
+    )
+
+
+def load_catalog(inputs: Inputs, ctx: Context) -> Catalog:
+    rep = FileReport(role="items")
+    items, quarantine, lines, raws = read_table(inputs.info, INFO_SPEC, ctx, rep, _build_items)
+    if items is None:
+        items = make_items(0)
+    items, dups = dedupe_items(items, lines, raws, inputs.info.name)
+    rep.quarantined += dups.num_rows
+    rep.reasons.update(dups["reason"].to_pylist())
+    rep.kept = items.num_rows
+    return Catalog(items=items, files={inputs.info.name: rep}, quarantine=[*quarantine, dups])
+
+
+def _build_plays(f: pa.Table, checks: Checks, max_playcount: int) -> pa.Table:
+    checks.check_id(f["user_id"], "user_id", TOKEN_ID)
+    checks.check_id(f["track_id"], "item_id", TOKEN_ID)
+    counts = parse_playcount(f["playcount"], checks, max_playcount)
+    return plays_table(f["user_id"], f["track_id"], counts, None, f["_line"],
+                       dedup_text(f["track_id"], f["user_id"], pc.cast(counts, pa.string())))
+
+
+def iter_plays(inputs: Inputs, ctx: Context) -> Iterator[PlaysBatch]:
+    yield from stream_plays(inputs.history, HISTORY_SPEC, ctx, lambda f, c: _build_plays(f, c, ctx.max_playcount))

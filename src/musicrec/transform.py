@@ -1,0 +1,238 @@
+"""The ``transform`` stage: Dask, out of core, over the cleaned data.
+
+1. Read ``interim/plays`` (Parquet parts) lazily with ``dask.dataframe``.
+2. Shuffle by ``user_id`` into ``partitions`` partitions (hash partitioning, so
+   every row of a user lands in one partition) and aggregate plays per
+   (user, item): ``playcount`` summed, ``first_ts``/``last_ts`` = min/max of the
+   event timestamps. The aggregated pairs are spilled to Parquet, so memory does
+   not grow with the input.
+3. Join with the item metadata (``interim/items.parquet``) and count how many
+   items and plays have metadata.
+4. Minimum-activity filter iterated to a fixed point: keep users with at least
+   ``min_user_items`` distinct items and items with at least ``min_item_users``
+   distinct users, recount, repeat until nothing changes. Each pass scans the
+   spilled pairs; only the keep sets live in memory. Not converging within
+   ``max_passes`` is an error (raise the param).
+5. Write ``processed/plays/part.NNNNN.parquet`` (rows sorted by user, item in
+   each partition: bit-for-bit deterministic) and ``processed/items.parquet``.
+
+The scheduler is ``threads`` (default), ``processes``, ``synchronous`` or the
+``tcp://host:port`` address of an existing Dask cluster; the code is the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from musicrec.io import atomic_path, write_parquet
+from musicrec.schema import PROCESSED_PLAY_COLUMNS
+
+_TS_DTYPE = "datetime64[us, UTC]"
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    min_user_items: int
+    min_item_users: int
+    max_passes: int
+
+
+@contextlib.contextmanager
+def dask_scheduler(scheduler: str, num_workers: int, *, connect_timeout: str = "10s") -> Iterator[dict[str, Any]]:
+    """Configure Dask for one stage run; yield ``{"client": Client | None}``.
+
+    A ``tcp://`` / ``tls://`` address connects to an existing cluster (clear
+    error if it cannot be reached); otherwise a local scheduler is used.
+    """
+    import dask
+
+    if scheduler.startswith(("tcp://", "tls://")):
+        from distributed import Client
+
+        try:
+            client = Client(scheduler, timeout=connect_timeout, set_as_default=True)
+        except OSError as err:
+            raise RuntimeError(
+                f"cannot reach the Dask scheduler at {scheduler} (dask.scheduler in params.yaml): {err}. "
+                "Start one with `dask scheduler` + `dask worker`, or set dask.scheduler: threads"
+            ) from None
+        try:
+            yield {"client": client}
+        finally:
+            client.close()
+        return
+    with dask.config.set(scheduler=scheduler, num_workers=num_workers):
+        yield {"client": None}
+
+
+def _aggregate_partition(df: pd.DataFrame) -> pd.DataFrame:
+    """Aggregate one user-partition to one row per (user, item), sorted."""
+    if df.empty:
+        return _empty_pairs()
+    ts = df["timestamp"]
+    g = df.assign(first_ts=ts, last_ts=ts).groupby(["user_id", "item_id"], sort=True, observed=True)
+    out = g.agg(playcount=("playcount", "sum"), first_ts=("first_ts", "min"), last_ts=("last_ts", "max"))
+    out = out.reset_index()
+    out["playcount"] = out["playcount"].astype("int64")
+    return out[list(PROCESSED_PLAY_COLUMNS)]
+
+
+def _empty_pairs() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user_id": pd.Series([], dtype="string"),
+            "item_id": pd.Series([], dtype="string"),
+            "playcount": pd.Series([], dtype="int64"),
+            "first_ts": pd.Series([], dtype=_TS_DTYPE),
+            "last_ts": pd.Series([], dtype=_TS_DTYPE),
+        }
+    )
+
+
+def _keep(df: pd.DataFrame, users: pd.Index | None, items: pd.Index | None) -> pd.DataFrame:
+    mask = np.ones(len(df), dtype=bool)
+    if users is not None:
+        mask &= df["user_id"].isin(users).to_numpy()
+    if items is not None:
+        mask &= df["item_id"].isin(items).to_numpy()
+    return df[mask]
+
+
+def _sort_partition(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values(["user_id", "item_id"], kind="mergesort").reset_index(drop=True)
+
+
+def iterate_filter(
+    count_fn: Any, spec: FilterSpec
+) -> tuple[pd.Index, pd.Index, list[dict[str, int]]]:
+    """Run the fixed-point filter.
+
+    ``count_fn(users, items)`` must return ``(user_counts, item_counts)`` (pandas
+    Series of distinct-partner counts) over pairs restricted to the given keep
+    sets (``None`` = no restriction). Returns the final keep sets and per-pass
+    statistics. Pure: the tests drive it with an in-memory ``count_fn``.
+    """
+    users: pd.Index | None = None
+    items: pd.Index | None = None
+    passes: list[dict[str, int]] = []
+    for i in range(1, spec.max_passes + 1):
+        user_counts, item_counts = count_fn(users, items)
+        new_users = pd.Index(user_counts.index[user_counts.to_numpy() >= spec.min_user_items]).sort_values()
+        new_items = pd.Index(item_counts.index[item_counts.to_numpy() >= spec.min_item_users]).sort_values()
+        passes.append(
+            {
+                "pass": i,
+                "pairs": int(user_counts.sum()),
+                "users_in": int(len(user_counts)),
+                "items_in": int(len(item_counts)),
+                "users_kept": int(len(new_users)),
+                "items_kept": int(len(new_items)),
+            }
+        )
+        if len(new_users) == len(user_counts) and len(new_items) == len(item_counts):
+            return new_users, new_items, passes
+        users, items = new_users, new_items
+    raise ValueError(
+        f"the minimum-activity filter did not reach a fixed point in transform.max_passes={spec.max_passes} "
+        f"passes (last pass kept {passes[-1]['users_kept']} users, {passes[-1]['items_kept']} items); "
+        "raise transform.max_passes"
+    )
+
+
+def filter_pairs_in_memory(pairs: pd.DataFrame, spec: FilterSpec) -> pd.DataFrame:
+    """Reference implementation of the filter on a pandas frame (for tests)."""
+
+    def count(users: pd.Index | None, items: pd.Index | None) -> tuple[pd.Series, pd.Series]:
+        df = _keep(pairs, users, items)
+        return df["user_id"].value_counts(sort=False), df["item_id"].value_counts(sort=False)
+
+    users, items, _ = iterate_filter(count, spec)
+    return _sort_partition(_keep(pairs, users, items))
+
+
+def run_transform(
+    interim_dir: Path,
+    out_plays: Path,
+    out_items: Path,
+    *,
+    spec: FilterSpec,
+    partitions: int,
+    scheduler: str = "threads",
+    num_workers: int = 2,
+    blocksize: str = "64MB",
+) -> dict[str, Any]:
+    """Run the whole transform; return the report written to ``reports/transform.json``."""
+    import dask
+    import dask.dataframe as dd
+
+    interim_dir = Path(interim_dir).resolve()
+    plays_dir = interim_dir / "plays"
+    items_path = interim_dir / "items.parquet"
+    for p in (plays_dir, items_path):
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: missing input of the transform stage (run the clean stage first)")
+    items = pd.read_parquet(items_path)
+    out_plays = Path(out_plays)
+    with dask_scheduler(scheduler, num_workers), atomic_path(out_plays, directory=True) as tmp_out:
+        spill = tmp_out.parent / f"{tmp_out.name}-pairs"
+        try:
+            raw = dd.read_parquet(
+                str(plays_dir), columns=["user_id", "item_id", "playcount", "timestamp"],
+                blocksize=blocksize,
+            )
+            raw = raw.astype({"user_id": "string", "item_id": "string", "playcount": "int64", "timestamp": _TS_DTYPE})
+            n_rows = raw.shape[0]
+            shuffled = raw.shuffle("user_id", npartitions=partitions, ignore_index=True)
+            pairs = shuffled.map_partitions(_aggregate_partition, meta=_empty_pairs())
+            n_rows_in, _ = dask.compute(n_rows, pairs.to_parquet(str(spill), write_index=False, compute=False,
+                                                                 write_metadata_file=False))
+            spilled = dd.read_parquet(str(spill))
+
+            def count(users: pd.Index | None, its: pd.Index | None) -> tuple[pd.Series, pd.Series]:
+                kept = spilled[["user_id", "item_id"]].map_partitions(_keep, users, its)
+                uc, ic = dask.compute(kept["user_id"].value_counts(sort=False), kept["item_id"].value_counts(sort=False))
+                return uc, ic
+
+            users, kept_items, passes = iterate_filter(count, spec)
+            final = spilled.map_partitions(_keep, users, kept_items).map_partitions(_sort_partition)
+            final.to_parquet(
+                str(tmp_out), write_index=False, write_metadata_file=False, compression="zstd",
+                name_function=lambda i: f"part.{i:05d}.parquet",
+            )
+            stats = dask.compute(final["playcount"].sum(), final.shape[0])
+        finally:
+            shutil.rmtree(spill, ignore_errors=True)
+    n_pairs_total = passes[0]["pairs"]
+    kept_idx = pd.Index(kept_items)
+    meta_ids = pd.Index(items["item_id"].astype("string"))
+    has_meta = kept_idx.isin(meta_ids)
+    out_items_df = (
+        items[items["item_id"].isin(kept_idx)].sort_values("item_id", kind="mergesort").reset_index(drop=True)
+    )
+    write_parquet(out_items_df, out_items)
+    return {
+        "rows_in": int(n_rows_in),
+        "pairs_in": int(n_pairs_total),
+        "pairs_kept": int(stats[1]),
+        "plays_kept": int(stats[0]),
+        "users_in": passes[0]["users_in"],
+        "items_in": passes[0]["items_in"],
+        "users_kept": int(len(users)),
+        "items_kept": int(len(kept_idx)),
+        "items_with_metadata": int(has_meta.sum()),
+        "items_without_metadata": int((~has_meta).sum()),
+        "filter": {
+            "min_user_items": spec.min_user_items,
+            "min_item_users": spec.min_item_users,
+            "passes": passes,
+        },
+        "partitions": partitions,
+    }

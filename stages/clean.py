@@ -1,0 +1,49 @@
+"""DVC stage ``clean``: one raw source -> data/interim (plays, items, quarantine) + data-quality report.
+
+Usage: python stages/clean.py --params params.yaml --input data/raw/<source> --out data/interim \
+           --report reports/data_quality.json
+
+Exit status 2 with a one-paragraph message on stderr for invalid params or input files.
+"""
+
+import sys, pathlib  # noqa: E401
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "src"))
+
+import argparse  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from musicrec.clean import clean  # noqa: E402
+from musicrec.config import ParamsError, load_params  # noqa: E402
+from musicrec.io import write_json  # noqa: E402
+from musicrec.readers import InputFormatError  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml", type=Path)
+    ap.add_argument("--input", required=True, type=Path, help="raw input folder of the source (data/raw/<source>)")
+    ap.add_argument("--out", required=True, type=Path, help="output folder (data/interim)")
+    ap.add_argument("--report", required=True, type=Path, help="data-quality report (JSON)")
+    args = ap.parse_args(argv)
+    try:
+        params = load_params(args.params)
+        report = clean(
+            params.data.source, args.input, args.out,
+            chunk_rows=params.data.chunk_rows,
+            max_playcount=params.clean.max_playcount,
+            unmatched=params.data.unmatched,
+        )
+    except (InputFormatError, ParamsError) as err:
+        print(f"clean: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    write_json(args.report, report)
+    t = report["totals"]
+    print(f"clean: {params.data.source}: read {t['rows_read']} rows, kept {t['kept']}, quarantined "
+          f"{t['quarantined']}, unmatched dropped {t['unmatched_dropped']}; {report['output']['plays']} plays, "
+          f"{report['output']['users']} users, {report['output']['items']} items -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""DVC stage `interactions`: id maps, CSR matrix, confidence weighting and the seeded split."""
+
+import argparse
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "src"))
+
+from musicrec.config import load_params  # noqa: E402
+from musicrec.interactions import build_interactions, load_processed_plays, save_interactions  # noqa: E402
+from musicrec.io import write_json  # noqa: E402
+from musicrec.stage import run_stage  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--plays", required=True, help="Parquet folder written by the transform stage")
+    ap.add_argument("--out", required=True, help="folder for id maps and matrices")
+    ap.add_argument("--report", required=True)
+    args = ap.parse_args()
+    p = load_params(args.params)
+    ip, sp_ = p.interactions, p.interactions.split
+    maps, parts, weighted, report = build_interactions(
+        load_processed_plays(args.plays),
+        weighting=ip.weighting, bm25_k1=ip.bm25_k1, bm25_b=ip.bm25_b,
+        split_method=sp_.method, test_fraction=sp_.test_fraction, validation_fraction=sp_.validation_fraction,
+        min_user_items=sp_.min_user_items, cold_user_fraction=sp_.cold_user_fraction,
+        cold_known_items=sp_.cold_known_items, seed=p.seed,
+    )
+    save_interactions(args.out, maps, parts, weighted)
+    write_json(args.report, report)
+    s = report["split"]
+    print(f"interactions: {report['users']:,} users x {report['items']:,} items, {report['interactions']:,} pairs; "
+          f"train {s['train']:,} / validation {s['validation']:,} / test {s['test']:,} / query {s['query']:,}")
+
+
+if __name__ == "__main__":
+    run_stage(main, "interactions")

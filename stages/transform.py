@@ -1,0 +1,36 @@
+"""DVC stage `transform`: Dask aggregation, metadata join and minimum-activity filter."""
+
+import argparse
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "src"))
+
+from musicrec.config import load_params  # noqa: E402
+from musicrec.io import write_json  # noqa: E402
+from musicrec.stage import run_stage  # noqa: E402
+from musicrec.transform import FilterSpec, run_transform  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--interim", required=True, help="output folder of the clean stage")
+    ap.add_argument("--out-plays", required=True)
+    ap.add_argument("--out-items", required=True)
+    ap.add_argument("--report", required=True)
+    args = ap.parse_args()
+    p = load_params(args.params)
+    report = run_transform(
+        pathlib.Path(args.interim), pathlib.Path(args.out_plays), pathlib.Path(args.out_items),
+        spec=FilterSpec(p.transform.min_user_items, p.transform.min_item_users, p.transform.max_passes),
+        partitions=p.transform.partitions, scheduler=p.dask.effective_scheduler,
+        num_workers=p.dask.num_workers, blocksize=p.dask.blocksize,
+    )
+    write_json(args.report, report)
+    print(f"transform: {report['pairs_kept']:,} (user, item) pairs, {report['users_kept']:,} users, "
+          f"{report['items_kept']:,} items after {len(report['filter']['passes'])} filter passes")
+
+
+if __name__ == "__main__":
+    run_stage(main, "transform")

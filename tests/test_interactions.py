@@ -1,0 +1,133 @@
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from musicrec.interactions import (
+    build_id_maps,
+    build_interactions,
+    confidence,
+    load_interactions,
+    save_interactions,
+    split,
+    to_csr,
+)
+
+
+def _plays(rows):
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "playcount"]).astype(
+        {"user_id": "string", "item_id": "string", "playcount": "int64"})
+
+
+def test_id_maps_are_sorted_and_contiguous():
+    plays = _plays([("u2", "b", 1), ("u1", "c", 2), ("u2", "a", 3)])
+    maps = build_id_maps(plays["user_id"], plays["item_id"])
+    assert list(maps.user_ids) == ["u1", "u2"]
+    assert list(maps.item_ids) == ["a", "b", "c"]
+    m = to_csr(plays, maps)
+    assert m.toarray().tolist() == [[0, 0, 2], [3, 1, 0]]
+
+
+def test_to_csr_rejects_unknown_ids():
+    plays = _plays([("u1", "a", 1)])
+    maps = build_id_maps(plays["user_id"], plays["item_id"])
+    with pytest.raises(ValueError, match="item ids are missing"):
+        to_csr(_plays([("u1", "zz", 1)]), maps)
+
+
+def test_confidence_weightings():
+    m = sp.csr_matrix(np.array([[1.0, 0, 3], [0, 2, 0]]))
+    assert np.allclose(confidence(m, "raw").toarray(), m.toarray())
+    assert np.allclose(confidence(m, "log1p").toarray(), np.log1p(m.toarray()))
+    from implicit.nearest_neighbours import bm25_weight
+
+    expected = bm25_weight(m.T.tocoo(), K1=100, B=0.8).T.toarray()
+    got = confidence(m, "bm25", bm25_k1=100, bm25_b=0.8)
+    assert got.dtype == np.float32 and np.allclose(got.toarray(), expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="weighting"):
+        confidence(m, "tfidf")  # type: ignore[arg-type]
+
+
+def _random_counts(seed, n_users=60, n_items=40, density=0.2):
+    return sp.random(n_users, n_items, density=density, format="csr", random_state=seed,
+                     data_rvs=lambda k: np.random.default_rng(seed).integers(1, 9, k).astype(float))
+
+
+def _check_partition(counts, parts):
+    total = parts.train + parts.validation + parts.test + parts.query
+    assert (total != counts).nnz == 0, "every pair lands in exactly one part, unchanged"
+    masks = [(m > 0).astype(int) for m in (parts.train, parts.validation, parts.test, parts.query)]
+    assert (sum(masks) > 1).nnz == 0, "parts are disjoint"
+
+
+@pytest.mark.parametrize("method", ["random", "temporal", "cold_users"])
+def test_split_is_a_seeded_partition(method):
+    counts = _random_counts(0)
+    ts = counts.copy()
+    ts.data = np.random.default_rng(1).integers(1_000_000, 2_000_000, ts.nnz).astype(float)
+    kw = dict(method=method, test_fraction=0.2, validation_fraction=0.1, min_user_items=5,
+              last_ts=ts if method == "temporal" else None, cold_user_fraction=0.2, cold_known_items=2)
+    a = split(counts, rng=np.random.default_rng(7), **kw)
+    b = split(counts, rng=np.random.default_rng(7), **kw)
+    c = split(counts, rng=np.random.default_rng(8), **kw)
+    _check_partition(counts, a)
+    for name in ("train", "validation", "test", "query"):
+        assert (getattr(a, name) != getattr(b, name)).nnz == 0, "same seed, same split"
+    if method != "temporal":  # temporal order is fixed by the timestamps
+        assert (a.test != c.test).nnz > 0, "another seed, another split"
+    lengths = np.diff(counts.indptr)
+    short = lengths < 5
+    assert np.diff(a.test.indptr)[short].sum() == 0, "users with few items stay in train"
+    if method == "cold_users":
+        cold = np.diff(a.query.indptr) > 0
+        assert cold.any()
+        assert np.diff(a.train.indptr)[cold].sum() == 0, "cold users have no training rows"
+        assert (np.diff(a.query.indptr)[cold] == 2).all()
+    else:
+        assert a.query.nnz == 0
+        hot = lengths >= 5
+        assert (np.diff(a.test.indptr)[hot] >= 1).all() and (np.diff(a.train.indptr)[hot] >= 1).all()
+
+
+def test_temporal_split_holds_out_the_latest_items():
+    counts = sp.csr_matrix(np.ones((1, 10)))
+    ts = sp.csr_matrix(np.arange(1, 11, dtype=float)[None, :])
+    parts = split(counts, method="temporal", test_fraction=0.2, validation_fraction=0.1, min_user_items=5,
+                  rng=np.random.default_rng(0), last_ts=ts)
+    assert parts.test.indices.tolist() == [8, 9]
+    assert parts.validation.indices.tolist() == [7]
+    assert parts.train.indices.tolist() == list(range(7))
+
+
+def test_temporal_split_without_timestamps_is_a_clear_error():
+    with pytest.raises(ValueError, match="needs timestamps"):
+        split(sp.csr_matrix(np.ones((2, 6))), method="temporal", test_fraction=0.2, validation_fraction=0.1,
+              min_user_items=5, rng=np.random.default_rng(0))
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), test_fraction=st.floats(0.05, 0.5), val=st.floats(0.0, 0.3))
+def test_split_partition_property(seed, test_fraction, val):
+    counts = _random_counts(seed % 97, density=0.3)
+    parts = split(counts, method="random", test_fraction=test_fraction, validation_fraction=val,
+                  min_user_items=4, rng=np.random.default_rng(seed))
+    _check_partition(counts, parts)
+
+
+def test_build_and_roundtrip(tmp_path):
+    rng = np.random.default_rng(3)
+    rows = [(f"u{u}", f"i{i}", int(rng.integers(1, 20))) for u in range(30) for i in range(25) if rng.random() < 0.4]
+    plays = _plays(rows)
+    maps, parts, weighted, report = build_interactions(
+        plays, weighting="bm25", bm25_k1=100, bm25_b=0.8, split_method="random", test_fraction=0.2,
+        validation_fraction=0.1, min_user_items=5, cold_user_fraction=0.1, cold_known_items=3, seed=42)
+    assert report["interactions"] == len(rows)
+    assert report["split"]["train"] + report["split"]["validation"] + report["split"]["test"] == len(rows)
+    assert ((weighted["train"] > 0) != (parts.train > 0)).nnz == 0
+    save_interactions(tmp_path / "m", maps, parts, weighted)
+    back = load_interactions(tmp_path / "m")
+    assert list(back.maps.user_ids) == list(maps.user_ids)
+    assert (back.test != parts.test).nnz == 0
+    assert not any(p.name.startswith(".tmp") for p in tmp_path.iterdir())

@@ -1,0 +1,118 @@
+"""Adapters on the real data samples in ../shared/data/real (read in place, never copied)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from musicrec.clean import clean
+from musicrec.schema import ITEM_COLUMNS, PLAY_COLUMNS
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+
+
+def need(*parts: str) -> Path:
+    p = REAL.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real data sample {p} not available (expected the shared read-only samples next to the repo)")
+    return p
+
+
+def invariant(rep: dict) -> None:
+    for rep_f in [*rep["files"].values(), rep["totals"]]:
+        assert rep_f["rows_read"] == rep_f["kept"] + rep_f["quarantined"] + rep_f["unmatched_dropped"]
+
+
+def plays_ok(out: Path) -> pd.DataFrame:
+    schema = pq.read_schema(sorted((out / "plays").glob("part-*.parquet"))[0])
+    assert tuple(schema.names) == PLAY_COLUMNS
+    assert [str(t) for t in schema.types] == ["string", "string", "int64", "timestamp[us, tz=UTC]"]
+    items = pd.read_parquet(out / "items.parquet")
+    assert tuple(items.columns) == ITEM_COLUMNS and items["item_id"].is_unique
+    plays = pd.read_parquet(out / "plays")
+    assert (plays["playcount"] >= 1).all()
+    assert set(plays["item_id"]) <= set(items["item_id"])
+    return plays
+
+
+def test_hetrec_zip(tmp_path: Path) -> None:
+    zdir = need("hetrec2011-lastfm-2k", "hetrec2011-lastfm-2k.zip").parent
+    rep = clean("hetrec_lastfm_2k", zdir, tmp_path / "out", chunk_rows=20_000, max_playcount=10**9, unmatched="keep")
+    invariant(rep)
+    ua = rep["files"]["hetrec2011-lastfm-2k.zip:user_artists.dat"]
+    assert ua["rows_read"] == ua["kept"] == 92_834
+    assert rep["files"]["hetrec2011-lastfm-2k.zip:artists.dat"]["kept"] == 17_632
+    assert rep["files"]["hetrec2011-lastfm-2k.zip:tags.dat"]["rows_read"] == 11_946
+    assert rep["files"]["hetrec2011-lastfm-2k.zip:user_taggedartists.dat"]["rows_read"] == 186_479
+    assert rep["output"]["users"] == 1_892 and rep["output"]["items_with_plays"] == 17_632
+    assert rep["join"]["plays_unmatched"] == 0
+    plays = plays_ok(tmp_path / "out")
+    assert len(plays) == 92_834 and plays["timestamp"].isna().all()
+    items = pd.read_parquet(tmp_path / "out" / "items.parquet").set_index("item_id")
+    assert items.loc["1", "name"] == "MALICE MIZER"
+    assert "visual kei" in items.loc["1", "tags"]
+    # tags.dat is Latin-1: decoded without replacement characters
+    assert not items["tags"].dropna().str.contains("\ufffd").any()
+    # the default max_playcount (100000) quarantines HetRec's 25 heaviest user-artist weights
+    rep2 = clean("hetrec_lastfm_2k", zdir, tmp_path / "out2", chunk_rows=50_000, max_playcount=100_000, unmatched="keep")
+    invariant(rep2)
+    assert rep2["files"]["hetrec2011-lastfm-2k.zip:user_artists.dat"]["reasons"] == {"playcount_out_of_range": 25}
+
+
+@pytest.mark.parametrize("meta", ["song_data.csv", "subset_unique_tracks.txt"])
+def test_taste_profile_with_subset_metadata(tmp_path: Path, meta: str) -> None:
+    triplets = need("msd-taste-profile-10000", "10000.txt")
+    meta_path = need("msd-subset-10k", meta)
+    d = tmp_path / "raw"
+    d.mkdir()
+    os.symlink(triplets, d / "10000.txt")  # links, not copies, so one metadata file is picked
+    os.symlink(meta_path, d / meta)
+    rep = clean("taste_profile", d, tmp_path / "out", chunk_rows=10_000, max_playcount=100_000, unmatched="keep")
+    invariant(rep)
+    f = rep["files"]["10000.txt"]
+    assert f["rows_read"] == f["kept"] == 42_739
+    assert rep["files"][meta]["kept"] == 10_000
+    j = rep["join"]
+    assert j["metadata_file"] == meta
+    assert 150 <= j["play_items_matched"] <= 170 and 700 <= j["plays_matched"] <= 900  # ~160 songs / ~800 triplets
+    assert j["play_items_matched"] + j["play_items_unmatched"] == 9_071
+    assert j["plays_matched"] + j["plays_unmatched"] == 42_739
+    assert rep["output"]["users"] == 1_630 and rep["output"]["items_with_plays"] == 9_071
+    plays = plays_ok(tmp_path / "out")
+    assert plays["item_id"].str.startswith("TR").sum() == j["plays_matched"]
+
+    rep = clean("taste_profile", d, tmp_path / "drop", chunk_rows=10_000, max_playcount=100_000, unmatched="drop")
+    invariant(rep)
+    assert rep["files"]["10000.txt"]["kept"] == j["plays_matched"]
+    assert rep["files"]["10000.txt"]["unmatched_dropped"] == j["plays_unmatched"]
+
+
+def test_msd_song_data_metadata_columns(tmp_path: Path) -> None:
+    d = tmp_path / "raw"
+    d.mkdir()
+    os.symlink(need("msd-taste-profile-10000", "10000.txt"), d / "10000.txt")
+    os.symlink(need("msd-subset-10k", "song_data.csv"), d / "song_data.csv")
+    clean("taste_profile", d, tmp_path / "out", chunk_rows=100_000, max_playcount=100_000, unmatched="drop")
+    items = pd.read_parquet(tmp_path / "out" / "items.parquet").set_index("item_id")
+    assert len(items) == 10_000
+    row = items.loc["TRARRZU128F4253CA2"]
+    assert row["name"] == "Je Sais Que La Terre Est Plate" and row["artist"] == "Raphaël"
+    assert row["year"] == 2008 and row["duration_ms"] == 148741 and pd.isna(row["danceability"])
+    assert items["year"].dtype.name in ("Int64", "int64", "float64")
+
+
+def test_lastfm_1k_excerpt(tmp_path: Path) -> None:
+    src = need("lastfm-1k-sample", "userid-timestamp-artid-artname-traid-traname.excerpt5000.tsv").parent
+    rep = clean("lastfm_1k", src, tmp_path / "out", chunk_rows=1_000, max_playcount=100_000, unmatched="keep")
+    invariant(rep)
+    f = next(iter(rep["files"].values()))
+    assert f["rows_read"] == f["kept"] == 5_000
+    plays = plays_ok(tmp_path / "out")
+    assert len(plays) == 5_000 and plays["timestamp"].notna().all() and (plays["playcount"] == 1).all()
+    assert set(plays["user_id"]) == {"user_000001", "user_000002"}
+    assert plays["item_id"].str.startswith("name:").any()  # empty MBIDs fall back to a name key
+    assert rep["output"]["plays_with_timestamp"] == 5_000

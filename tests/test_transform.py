@@ -1,0 +1,95 @@
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from musicrec.transform import FilterSpec, filter_pairs_in_memory, iterate_filter, run_transform
+
+
+def _pairs(rows):
+    df = pd.DataFrame(rows, columns=["user_id", "item_id"]).astype("string")
+    df["playcount"] = 1
+    return df
+
+
+def test_filter_reaches_a_fixed_point_by_hand():
+    # u3 has 1 item -> dropped; then item c has only u1 -> dropped; then u1 has 1 item left -> dropped...
+    rows = [("u1", "a"), ("u1", "c"), ("u2", "a"), ("u2", "b"), ("u4", "a"), ("u4", "b"), ("u3", "c")]
+    out = filter_pairs_in_memory(_pairs(rows), FilterSpec(2, 2, 10))
+    assert sorted(zip(out.user_id, out.item_id)) == [("u2", "a"), ("u2", "b"), ("u4", "a"), ("u4", "b")]
+
+
+def test_filter_result_satisfies_both_thresholds():
+    rng = np.random.default_rng(0)
+    rows = list({(f"u{rng.zipf(1.6) % 300}", f"i{rng.zipf(1.4) % 400}") for _ in range(5000)})
+    out = filter_pairs_in_memory(_pairs(rows), FilterSpec(4, 3, 50))
+    assert len(out) > 0
+    assert out.groupby("user_id").size().min() >= 4
+    assert out.groupby("item_id").size().min() >= 3
+
+
+def test_filter_not_converging_names_the_param():
+    rows = [(f"u{i}", f"i{j}") for i in range(6) for j in range(6) if j <= i]
+    with pytest.raises(ValueError, match="transform.max_passes=1"):
+        filter_pairs_in_memory(_pairs(rows), FilterSpec(3, 3, 1))
+
+
+def _write_interim(d, n=20_000, seed=0):
+    rng = np.random.default_rng(seed)
+    (d / "plays").mkdir(parents=True)
+    u = rng.zipf(1.5, n) % 400
+    i = rng.zipf(1.3, n) % 600
+    df = pd.DataFrame({
+        "user_id": pd.array([f"u{x:04d}" for x in u], dtype="string"),
+        "item_id": pd.array([f"TR{x:05d}" for x in i], dtype="string"),
+        "playcount": rng.integers(1, 5, n).astype("int64"),
+        "timestamp": pd.to_datetime(rng.integers(1_100_000_000, 1_200_000_000, n), unit="s", utc=True)
+        .astype("datetime64[us, UTC]"),
+    })
+    for k in range(3):
+        df.iloc[k::3].to_parquet(d / "plays" / f"part-{k:05d}.parquet", index=False)
+    items = pd.DataFrame({"item_id": pd.array([f"TR{x:05d}" for x in range(0, 600, 2)], dtype="string"),
+                          "name": "song"})
+    items.to_parquet(d / "items.parquet", index=False)
+    return df
+
+
+def _digest(folder):
+    return hashlib.md5(b"".join(p.read_bytes() for p in sorted(folder.glob("*.parquet")))).hexdigest()
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "synchronous"])
+def test_run_transform_matches_pandas_reference_and_is_deterministic(tmp_path, scheduler):
+    raw = _write_interim(tmp_path / "interim")
+    spec = FilterSpec(3, 3, 30)
+    kw = dict(spec=spec, partitions=3, scheduler=scheduler, num_workers=2)
+    r1 = run_transform(tmp_path / "interim", tmp_path / "o1" / "plays", tmp_path / "o1" / "items.parquet", **kw)
+    r2 = run_transform(tmp_path / "interim", tmp_path / "o2" / "plays", tmp_path / "o2" / "items.parquet", **kw)
+    assert r1 == r2
+    assert _digest(tmp_path / "o1" / "plays") == _digest(tmp_path / "o2" / "plays")
+    got = pd.read_parquet(tmp_path / "o1" / "plays").sort_values(["user_id", "item_id"]).reset_index(drop=True)
+    agg = raw.groupby(["user_id", "item_id"]).agg(
+        playcount=("playcount", "sum"), first_ts=("timestamp", "min"), last_ts=("timestamp", "max")).reset_index()
+    ref = filter_pairs_in_memory(agg, spec)
+    pd.testing.assert_frame_equal(got, ref, check_dtype=False)
+    assert r1["rows_in"] == len(raw) and r1["pairs_kept"] == len(ref) and r1["plays_kept"] == ref.playcount.sum()
+    items = pd.read_parquet(tmp_path / "o1" / "items.parquet")
+    assert set(items.item_id) <= set(ref.item_id)
+    assert r1["items_with_metadata"] == len(items)
+    assert r1["items_with_metadata"] + r1["items_without_metadata"] == r1["items_kept"]
+
+
+def test_missing_input_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run the clean stage first"):
+        run_transform(tmp_path, tmp_path / "p", tmp_path / "i.parquet", spec=FilterSpec(1, 1, 2), partitions=1)
+
+
+def test_iterate_filter_reports_passes():
+    pairs = _pairs([("u1", "a"), ("u2", "a")])
+
+    def count(users, items):
+        return pairs["user_id"].value_counts(), pairs["item_id"].value_counts()
+
+    users, items, passes = iterate_filter(count, FilterSpec(1, 1, 3))
+    assert list(users) == ["u1", "u2"] and list(items) == ["a"] and passes[0]["pairs"] == 2
