@@ -1,0 +1,100 @@
+"""Run the evaluation protocol (:mod:`musicrec.evaluation`) over every trained model.
+
+For each model: recommend top-``max(k)`` for every user with held-out items, in
+batches, excluding what the user showed at query time (train rows, or the
+revealed items of cold-start users); then score against test (full protocol:
+intervals, segments, beyond-accuracy) and against validation (headline metric,
+for tuning), and compare each model with popularity (paired test per user).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from musicrec import evaluation as E
+from musicrec import metrics as M
+from musicrec.interactions import Interactions
+
+BATCH_CELLS = 20_000_000  # users x items per scoring batch (~80 MB of float32 scores)
+
+
+def recommend_batched(model: Any, users: np.ndarray, query: sp.csr_matrix, N: int) -> np.ndarray:
+    """Top-N item indices for ``users`` (rows of ``query``), in memory-bounded batches."""
+    users = np.asarray(users, dtype=np.int64)
+    n_items = query.shape[1]
+    batch = max(1, BATCH_CELLS // max(n_items, 1))
+    out = np.full((len(users), N), -1, dtype=np.int64)
+    for start in range(0, len(users), batch):
+        u = users[start:start + batch]
+        ids, _ = model.recommend(u, query[u], N=N, filter_already_liked_items=True)
+        out[start:start + len(u)] = ids
+    return out
+
+
+@dataclass
+class Assessment:
+    results: dict[str, dict[str, Any]]          # model -> evaluate_model result (test)
+    validation: dict[str, dict[str, Any]]       # model -> headline metrics on validation
+    comparisons: dict[str, dict[str, Any]]      # model -> metric -> paired comparison vs popularity
+    curve: list[dict[str, Any]]                 # rows for the metrics-at-k plot
+    recs: dict[str, np.ndarray]                 # model -> top-K for test users (for the report)
+    test_users: np.ndarray
+
+
+def assess(models: Mapping[str, Any], inter: Interactions, *, ks: list[int], main_k: int, bootstrap: int,
+           seed: int, item_vectors: Any = None) -> Assessment:
+    ks = sorted(set(int(k) for k in ks))
+    kmax = max(ks)
+    query = inter.query_rows()
+    train_all = (inter.train + inter.query).tocsr()
+    test_users = np.flatnonzero(np.diff(inter.test.indptr) > 0)
+    val_users = np.flatnonzero(np.diff(inter.validation.indptr) > 0)
+    results: dict[str, dict[str, Any]] = {}
+    validation: dict[str, dict[str, Any]] = {}
+    per_user: dict[str, dict[str, np.ndarray]] = {}
+    recs_by_model: dict[str, np.ndarray] = {}
+    for name, model in models.items():
+        rng = np.random.default_rng(seed)
+        recs = recs_by_model[name] = recommend_batched(model, test_users, query, kmax)
+        rel = inter.test[test_users]
+        pu = M.accuracy_metrics(recs, rel, ks)
+        per_user[name] = pu
+        results[name] = E.evaluate_model(recs, inter.test, train_all, ks=ks, item_vectors=item_vectors,
+                                         bootstrap=bootstrap, rng=rng, users=test_users, per_user=pu)
+        if len(val_users):
+            vrecs = recommend_batched(model, val_users, query, main_k)
+            vacc = M.accuracy_metrics(vrecs, inter.validation[val_users], [main_k])
+            validation[name] = {k: E._r(np.nanmean(v)) for k, v in sorted(vacc.items())}
+    headline = [f"{m}@{main_k}" for m in ("ndcg", "recall", "precision", "map", "hit_rate")]
+    comparisons = E.compare_to_baseline(per_user, baseline="popularity", metrics=headline, bootstrap=bootstrap,
+                                        rng=np.random.default_rng(seed)) if "popularity" in per_user else {}
+    return Assessment(results, validation, comparisons, E.metrics_curve(results, ks), recs_by_model, test_users)
+
+
+def metrics_json(a: Assessment) -> dict[str, Any]:
+    """The DVC metrics file: one flat block per model (readable in `dvc exp show`)."""
+    out: dict[str, Any] = {}
+    for name, res in a.results.items():
+        block = dict(res["metrics"])
+        for k, v in a.validation.get(name, {}).items():
+            block[f"val_{k}"] = v
+        block["users_evaluated"] = res["n_users_evaluated"]
+        out[name] = block
+    return out
+
+
+def details_json(a: Assessment) -> dict[str, Any]:
+    """Everything else: intervals, segments and paired comparisons."""
+    return {
+        name: {
+            "ci": res["ci"], "ci_level": res["ci_level"], "bootstrap": res["bootstrap"],
+            "segments": res["segments"], "n_users_skipped": res["n_users_skipped"],
+            "vs_popularity": a.comparisons.get(name, {}),
+        }
+        for name, res in a.results.items()
+    }

@@ -1,0 +1,104 @@
+"""Helpers for tests that run the real pipeline in a temporary clone of the repo.
+
+Kept in the package (not only under tests/) so that benchmarks and notebooks
+can build the same small throw-away project.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED_REAL = REPO_ROOT.parent / "shared" / "data" / "real"
+
+SMALL_PARAMS: dict[str, Any] = {
+    "generate": {"n_tracks": 1500, "n_users": 1200, "n_plays": 45_000, "n_artists": 300, "n_genres": 8},
+    "transform": {"partitions": 2},
+    "train": {"models": ["popularity", "itemknn", "als"], "als": {"factors": 16, "iterations": 6}},
+    "evaluate": {"bootstrap": 30, "sample_users": 2},
+}
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "musicrec tests", "GIT_AUTHOR_EMAIL": "tests@musicrec.local",
+    "GIT_COMMITTER_NAME": "musicrec tests", "GIT_COMMITTER_EMAIL": "tests@musicrec.local",
+}
+
+
+def pipeline_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for running dvc/stages: the current interpreter's bin first."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env.update({"DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "OPENBLAS_NUM_THREADS": "1",
+                "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0", **GIT_ENV})
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("DVC_EXP_NAME", None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def deep_update(base: dict[str, Any], upd: Mapping[str, Any]) -> dict[str, Any]:
+    for k, v in upd.items():
+        if isinstance(v, Mapping) and isinstance(base.get(k), dict):
+            deep_update(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+def project_files(root: Path = REPO_ROOT) -> list[str]:
+    """Tracked files plus untracked ones git does not ignore (what a commit would hold)."""
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root, check=True,
+                         capture_output=True).stdout.decode()
+    return sorted({f for f in out.split("\0") if f and (root / f).is_file()})
+
+
+def make_clone(dest: Path, params: Mapping[str, Any] | None = None, *, root: Path = REPO_ROOT,
+               commit: bool = True) -> Path:
+    """Copy the project into ``dest`` as a fresh git repo (one commit), with params overridden."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in project_files(root):
+        if f.startswith("data/") and not f.endswith((".dvc", ".gitignore")):
+            continue
+        target = dest / f
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / f, target)
+    # the lock file belongs to the committed params, not to the overridden ones
+    (dest / "dvc.lock").unlink(missing_ok=True)
+    if params:
+        p = yaml.safe_load((dest / "params.yaml").read_text())
+        deep_update(p, params)
+        (dest / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    env = pipeline_env()
+    if commit:
+        subprocess.run(["git", "init", "-q", "-b", "main"], cwd=dest, check=True, env=env)
+        subprocess.run(["git", "add", "-A"], cwd=dest, check=True, env=env)
+        subprocess.run(["git", "commit", "-qm", "test clone"], cwd=dest, check=True, env=env)
+    return dest
+
+
+def run(cmd: list[str], cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 900,
+        check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, cwd=cwd, env=dict(env or pipeline_env()), capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def dvc(args: list[str], cwd: Path, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return run([str(Path(sys.executable).parent / "dvc"), *args], cwd, **kw)
+
+
+def lock_outs(lock_path: Path, stages: list[str]) -> dict[str, str]:
+    """``{stage:path: md5}`` for the outs of the given stages in a dvc.lock."""
+    lock = yaml.safe_load(lock_path.read_text())
+    return {f"{s}:{o['path']}": o["md5"] for s in stages for o in lock["stages"][s].get("outs", [])}

@@ -1,0 +1,80 @@
+"""Fit every enabled model on the training matrix and save it (no pickle).
+
+The models folder is self-contained for serving and for MLflow: one sub-folder
+per model (``<name>/model.json`` + arrays), the id maps and a small catalogue
+(``catalog.parquet``: item index, id, name, artist, tags, genre) so that
+recommendations can be printed with names after a plain ``dvc pull``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from musicrec.config import TrainParams
+from musicrec.interactions import Interactions
+
+CONTENT_MODELS = ("content", "hybrid")
+CATALOG_COLUMNS = ("item_id", "name", "artist", "tags", "genre", "year")
+
+
+@dataclass
+class Trained:
+    name: str
+    model: Any
+    seconds: float
+
+
+def catalog_frame(items: pd.DataFrame, item_ids: Any) -> pd.DataFrame:
+    """Metadata for each matrix column, in column order (missing metadata stays null)."""
+    order = pd.DataFrame({"index": range(len(item_ids)), "item_id": pd.array(list(item_ids), dtype="string")})
+    cols = [c for c in CATALOG_COLUMNS if c in items.columns]
+    meta = items[cols].copy()
+    meta["item_id"] = meta["item_id"].astype("string")
+    return order.merge(meta, on="item_id", how="left", sort=False)
+
+
+def item_features_for(items: pd.DataFrame, inter: Interactions, params: TrainParams) -> Any:
+    from musicrec.features import build_item_features
+
+    return build_item_features(items, inter.maps.item_ids, tag_weight=params.content.tag_weight,
+                               audio_weight=params.content.audio_weight)
+
+
+def build(name: str, params: TrainParams, seed: int) -> Any:
+    from musicrec.models import build_model
+
+    if name == "hybrid":
+        comp = params.hybrid.collaborative
+        return build_model(name, params.model_params(name), seed=seed,
+                           component_params={comp: params.model_params(comp), "content": params.model_params("content")})
+    return build_model(name, params.model_params(name), seed=seed)
+
+
+def train_all(inter: Interactions, items: pd.DataFrame, params: TrainParams, seed: int) -> list[Trained]:
+    """Fit each model listed in ``train.models`` on the confidence-weighted train matrix."""
+    features = item_features_for(items, inter, params) if set(params.models) & set(CONTENT_MODELS) else None
+    out = []
+    for name in params.models:
+        model = build(name, params, seed)
+        t0 = time.perf_counter()
+        model.fit(inter.train_weighted, item_features=features)
+        out.append(Trained(name, model, time.perf_counter() - t0))
+    return out
+
+
+def save_models(out_dir: Path, trained: list[Trained], inter: Interactions, items: pd.DataFrame) -> None:
+    """Write the models folder atomically."""
+    from musicrec.io import atomic_path, write_parquet
+
+    with atomic_path(Path(out_dir), directory=True) as tmp:
+        for t in trained:
+            t.model.save(tmp / t.name)
+        users, item_map = inter.maps.to_frames()
+        write_parquet(users, tmp / "users.parquet")
+        write_parquet(item_map, tmp / "items.parquet")
+        write_parquet(catalog_frame(items, inter.maps.item_ids), tmp / "catalog.parquet")

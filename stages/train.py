@@ -1,0 +1,55 @@
+"""DVC stage `train`: fit every model in `train.models` and save them (no pickle)."""
+
+import argparse
+import json
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "src"))
+
+from musicrec.stage import run_stage, set_thread_env  # noqa: E402
+
+set_thread_env()
+
+
+def main() -> None:
+    import pandas as pd
+
+    from musicrec.config import load_params
+    from musicrec.interactions import load_interactions
+    from musicrec.io import write_json
+    from musicrec.tracked import pipeline_run
+    from musicrec.training import save_models, train_all
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--matrices", required=True)
+    ap.add_argument("--items", required=True)
+    ap.add_argument("--out", required=True, help="models folder")
+    ap.add_argument("--report", required=True)
+    ap.add_argument("--run-id-file", required=True, help="where the MLflow run id is recorded for evaluate")
+    args = ap.parse_args()
+    p = load_params(args.params)
+    inter = load_interactions(args.matrices)
+    items = pd.read_parquet(args.items)
+    root = pathlib.Path.cwd()
+    with pipeline_run(p, root, run_id_file=pathlib.Path(args.run_id_file), new_run=True, run_name="pipeline",
+                      dep_paths=[args.matrices, args.items]) as mlflow:
+        trained = train_all(inter, items, p.train, p.seed)
+        save_models(pathlib.Path(args.out), trained, inter, items)
+        report = {
+            "users": inter.train.shape[0], "items": inter.train.shape[1], "train_interactions": int(inter.train.nnz),
+            "fit_seconds": {t.name: round(t.seconds, 3) for t in trained},
+        }
+        write_json(args.report, report)
+        if mlflow is not None:
+            from musicrec import tracking
+
+            tracking.log_params_flat(json.loads(p.model_dump_json()))
+            tracking.log_metrics({"fit_seconds": report["fit_seconds"]})
+            tracking.log_artifacts([args.out], artifact_path="model")
+    print("train: " + ", ".join(f"{t.name} {t.seconds:.1f}s" for t in trained))
+
+
+if __name__ == "__main__":
+    run_stage(main, "train")

@@ -1,0 +1,93 @@
+"""Shared fixtures: quiet tools, git identity, free ports, a SeaweedFS S3 server."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+_ENV = {
+    "DVC_NO_ANALYTICS": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+    # dvc exp / git commit in temporary clones need an identity.
+    "GIT_AUTHOR_NAME": "musicrec tests",
+    "GIT_AUTHOR_EMAIL": "tests@musicrec.invalid",
+    "GIT_COMMITTER_NAME": "musicrec tests",
+    "GIT_COMMITTER_EMAIL": "tests@musicrec.invalid",
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_env() -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in _ENV}
+    for k, v in _ENV.items():
+        os.environ.setdefault(k, v)
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def get_free_ports(n: int = 1) -> list[int]:
+    """``n`` distinct TCP ports free on 127.0.0.1 right now (their +10000 neighbours are not checked)."""
+    socks, ports = [], []
+    try:
+        while len(ports) < n:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+@pytest.fixture
+def free_ports():
+    """Call ``free_ports(n)`` for ``n`` free 127.0.0.1 ports."""
+    return get_free_ports
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory):
+    """A SeaweedFS S3 server on free ports with its own data folder and random keys.
+
+    Yields ``(cfg, creds)``: a :class:`musicrec.services.ServiceConfig` (endpoint
+    ``cfg.s3_endpoint``, bucket ``cfg.bucket`` already created; ``cfg.mlflow_port`` is a
+    free port for tests that start MLflow) and its :class:`Credentials`. Stopped at the
+    end of the session; teardown asserts the process is gone. Skipped when ``weed`` is
+    missing or cannot start.
+    """
+    import psutil
+
+    from musicrec import services as svc
+
+    try:
+        svc.weed_binary()
+    except svc.ServiceError as exc:
+        pytest.skip(str(exc))
+    ports = get_free_ports(8)
+    cfg = svc.ServiceConfig(
+        state_dir=tmp_path_factory.mktemp("seaweedfs-state"),
+        s3_port=ports[0], master_port=ports[1], volume_port=ports[2], filer_port=ports[3],
+        master_grpc_port=ports[4], volume_grpc_port=ports[5], filer_grpc_port=ports[6], s3_grpc_port=ports[7],
+        mlflow_port=get_free_ports(1)[0],
+        startup_timeout_s=60,
+    )
+    creds = svc.Credentials("test" + secrets.token_hex(6), secrets.token_urlsafe(24))
+    try:
+        pid = svc.start_seaweedfs(cfg, creds)
+    except svc.ServiceError as exc:
+        pytest.skip(f"SeaweedFS could not start: {exc}")
+    try:
+        yield cfg, creds
+    finally:
+        svc.stop_service(cfg, "seaweedfs")
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

@@ -1,0 +1,199 @@
+"""Integration: SeaweedFS S3 (keys required), the DVC S3 remote, the MLflow server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+from musicrec import services as svc
+from musicrec.io import md5_file
+from musicrec.s3errors import explain_s3_error
+
+pytestmark = pytest.mark.integration
+
+DVC = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
+
+
+def _run(cmd, cwd, **kw):
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120, **kw)
+    assert r.returncode == 0, f"{cmd} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+    return r
+
+
+def _repo(path: Path, url: str, endpoint: str, creds: svc.Credentials, *, version_aware: bool = False) -> Path:
+    """A git repo with ``dvc init`` and the project's remote layout pointed at ``url``."""
+    path.mkdir(parents=True)
+    _run(["git", "init", "-q"], path)
+    _run([DVC, "init", "-q"], path)
+    extra = "    version_aware = true\n" if version_aware else ""
+    (path / ".dvc" / "config").write_text(
+        f"[core]\n    analytics = false\n    remote = s3\n['remote \"s3\"']\n    url = {url}\n{extra}"
+    )
+    svc.write_dvc_config_local(path, endpoint, creds)
+    return path
+
+
+def test_listeners_local_and_keys_private(seaweedfs):
+    cfg, _ = seaweedfs
+    pid = svc.service_pid(cfg, "seaweedfs")
+    assert pid is not None
+    addrs = {c.laddr.ip for c in psutil.Process(pid).net_connections("inet") if c.status == psutil.CONN_LISTEN}
+    assert addrs == {"127.0.0.1"}
+    assert stat.S_IMODE(cfg.s3_config_file.stat().st_mode) == 0o600
+    ident = json.loads(cfg.s3_config_file.read_text())["identities"]
+    assert all(i.get("credentials") for i in ident)  # no anonymous identity
+
+
+def test_anonymous_refused_signed_accepted(seaweedfs):
+    from botocore.exceptions import ClientError
+
+    cfg, creds = seaweedfs
+    anon = svc.s3_client(cfg.s3_endpoint, None)
+    for call in (anon.list_buckets, lambda: anon.list_objects_v2(Bucket=cfg.bucket),
+                 lambda: anon.put_object(Bucket=cfg.bucket, Key="anon", Body=b"x")):
+        with pytest.raises(ClientError) as ei:
+            call()
+        assert ei.value.response["Error"]["Code"] == "AccessDenied"
+    client = svc.s3_client(cfg.s3_endpoint, creds)
+    assert cfg.bucket in [b["Name"] for b in client.list_buckets()["Buckets"]]
+    client.head_bucket(Bucket=cfg.bucket)
+
+
+def test_check_remote_explains_failures(seaweedfs, tmp_path, free_ports):
+    cfg, creds = seaweedfs
+    repo = tmp_path / "r"
+    (repo / ".dvc").mkdir(parents=True)
+    (repo / ".dvc" / "config").write_text("[core]\n    remote = s3\n['remote \"s3\"']\n    url = s3://musicrec/dvc\n")
+
+    svc.write_dvc_config_local(repo, cfg.s3_endpoint, creds)
+    assert "reachable" in svc.check_remote(repo)
+    assert stat.S_IMODE((repo / ".dvc" / "config.local").stat().st_mode) == 0o600
+
+    cases = [
+        (svc.Credentials(creds.access_key, "wrong-secret"), cfg.s3_endpoint, "musicrec", "secret key does not match"),
+        (svc.Credentials("NOSUCHKEY", creds.secret_key), cfg.s3_endpoint, "musicrec", "access key is not known"),
+        (creds, cfg.s3_endpoint, "no-such-bucket", "does not exist"),
+        (creds, f"http://127.0.0.1:{free_ports(1)[0]}", "musicrec", "not reachable"),
+    ]
+    for c, endpoint, bucket, expected in cases:
+        (repo / ".dvc" / "config").write_text(
+            f"[core]\n    remote = s3\n['remote \"s3\"']\n    url = s3://{bucket}/dvc\n")
+        svc.write_dvc_config_local(repo, endpoint, c)
+        with pytest.raises(svc.ServiceError) as ei:
+            svc.check_remote(repo, timeout_s=3)
+        msg = str(ei.value)
+        assert expected in msg and "\n" not in msg
+        assert ("make services-up" in msg) or (".dvc/config.local" in msg)
+
+    # the CLI used by `make push`: non-zero exit, one line on stderr
+    r = subprocess.run([sys.executable, "-m", "musicrec.services", "check-remote", "--repo", str(repo), "--timeout", "2"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "not reachable" in r.stderr and "make services-up" in r.stderr
+
+
+def test_explain_plain_exceptions():
+    assert "not reachable" in explain_s3_error(ConnectionRefusedError(111, "Connection refused"))
+    msg = explain_s3_error(RuntimeError("An error occurred (InvalidAccessKeyId) when calling ..."))
+    assert "access key" in msg and "AWS_ACCESS_KEY_ID" in msg
+    assert "does not exist" in explain_s3_error(RuntimeError("An error occurred (NoSuchBucket) ..."), bucket="b")
+
+
+def _push_pull(tmp_path: Path, cfg, creds, url: str, *, version_aware: bool) -> None:
+    a = _repo(tmp_path / "a", url, cfg.s3_endpoint, creds, version_aware=version_aware)
+    data = a / "data.bin"
+    data.write_bytes(os.urandom(200_000) + b"musicrec")
+    _run([DVC, "add", "-q", "data.bin"], a)
+    _run([DVC, "push", "-q"], a)
+    if version_aware:  # dvc records the object version in the .dvc file
+        assert "version_id" in (a / "data.bin.dvc").read_text()
+    _run(["git", "add", "-A"], a)
+    _run(["git", "commit", "-qm", "data"], a)
+
+    b = tmp_path / "b"
+    _run(["git", "clone", "-q", str(a), str(b)], tmp_path)
+    assert not (b / "data.bin").exists()
+    svc.write_dvc_config_local(b, cfg.s3_endpoint, creds)
+    _run([DVC, "pull", "-q"], b)
+    assert md5_file(b / "data.bin") == md5_file(data)
+
+
+def test_dvc_push_pull_roundtrip(seaweedfs, tmp_path):
+    cfg, creds = seaweedfs
+    prefix = f"dvc-{uuid.uuid4().hex[:8]}"
+    _push_pull(tmp_path, cfg, creds, f"s3://{cfg.bucket}/{prefix}", version_aware=False)
+    keys = svc.s3_client(cfg.s3_endpoint, creds).list_objects_v2(Bucket=cfg.bucket, Prefix=prefix + "/")
+    assert keys.get("KeyCount", 0) >= 1  # content-addressed files/md5/xx/yyyy
+
+
+def test_dvc_version_aware_remote(seaweedfs, tmp_path):
+    """SeaweedFS 4.x implements bucket versioning; dvc's version_aware remote works on it."""
+    cfg, creds = seaweedfs
+    client = svc.s3_client(cfg.s3_endpoint, creds)
+    bucket = "musicrec-versioned"
+    svc.ensure_bucket(client, bucket)
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    assert client.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled"
+    _push_pull(tmp_path, cfg, creds, f"s3://{bucket}/dvc", version_aware=True)
+    versions = client.list_object_versions(Bucket=bucket, Prefix="dvc/").get("Versions", [])
+    assert any(v["Key"] == "dvc/data.bin" for v in versions)
+
+
+def test_stop_refuses_foreign_pid(tmp_path):
+    cfg = svc.ServiceConfig(state_dir=tmp_path)
+    cfg.run_dir.mkdir(parents=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        rec = {"pid": other.pid, "create_time": psutil.Process(other.pid).create_time(),
+               "cmdline": ["weed", "server", "-dir=/nowhere"]}
+        cfg.pid_file("seaweedfs").write_text(json.dumps(rec))
+        msg = svc.stop_service(cfg, "seaweedfs", grace_s=1)
+        assert "stale" in msg and other.poll() is None and not cfg.pid_file("seaweedfs").exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_mlflow_server_roundtrip(seaweedfs, tmp_path, monkeypatch):
+    cfg, creds = seaweedfs
+    cfg = svc.ServiceConfig(**{**cfg.__dict__, "mlflow_timeout_s": 150})
+    pid = svc.start_mlflow(cfg, creds)
+    family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    try:
+        from musicrec import tracking as tr
+
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", cfg.mlflow_uri)
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL"):
+            monkeypatch.delenv(k, raising=False)  # artifacts go through the server (--serve-artifacts)
+        uri = tr.tracking_uri(tmp_path)
+        tr.check_tracking(uri, timeout_s=5)
+        art = tmp_path / "metrics.json"
+        art.write_text('{"ndcg": 0.5}\n')
+        with tr.start_or_resume_run("itest", run_id_file=tmp_path / "run_id", run_name="train",
+                                    tags={"k": "v"}, tracking_uri=uri) as run:
+            tr.log_params_flat({"train": {"als": {"factors": 8}}})
+            tr.log_metrics({"ndcg@10": 0.5})
+            tr.log_artifacts([art])
+        from mlflow.tracking import MlflowClient
+
+        c = MlflowClient(tracking_uri=uri)
+        r = c.get_run(run.info.run_id)
+        assert r.data.params == {"train.als.factors": "8"}
+        assert r.data.metrics == {"ndcg_10": 0.5} and r.data.tags["k"] == "v"
+        assert [a.path for a in c.list_artifacts(run.info.run_id)] == ["metrics.json"]
+        got = c.download_artifacts(run.info.run_id, "metrics.json", str(tmp_path / "dl"))
+        assert Path(got).read_text() == art.read_text()
+        objs = svc.s3_client(cfg.s3_endpoint, creds).list_objects_v2(Bucket=cfg.bucket, Prefix="mlflow-artifacts/")
+        assert any(o["Key"].endswith("/metrics.json") for o in objs.get("Contents", []))
+    finally:
+        print(svc.stop_service(cfg, "mlflow", grace_s=20))
+    gone, alive = psutil.wait_procs(family, timeout=5)
+    assert not alive, f"still running: {alive}"
