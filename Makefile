@@ -15,12 +15,12 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup repro test test-scale status metrics plots exp-grid bench clean-venv
+.PHONY: help setup repro test test-scale status metrics plots exp-grid exp-show clean-venv
 help:
 	@echo "make repro       create .venv (once) and run the pipeline (dvc repro)"
 	@echo "make test        create .venv (once) and run the whole test suite"
 	@echo "make metrics     dvc metrics show; make plots: dvc plots show"
-	@echo "make exp-grid    queue and run a small ALS grid with dvc exp"
+	@echo "make exp-grid    queue and run a small ALS grid with dvc exp; make exp-show compares them"
 	@echo "make bench       run the benchmarks (see benchmarks/README.md)"
 	@echo "make services-up / services-down / push / pull / ui   (local S3 + MLflow server)"
 
@@ -51,6 +51,17 @@ test: $(VENV)/.installed
 # the 10M-row streaming scale test (not in the default suite)
 test-scale: $(VENV)/.installed
 	$(PY) -m pytest -m scale -p no:cacheprovider $(PYTEST_ARGS)
+
+# A small ALS grid as DVC experiments (data stages stay cached); the winner is printed first.
+GRID ?= -S 'train.als.factors=32,64,128' -S 'train.als.regularization=0.01,0.1' -S 'train.als.alpha=1,4'
+exp-grid: $(VENV)/.installed
+	$(DVC) exp run --queue $(GRID)
+	$(DVC) exp run --run-all --jobs 1
+	$(MAKE) --no-print-directory exp-show
+
+exp-show: $(VENV)/.installed
+	$(DVC) exp show --only-changed --sort-by 'reports/metrics.json:als.ndcg@10' --sort-order desc \
+	  --drop '.*' --keep 'Experiment|Created|train\.|.*\.ndcg@10$$|.*\.recall@10$$|.*val_ndcg@10$$' --md
 
 clean-venv:
 	rm -rf $(VENV)

@@ -58,7 +58,21 @@ def tracking_uri(repo_root: Path | str) -> str:
     env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if env:
         return env
-    return f"sqlite:///{Path(repo_root).resolve() / 'mlflow.db'}"
+    return f"sqlite:///{project_root(repo_root) / 'mlflow.db'}"
+
+
+def project_root(repo_root: Path | str) -> Path:
+    """The user's repository, also when DVC runs a queued or ``--temp`` experiment.
+
+    Those run in a throw-away copy under ``<repo>/.dvc/tmp/exps/``; runs logged to
+    that copy's ``mlflow.db`` would vanish with it, so they go to the repo's store.
+    """
+    root = Path(repo_root).resolve()
+    parts = root.parts
+    for i in range(len(parts) - 3):
+        if parts[i:i + 4] == (".dvc", "tmp", "exps", parts[i + 3]) and i > 0:
+            return Path(*parts[:i])
+    return root
 
 
 def configure_http(timeout_s: float) -> None:
