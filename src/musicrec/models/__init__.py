@@ -1,0 +1,125 @@
+"""Every recommender behind one interface (:class:`~musicrec.models.base.Recommender`).
+
+>>> model = build_model("als", params.train.model_params("als"), seed=params.seed)
+>>> model.fit(train_matrix)
+>>> ids, scores = model.recommend(userids, train_matrix[userids], N=10)
+>>> model.save(path); model = load_model(path)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from musicrec.models.base import FORMAT_VERSION, NotFittedError, Recommender, read_model_json
+from musicrec.models.content import ContentRecommender
+from musicrec.models.ease import EASERecommender
+from musicrec.models.hybrid import HybridRecommender
+from musicrec.models.itemknn import ItemKNNRecommender
+from musicrec.models.mf import ALSRecommender, BPRRecommender
+from musicrec.models.popularity import PopularityRecommender
+from musicrec.models.rp3beta import RP3BetaRecommender
+
+MODEL_CLASSES: dict[str, type[Recommender]] = {
+    cls.name: cls
+    for cls in (
+        PopularityRecommender,
+        ItemKNNRecommender,
+        ALSRecommender,
+        BPRRecommender,
+        EASERecommender,
+        RP3BetaRecommender,
+        ContentRecommender,
+        HybridRecommender,
+    )
+}
+MODEL_NAMES: tuple[str, ...] = tuple(MODEL_CLASSES)
+
+
+def _check_name(name: str) -> None:
+    if name not in MODEL_CLASSES:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
+
+
+def _params_schema(name: str):
+    from musicrec.config import TrainParams
+
+    return TrainParams.model_fields[name].annotation
+
+
+def default_params(name: str) -> dict[str, Any]:
+    """The ``train.<name>`` defaults of :mod:`musicrec.config`."""
+    _check_name(name)
+    return _params_schema(name)().model_dump()
+
+
+def validate_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``params`` against the ``train.<name>`` schema; errors name each key."""
+    _check_name(name)
+    if not isinstance(params, dict):
+        raise ValueError(f"train.{name}: params must be a mapping (got {type(params).__name__})")
+    try:
+        return _params_schema(name).model_validate(params).model_dump()
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            key = ".".join(str(p) for p in e["loc"])
+            msg = "unknown key (misspelled?)" if e["type"] == "extra_forbidden" else e["msg"]
+            lines.append(f"train.{name}.{key}: {msg}")
+        raise ValueError("; ".join(lines)) from None
+
+
+def build_model(
+    name: str,
+    params: dict[str, Any],
+    *,
+    seed: int,
+    num_threads: int = 0,
+    component_params: dict[str, dict[str, Any]] | None = None,
+) -> Recommender:
+    """An unfitted model from its ``train.<name>`` params (``Params.train.model_params(name)``).
+
+    ``component_params`` (hybrid only) gives the params of the collaborative
+    model (key: its name) and/or of ``"content"``; absent ones use the defaults.
+    """
+    clean = validate_params(name, params)
+    if name == "hybrid":
+        return HybridRecommender(**clean, seed=seed, num_threads=num_threads, component_params=component_params)
+    if component_params is not None:
+        raise ValueError(f"component_params is only accepted by the hybrid model (got model {name!r})")
+    return MODEL_CLASSES[name](**clean, seed=seed, num_threads=num_threads)
+
+
+def load_model(directory: Path | str, *, num_threads: int = 0) -> Recommender:
+    """Load any model saved with ``Recommender.save``, dispatching on ``model.json``'s ``"model"``.
+
+    A missing, tampered or corrupt file raises ValueError naming the file.
+    """
+    directory = Path(directory)
+    doc = read_model_json(directory)
+    if doc["model"] not in MODEL_CLASSES:
+        raise ValueError(f"{directory / 'model.json'}: unknown model {doc['model']!r}")
+    return MODEL_CLASSES[doc["model"]]._from_saved(directory, doc, num_threads=num_threads)
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MODEL_CLASSES",
+    "MODEL_NAMES",
+    "ALSRecommender",
+    "BPRRecommender",
+    "ContentRecommender",
+    "EASERecommender",
+    "HybridRecommender",
+    "ItemKNNRecommender",
+    "NotFittedError",
+    "PopularityRecommender",
+    "RP3BetaRecommender",
+    "Recommender",
+    "build_model",
+    "default_params",
+    "load_model",
+    "validate_params",
+]
