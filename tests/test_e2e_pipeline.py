@@ -77,3 +77,59 @@ def test_mlflow_run_has_params_metrics_and_tags(clone):
     lock = yaml.safe_load((clone / "dvc.lock").read_text())
     train_md5 = {o["path"]: o["md5"] for o in lock["stages"]["interactions"]["outs"]}
     assert tags["dvc.dep.data/processed/matrices.md5"] == train_md5["data/processed/matrices"]
+
+
+def _mlflow_tags(db, key):
+    con = sqlite3.connect(db)
+    return {v for (v,) in con.execute("select value from tags where key=?", (key,)).fetchall()}
+
+
+def test_dvc_exp_runs_are_compared_and_tracked(clone):
+    dvc(["exp", "run", "-n", "als-f8", "-S", "train.als.factors=8"], clone)
+    dvc(["exp", "run", "-n", "als-f24", "-S", "train.als.factors=24"], clone)
+    shown = json.loads(dvc(["exp", "show", "--json"], clone).stdout)
+    exps = {}
+    for rev in shown:
+        for exp in rev.get("experiments") or []:
+            for r in exp.get("revs", []):
+                data = r.get("data") or {}
+                if r.get("name") in ("als-f8", "als-f24"):
+                    params = data["params"]["params.yaml"]["data"]
+                    metrics = data["metrics"]["reports/metrics.json"]["data"]
+                    exps[r["name"]] = (params["train"]["als"]["factors"], metrics["als"]["ndcg@10"])
+    assert set(exps) == {"als-f8", "als-f24"}
+    assert exps["als-f8"][0] == 8 and exps["als-f24"][0] == 24
+    assert exps["als-f8"][1] != exps["als-f24"][1]
+    # each experiment is one MLflow run, tagged with its DVC experiment name
+    assert {"als-f8", "als-f24"} <= _mlflow_tags(clone / "mlflow.db", "dvc.exp_name")
+
+
+def test_queued_experiment_logs_to_the_repos_mlflow_store(clone):
+    dvc(["exp", "run", "--queue", "-n", "als-queued", "-S", "train.als.regularization=0.5"], clone)
+    dvc(["exp", "run", "--run-all", "--jobs", "1"], clone)
+    shown = dvc(["exp", "show", "--json"], clone).stdout
+    assert "als-queued" in shown
+    assert "als-queued" in _mlflow_tags(clone / "mlflow.db", "dvc.exp_name")
+
+
+@pytest.mark.slow
+def test_push_then_pull_into_a_second_clone_needs_no_recompute(clone, seaweedfs, tmp_path):
+    from musicrec import services as svc
+    from musicrec.testing import run
+
+    cfg, creds = seaweedfs
+    url = f"s3://{cfg.bucket}/e2e-{tmp_path.name}"
+    svc.write_dvc_config_local(clone, cfg.s3_endpoint, creds)
+    dvc(["remote", "modify", "--local", "s3", "url", url], clone)
+    dvc(["push"], clone)
+    run(["git", "add", "-A"], clone)
+    run(["git", "commit", "-qm", "pipeline run", "--allow-empty"], clone)
+    other = tmp_path / "other"
+    run(["git", "clone", "-q", str(clone), str(other)], tmp_path)
+    svc.write_dvc_config_local(other, cfg.s3_endpoint, creds)
+    dvc(["remote", "modify", "--local", "s3", "url", url], other)
+    dvc(["pull"], other)
+    out = dvc(["repro"], other).stdout
+    assert "Running stage" not in out, out
+    for f in ("data/processed/matrices/train.npz", "data/models/als/model.json"):
+        assert (other / f).read_bytes() == (clone / f).read_bytes()
