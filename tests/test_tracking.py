@@ -86,7 +86,7 @@ def test_run_params_metrics_tags_artifacts_and_resume(tmp_path, store, monkeypat
         assert any("missing.json" in str(x.message) for x in w)
     rid = run.info.run_id
     assert run_file.read_text().strip() == rid
-    assert logged["train.als.factors"] == "64"
+    assert logged["train.als.factors"] == str(params.train.als.factors)
     assert logged["train.models"] == '["popularity", "itemknn", "als"]'
 
     # evaluate stage: resumes the same run
@@ -96,7 +96,7 @@ def test_run_params_metrics_tags_artifacts_and_resume(tmp_path, store, monkeypat
 
     r = _client(store).get_run(rid)
     assert r.info.status == "FINISHED"
-    assert r.data.params["train.als.factors"] == "64"
+    assert r.data.params["train.als.factors"] == str(params.train.als.factors)
     assert r.data.params["s3.secret_access_key"] == tr.REDACTED
     assert "topsecretkey" not in str(r.data.params) + str(r.data.tags)
     assert r.data.tags["leak"] == tr.REDACTED and r.data.tags["my_token"] == tr.REDACTED
