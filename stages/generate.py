@@ -1,26 +1,36 @@
-"""DVC stage `generate`: a deterministic synthetic dataset in the Kaggle MSD + Spotify + Last.fm schema."""
+"""DVC stage ``generate``: write the synthetic dataset in the Kaggle schema.
 
-import argparse
-import pathlib
-import sys
+    python stages/generate.py --params params.yaml --out data/raw/synthetic
+"""
+
+import sys, pathlib  # noqa: E401
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "src"))
+
+import argparse  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from musicrec.config import load_params  # noqa: E402
 from musicrec.stage import run_stage  # noqa: E402
 from musicrec.synth import write_synthetic  # noqa: E402
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--out", required=True, help="output folder (Music Info.csv, User Listening History.csv)")
-    args = ap.parse_args()
-    p = load_params(args.params)
-    g = p.generate
-    s = write_synthetic(pathlib.Path(args.out), n_tracks=g.n_tracks, n_users=g.n_users, n_plays=g.n_plays,
-                        n_genres=g.n_genres, n_artists=g.n_artists, seed=p.seed, chunk_rows=p.data.chunk_rows)
-    print(f"generate: {s['rows']:,} listening rows, {s['users']:,} users, {s['tracks']:,} tracks -> {args.out}")
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    ap.add_argument("--out", default="data/raw/synthetic", help="output directory (replaced atomically)")
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    g = params.generate
+    summary = write_synthetic(
+        Path(args.out),
+        n_tracks=g.n_tracks, n_users=g.n_users, n_plays=g.n_plays, n_genres=g.n_genres,
+        n_artists=g.n_artists, seed=params.seed, chunk_rows=params.data.chunk_rows,
+    )
+    print(
+        f"generate: wrote {summary['rows']} plays by {summary['users']} users over "
+        f"{summary['tracks']} tracks to {args.out} in {summary['seconds']:.1f}s (seed {params.seed})"
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ bytes do not depend on ``chunk_rows`` or on thread counts.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,13 +48,14 @@ USER_BLOCK = 4096
 MAX_PLAYCOUNT = 50_000
 GENRE_MISSING_SHARE = 0.55
 TAGS_MISSING_SHARE = 0.03
-import os as _os  # TUNING ONLY
-_ZIPF = float(_os.environ.get("ZIPF", 0.85))
-_PC_MU = float(_os.environ.get("PC_MU", -0.55))
-_PC_USER_SD = float(_os.environ.get("PC_USER_SD", 0.55))
-_PC_AFF = float(_os.environ.get("PC_AFF", 0.22))
-_PC_FAV = float(_os.environ.get("PC_FAV", 0.5))
-_PC_NOISE_SD = float(_os.environ.get("PC_NOISE_SD", 1.2))
+ZIPF_EXPONENT = 0.95  # item popularity weight ∝ rank ** -ZIPF_EXPONENT
+# play count = 1 + Poisson(exp(mu)), mu = _PC_MU + user effect + _PC_AFF * log affinity
+# + _PC_FAV (favourite artist) + N(0, _PC_NOISE_SD): median 1, ~57% ones, mean ~3 (as in the Taste Profile).
+_PC_MU = -2.3
+_PC_USER_SD = 1.3
+_PC_AFF = 0.6
+_PC_FAV = 0.5
+_PC_NOISE_SD = 0.8
 
 # (genre name, core tag, eight sub-style tags: sub-style s owns tags 2s and 2s+1)
 _GENRES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -349,7 +351,7 @@ def generate_catalog(n_tracks: int, n_artists: int, n_genres: int, rng: np.rando
     score = np.log(artist_pop[item_artist]) + rng.normal(0.0, 1.5, size=n_tracks)
     rank = np.empty(n_tracks, dtype=np.int64)
     rank[np.argsort(-score, kind="stable")] = np.arange(1, n_tracks + 1)
-    item_weight = 1.0 / rank ** _ZIPF
+    item_weight = 1.0 / rank ** ZIPF_EXPONENT
     item_weight /= item_weight.sum()
     genre_weight = np.bincount(item_genre, weights=item_weight, minlength=n_genres)
 
@@ -513,7 +515,9 @@ def _user_block(
 
     # sparse genre mixture: 1 + Poisson(0.8) genres (<= 4), sub-style weights concentrated
     n_g = np.minimum(1 + rng.poisson(0.8, size=b), min(4, ng))
-    gkeys = rng.random((b, ng)) ** (1.0 / tb.genre_p)[None, :]  # weighted sampling w/o replacement
+    # weighted sampling without replacement (Efraimidis-Spirakis keys log(u) / p; empty genres last)
+    gp = tb.genre_p[None, :]
+    gkeys = np.where(gp > 0, np.log(rng.random((b, ng))) / np.where(gp > 0, gp, 1.0), -np.inf)
     granks = np.argsort(np.argsort(-gkeys, axis=1, kind="stable"), axis=1, kind="stable")
     gw = np.where(granks < n_g[:, None], rng.gamma(1.0, size=(b, ng)), 0.0)
     sw = rng.gamma(0.5, size=(b, ng, N_SUBSTYLES)) + 1e-3
@@ -608,14 +612,13 @@ def _user_block(
     return acc_u, acc_i, plays
 
 
-def iter_history(
+def _history_parts(
     catalog: Catalog, n_users: int, n_plays: int, rng: np.random.Generator, chunk_rows: int,
-) -> Iterator[pd.DataFrame]:
-    """Stream ``User Listening History.csv`` rows in chunks of whole users.
+) -> tuple[np.ndarray, Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """User ids and a stream of (user index, track index, playcount) arrays in whole-user chunks.
 
-    Exactly ``n_plays`` rows in total, each (user, track) pair once. Chunks hold
-    at most ``chunk_rows`` rows unless a single user has more. The rows do not
-    depend on ``chunk_rows``.
+    Everything drawn from ``rng`` is drawn here, eagerly; each block of
+    :data:`USER_BLOCK` users then uses its own generator derived from one seed.
     """
     _check_positive(chunk_rows=chunk_rows)
     check_sizes(catalog.n_tracks, n_users, n_plays)
@@ -623,40 +626,76 @@ def iter_history(
     user_ids = _hex_codes(rng, n_users, 20)
     base_seed = int(rng.integers(0, 2**63 - 1))
     tb = _tables(catalog)
+
+    def parts() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        buf: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        buf_rows = 0
+        for start in range(0, n_users, USER_BLOCK):
+            stop = min(start + USER_BLOCK, n_users)
+            brng = np.random.default_rng([base_seed, start // USER_BLOCK])
+            lu, it, pc = _user_block(catalog, tb, counts[start:stop], brng)
+            buf.append((lu + start, it, pc))
+            buf_rows += lu.size
+            while buf_rows >= chunk_rows:
+                us, its, ps = (np.concatenate([x[j] for x in buf]) for j in range(3))
+                # cut at the last user boundary at or before chunk_rows (at least one user)
+                cut = chunk_rows
+                if cut < us.size and us[cut] == us[cut - 1]:
+                    cut = int(np.searchsorted(us, us[cut], side="left"))
+                    if cut == 0:
+                        cut = int(np.searchsorted(us, us[0], side="right"))
+                yield us[:cut], its[:cut], ps[:cut]
+                buf = [(us[cut:], its[cut:], ps[cut:])]
+                buf_rows = us.size - cut
+        if buf_rows:
+            yield tuple(np.concatenate([x[j] for x in buf]) for j in range(3))  # type: ignore[misc]
+
+    return user_ids, parts()
+
+
+def iter_history(
+    catalog: Catalog, n_users: int, n_plays: int, rng: np.random.Generator, chunk_rows: int,
+) -> Iterator[pd.DataFrame]:
+    """Stream ``User Listening History.csv`` rows in chunks of whole users.
+
+    Exactly ``n_plays`` rows in total, each (user, track) pair once, rows grouped
+    by user. Chunks hold at most ``chunk_rows`` rows unless a single user has
+    more. The rows do not depend on ``chunk_rows``. Sizes are checked (and
+    ``rng`` consumed) when this is called, not at the first ``next``.
+    """
+    user_ids, parts = _history_parts(catalog, n_users, n_plays, rng, chunk_rows)
     track_ids = catalog.frame["track_id"].to_numpy(dtype=object)
 
-    buf: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    buf_rows = 0
+    def frames() -> Iterator[pd.DataFrame]:
+        for us, its, ps in parts:
+            yield pd.DataFrame({
+                "track_id": track_ids[its],
+                "user_id": user_ids[us].astype(object),
+                "playcount": ps,
+            }, columns=list(KAGGLE_HISTORY_COLUMNS))
 
-    def emit(us: np.ndarray, its: np.ndarray, ps: np.ndarray) -> pd.DataFrame:
-        return pd.DataFrame({
-            "track_id": track_ids[its],
-            "user_id": user_ids[us].astype(object),
-            "playcount": ps,
-        }, columns=list(KAGGLE_HISTORY_COLUMNS))
+    return frames()
 
-    for start in range(0, n_users, USER_BLOCK):
-        stop = min(start + USER_BLOCK, n_users)
-        brng = np.random.default_rng([base_seed, start // USER_BLOCK])
-        lu, it, pc = _user_block(catalog, tb, counts[start:stop], brng)
-        buf.append((lu + start, it, pc))
-        buf_rows += lu.size
-        while buf_rows >= chunk_rows:
-            us = np.concatenate([x[0] for x in buf])
-            its = np.concatenate([x[1] for x in buf])
-            ps = np.concatenate([x[2] for x in buf])
-            # cut at the last user boundary at or before chunk_rows (at least one user)
-            cut = chunk_rows
-            if cut < us.size and us[cut] == us[cut - 1]:
-                cut = int(np.searchsorted(us, us[cut], side="left"))
-                if cut == 0:
-                    cut = int(np.searchsorted(us, us[0], side="right"))
-            yield emit(us[:cut], its[:cut], ps[:cut])
-            buf = [(us[cut:], its[cut:], ps[cut:])]
-            buf_rows = us.size - cut
-    if buf_rows:
-        yield emit(np.concatenate([x[0] for x in buf]), np.concatenate([x[1] for x in buf]),
-                   np.concatenate([x[2] for x in buf]))
+
+def _fixed_bytes(strings: np.ndarray, trailer: bytes) -> np.ndarray:
+    """(n, width + len(trailer)) uint8 matrix of equal-width ASCII strings followed by ``trailer``."""
+    width = int(strings.dtype.itemsize // 4) if strings.dtype.kind == "U" else strings.dtype.itemsize
+    raw = np.ascontiguousarray(strings.astype(f"S{width}")).view(np.uint8).reshape(-1, width)
+    tail = np.broadcast_to(np.frombuffer(trailer, dtype=np.uint8), (raw.shape[0], len(trailer)))
+    return np.hstack((raw, tail))
+
+
+def _history_csv_bytes(track_b: np.ndarray, user_b: np.ndarray, us: np.ndarray, its: np.ndarray,
+                       ps: np.ndarray) -> bytes:
+    """CSV lines ``track_id,user_id,playcount\n`` built without a per-row Python loop."""
+    n_digits = len(str(MAX_PLAYCOUNT))
+    digits = np.zeros((ps.size, n_digits + 1), dtype=np.uint8)  # 0 = padding, dropped below
+    for k in range(n_digits):
+        p = 10 ** k
+        digits[:, n_digits - 1 - k] = np.where(ps >= p, (ps // p) % 10 + 48, 0)
+    digits[:, -1] = ord("\n")
+    lines = np.hstack((track_b[its], user_b[us], digits)).ravel()
+    return lines[lines != 0].tobytes()
 
 
 # --------------------------------------------------------------------------- writing
@@ -687,14 +726,20 @@ def write_synthetic(
     max_pc = 0
     users = 0
     with atomic_path(Path(out_dir), directory=True) as tmp:
+        os.chmod(tmp, 0o755)  # mkdtemp creates 0700
         with open(tmp / KAGGLE_MUSIC_INFO, "w", encoding="utf-8", newline="") as fh:
             catalog.frame.to_csv(fh, index=False, lineterminator="\n")
-        with open(tmp / KAGGLE_HISTORY, "w", encoding="utf-8", newline="") as fh:
-            for i, chunk in enumerate(iter_history(catalog, n_users, n_plays, rng, chunk_rows)):
-                chunk.to_csv(fh, index=False, header=(i == 0), lineterminator="\n")
-                rows += len(chunk)
-                users += chunk["user_id"].nunique()
-                max_pc = max(max_pc, int(chunk["playcount"].max()))
+        user_ids, parts = _history_parts(catalog, n_users, n_plays, rng, chunk_rows)
+        track_b = _fixed_bytes(catalog.frame["track_id"].to_numpy(dtype="U18"), b",")
+        user_b = _fixed_bytes(user_ids, b",")
+        del user_ids
+        with open(tmp / KAGGLE_HISTORY, "wb") as fh:
+            fh.write((",".join(KAGGLE_HISTORY_COLUMNS) + "\n").encode())
+            for us, its, ps in parts:
+                fh.write(_history_csv_bytes(track_b, user_b, us, its, ps))
+                rows += us.size
+                users += int(np.unique(us).size)
+                max_pc = max(max_pc, int(ps.max()))
     if rows != n_plays:  # pragma: no cover - guarded by construction
         raise RuntimeError(f"wrote {rows} rows, expected n_plays={n_plays}")
     return {

@@ -1,0 +1,99 @@
+"""musicrec command line: recommendations from a trained models folder.
+
+    python -m musicrec recommend --user USER_ID -n 10
+    python -m musicrec recommend --like TRACK_ID [TRACK_ID ...] -n 10
+    python -m musicrec similar TRACK_ID -n 10
+    python -m musicrec models
+
+Common options (after the command): ``--models data/models``, ``--model NAME``
+(default: the hybrid if trained, else als, else the first), ``--matrices
+data/processed/matrices`` (user histories), ``--json``. Unknown ids print close
+matches and exit with status 2. The logic lives in :mod:`musicrec.serving`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--models", default="data/models", help="trained models folder (default: %(default)s)")
+    common.add_argument("--model", default=None,
+                        help="model to use (default: hybrid if trained, else als, else the first)")
+    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ap = argparse.ArgumentParser(prog="musicrec", description="Music recommendations from a trained musicrec pipeline.")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    rec = sub.add_parser("recommend", parents=[common], help="tracks for a known user or from a few liked tracks")
+    who = rec.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", metavar="USER_ID", help="a user id of the training data")
+    who.add_argument("--like", metavar="TRACK_ID", nargs="+", help="cold start: one or more liked track ids")
+    rec.add_argument("-n", type=int, default=10, help="number of recommendations (default: %(default)s)")
+    rec.add_argument("--matrices", default="data/processed/matrices",
+                     help="interactions folder with the users' histories (default: %(default)s)")
+
+    sim = sub.add_parser("similar", parents=[common], help="tracks similar to a track")
+    sim.add_argument("track", metavar="TRACK_ID")
+    sim.add_argument("-n", type=int, default=10, help="number of tracks (default: %(default)s)")
+
+    sub.add_parser("models", parents=[common], help="list the trained models")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+    args = _parser().parse_args(argv)
+    from musicrec import serving
+
+    try:
+        if args.command == "models":
+            names = serving.available_models(args.models)
+            default = serving.default_model(names) if names else None
+            if args.json:
+                print(json.dumps({"models": names, "default": default}))
+            else:
+                for n in names:
+                    print(f"{n}{'  (default)' if n == default else ''}")
+            return 0
+        if args.n <= 0:
+            raise serving.ServingError(f"-n must be a positive integer (got {args.n})")
+        rec = serving.Recommender.load(args.models, args.model,
+                                       matrices_dir=getattr(args, "matrices", None))
+        if args.command == "similar":
+            df, query = rec.similar(args.track, args.n), {"similar": args.track}
+        elif args.user is not None:
+            df, query = rec.recommend_user(args.user, args.n), {"user": args.user}
+        else:
+            df, query = rec.recommend_liked(args.like, args.n), {"like": args.like}
+    except serving.ServingError as err:
+        if args.json:
+            doc: dict = {"error": str(err)}
+            if isinstance(err, serving.UnknownIdError):
+                doc = {"error": err.short, "suggestions": [{"id": i, "label": lab} for i, lab in err.suggestions]}
+            print(json.dumps(doc), file=sys.stderr)
+        else:
+            print(f"musicrec: error: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as err:  # corrupt model files and the like: one line, no traceback
+        if os.environ.get("MUSICREC_DEBUG"):
+            raise
+        print(f"musicrec: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"model": rec.model_name, **query, "results": serving.to_records(df)}, indent=2))
+    else:
+        what = {"similar": f"similar to {rec._label(rec.item_index(args.track))}"} if args.command == "similar" else {}
+        title = what.get("similar") or (f"for user {args.user}" if args.user is not None
+                                        else f"for a listener who likes {len(args.like)} track(s)")
+        print(f"{rec.model_name}: top {len(df)} {title}")
+        print(serving.format_table(df))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

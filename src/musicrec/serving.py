@@ -1,0 +1,368 @@
+"""Serve recommendations from a trained models folder (``data/models``), with explanations.
+
+>>> rec = Recommender.load("data/models")                 # hybrid if trained, else als, else the first
+>>> rec.recommend_user("0030909f17bf...", n=10)            # known user: history from the matrices folder
+>>> rec.recommend_liked(["TR01OQ88ENLK1FRLTP", "TR0..."])  # cold start from a few liked tracks
+>>> rec.similar("TR01OQ88ENLK1FRLTP", n=10)
+
+Each method returns a DataFrame with the columns :data:`COLUMNS` (``rank``,
+``item_id``, ``name``, ``artist``, ``score``, ``why``). ``why`` is a short
+explanation:
+
+* collaborative models: the known/liked track that contributes most to the
+  recommendation (item-item models: the largest term of ``user_items @ W``;
+  factor models and others: the highest item-item similarity of the model);
+* ``content``: the tags (and audio traits) the item shares with the user's
+  profile (:meth:`~musicrec.models.content.ContentRecommender.explain`);
+* ``hybrid``: both;
+* ``similar``: tags both tracks carry and whether the artist is the same.
+
+Unknown user or track ids raise :class:`UnknownIdError`, whose message lists
+close matches (``difflib`` over the ids and, for tracks, over track names,
+case-insensitive). The models folder is read once; the user history matrices
+(``train_weighted.npz`` + ``query_weighted.npz``) are read on first use.
+Nothing here imports MLflow or Dask, so the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+COLUMNS = ("rank", "item_id", "name", "artist", "score", "why")
+DEFAULT_ORDER = ("hybrid", "als")
+CONTENT_BASED = ("content", "hybrid")
+_MAX_DIFFLIB_POOL = 20_000
+
+
+class ServingError(ValueError):
+    """A request that cannot be served (missing folder, bad argument); the message says why."""
+
+
+class UnknownIdError(ServingError, LookupError):
+    """An unknown user or track id; ``suggestions`` holds close matches (ids)."""
+
+    def __init__(self, kind: str, value: str, suggestions: list[tuple[str, str]]):
+        self.kind = kind
+        self.value = value
+        self.suggestions = suggestions  # (id, label)
+        self.short = msg = f"unknown {kind} id {value!r}"
+        if suggestions:
+            msg += "; did you mean:\n" + "\n".join(f"  {i}" + (f"  ({label})" if label else "") for i, label in suggestions)
+        else:
+            msg += " (no close matches)"
+        super().__init__(msg)
+
+
+def available_models(models_dir: Path | str) -> list[str]:
+    """Names of the models saved in ``models_dir`` (sub-folders holding a ``model.json``), sorted."""
+    d = Path(models_dir)
+    if not d.is_dir():
+        raise ServingError(f"{d}: models folder not found (run the pipeline first: dvc repro, or dvc pull)")
+    return sorted(p.name for p in d.iterdir() if (p / "model.json").is_file())
+
+
+def default_model(names: Sequence[str]) -> str:
+    """The hybrid if trained, else ALS, else the first available model."""
+    for preferred in DEFAULT_ORDER:
+        if preferred in names:
+            return preferred
+    if not names:
+        raise ServingError("no trained models found")
+    return names[0]
+
+
+def _close_matches(query: str, pool: pd.Series, n: int) -> list[int]:
+    """Positions in ``pool`` (strings) of the values closest to ``query``, case-insensitive."""
+    q = query.strip().lower()
+    if not q or pool.empty:
+        return []
+    low = pool.fillna("").astype(str).str.lower()
+    contains = np.flatnonzero(low.str.contains(q, regex=False).to_numpy())
+    cand = np.arange(len(low))
+    if len(cand) > _MAX_DIFFLIB_POOL:  # keep the error path fast on large catalogues
+        pref = np.flatnonzero(low.str.startswith(q[:2]).to_numpy())
+        cand = np.union1d(pref, contains)[:_MAX_DIFFLIB_POOL]
+    values = low.to_numpy()[cand]
+    uniq: dict[str, int] = {}
+    for pos, v in zip(cand, values):
+        uniq.setdefault(v, int(pos))
+    close = difflib.get_close_matches(q, list(uniq), n=n, cutoff=0.6)
+    out = [uniq[v] for v in close]
+    for pos in contains:  # substrings ("harbor" -> "Hidden Harbor, Goodbye")
+        if len(out) >= n:
+            break
+        if int(pos) not in out:
+            out.append(int(pos))
+    return out[:n]
+
+
+def _tag_list(text: Any) -> list[str]:
+    if not isinstance(text, str):
+        return []
+    return [t for t in (p.strip().lower() for p in text.split(",")) if t]
+
+
+def _short(items: Iterable[str], limit: int = 3) -> str:
+    items = list(items)
+    return ", ".join(items[:limit]) + (" ..." if len(items) > limit else "")
+
+
+class Recommender:
+    """A trained model plus the catalogue and id maps, ready to answer requests.
+
+    Build with :meth:`load`. ``model_name`` is the model used; ``model`` the
+    loaded :class:`musicrec.models.base.Recommender`.
+    """
+
+    def __init__(self, models_dir: Path, model_name: str, model: Any, catalog: pd.DataFrame,
+                 user_ids: np.ndarray, matrices_dir: Path | None):
+        self.models_dir = models_dir
+        self.model_name = model_name
+        self.model = model
+        self.catalog = catalog.reset_index(drop=True)
+        self.item_ids = self.catalog["item_id"].astype(str).to_numpy()
+        self.user_ids = user_ids
+        self._item_index = {v: i for i, v in enumerate(self.item_ids)}
+        self._user_index: dict[str, int] | None = None
+        self.matrices_dir = matrices_dir
+        self._history: sp.csr_matrix | None = None
+        self._tags: list[list[str]] | None = None
+
+    # ---- loading --------------------------------------------------------------------
+    @classmethod
+    def load(cls, models_dir: Path | str = "data/models", model: str | None = None,
+             matrices_dir: Path | str | None = "data/processed/matrices") -> Recommender:
+        from musicrec.models import load_model
+
+        models_dir = Path(models_dir)
+        names = available_models(models_dir)
+        if not names:
+            raise ServingError(f"{models_dir}: no trained models (no sub-folder with a model.json)")
+        name = default_model(names) if model is None else model
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ServingError(f"model {name!r} is not trained in {models_dir}{hint}; available: {', '.join(names)}")
+        for f in ("catalog.parquet", "users.parquet"):
+            if not (models_dir / f).is_file():
+                raise ServingError(f"{models_dir / f}: missing (the models folder is incomplete; re-run the train stage)")
+        catalog = pd.read_parquet(models_dir / "catalog.parquet")
+        for col in ("name", "artist", "tags"):
+            if col not in catalog.columns:
+                catalog[col] = None
+        users = pd.read_parquet(models_dir / "users.parquet")
+        loaded = load_model(models_dir / name, num_threads=1)
+        if loaded.n_items != len(catalog):
+            raise ServingError(f"{models_dir / name}: fitted on {loaded.n_items} items but the catalogue has "
+                               f"{len(catalog)}; the models folder is inconsistent")
+        return cls(models_dir, name, loaded, catalog, users["user_id"].astype(str).to_numpy(),
+                   None if matrices_dir is None else Path(matrices_dir))
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def history(self) -> sp.csr_matrix:
+        """Every known user's row at query time: ``train_weighted + query_weighted`` (loaded once)."""
+        if self._history is None:
+            from musicrec.io import load_csr
+
+            d = self.matrices_dir
+            if d is None:
+                raise ServingError("no matrices folder given: user histories are unknown (pass --matrices)")
+            files = [d / "train_weighted.npz", d / "query_weighted.npz"]
+            missing = [str(f) for f in files if not f.is_file()]
+            if missing:
+                raise ServingError(f"{', '.join(missing)}: not found (run the interactions stage, or pass --matrices)")
+            m = (load_csr(files[0]) + load_csr(files[1])).tocsr()
+            if m.shape != (len(self.user_ids), self.n_items):
+                raise ServingError(f"{d}: matrices have shape {m.shape} but the models folder has "
+                                   f"{len(self.user_ids)} users x {self.n_items} items; they come from different runs")
+            m.sort_indices()
+            self._history = sp.csr_matrix(m, dtype=np.float32)
+        return self._history
+
+    # ---- id resolution ----------------------------------------------------------------
+    def item_index(self, track_id: str) -> int:
+        """Matrix column of ``track_id``; :class:`UnknownIdError` with suggestions otherwise."""
+        idx = self._item_index.get(str(track_id).strip())
+        if idx is not None:
+            return idx
+        pos = _close_matches(track_id, pd.Series(self.item_ids), 3)
+        by_name = _close_matches(track_id, self.catalog["name"], 5)
+        seen, sugg = set(), []
+        for p in pos + by_name:
+            if p not in seen:
+                seen.add(p)
+                sugg.append((self.item_ids[p], self._label(p)))
+        raise UnknownIdError("track", str(track_id), sugg[:6])
+
+    def user_index(self, user_id: str) -> int:
+        if self._user_index is None:
+            self._user_index = {v: i for i, v in enumerate(self.user_ids)}
+        idx = self._user_index.get(str(user_id).strip())
+        if idx is not None:
+            return idx
+        pos = _close_matches(user_id, pd.Series(self.user_ids), 5)
+        raise UnknownIdError("user", str(user_id), [(self.user_ids[p], "") for p in pos])
+
+    def _label(self, i: int) -> str:
+        row = self.catalog.iloc[i]
+        name, artist = row.get("name"), row.get("artist")
+        name = name if isinstance(name, str) else "?"
+        if isinstance(artist, str) and artist and artist != name:
+            return f"{name} - {artist}"
+        return name
+
+    def _tags_of(self, i: int) -> list[str]:
+        if self._tags is None:
+            self._tags = [_tag_list(t) for t in self.catalog["tags"].tolist()]
+        return self._tags[i]
+
+    # ---- requests ---------------------------------------------------------------------
+    def recommend_user(self, user_id: str, n: int = 10, *, explain: bool = True) -> pd.DataFrame:
+        """Top-``n`` for a known user, excluding what they already played."""
+        u = self.user_index(user_id)
+        row = self.history()[u]
+        return self._recommend(np.asarray([u]), row, n, explain)
+
+    def recommend_liked(self, track_ids: Sequence[str], n: int = 10, *, explain: bool = True) -> pd.DataFrame:
+        """Cold start: top-``n`` for a new listener who likes ``track_ids`` (one-row CSR, weight 1 each)."""
+        if not track_ids:
+            raise ServingError("give at least one liked track id")
+        cols = sorted({self.item_index(t) for t in track_ids})
+        row = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), (np.zeros(len(cols), dtype=np.int64), cols)),
+                            shape=(1, self.n_items))
+        return self._recommend(np.asarray([-1]), row, n, explain)
+
+    def similar(self, track_id: str, n: int = 10, *, explain: bool = True) -> pd.DataFrame:
+        """The ``n`` tracks the model finds most similar to ``track_id``."""
+        i = self.item_index(track_id)
+        ids, scores = self.model.similar_items(np.asarray([i]), N=self._n(n))
+        ids, scores = self._valid(ids[0], scores[0])
+        whys = [self._why_similar(i, j) for j in ids] if explain else [""] * len(ids)
+        return self._frame(ids, scores, whys)
+
+    # ---- internals ---------------------------------------------------------------------
+    def _n(self, n: int) -> int:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+            raise ServingError(f"-n must be a positive integer (got {n!r})")
+        return int(min(n, self.n_items))
+
+    @staticmethod
+    def _valid(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        keep = ids >= 0
+        return ids[keep], scores[keep]
+
+    def _recommend(self, userids: np.ndarray, row: sp.csr_matrix, n: int, explain: bool) -> pd.DataFrame:
+        ids, scores = self.model.recommend(userids, row, N=self._n(n), filter_already_liked_items=True)
+        ids, scores = self._valid(ids[0], scores[0])
+        whys = self._why_recommended(row, ids) if explain else [""] * len(ids)
+        return self._frame(ids, scores, whys)
+
+    def _frame(self, ids: np.ndarray, scores: np.ndarray, whys: list[str]) -> pd.DataFrame:
+        cat = self.catalog.iloc[ids]
+        return pd.DataFrame({
+            "rank": np.arange(1, len(ids) + 1),
+            "item_id": self.item_ids[ids],
+            "name": cat["name"].astype(object).where(cat["name"].notna(), None).to_numpy(),
+            "artist": cat["artist"].astype(object).where(cat["artist"].notna(), None).to_numpy(),
+            "score": np.asarray(scores, dtype=np.float64).round(6),
+            "why": whys,
+        }, columns=list(COLUMNS))
+
+    def _why_recommended(self, row: sp.csr_matrix, recs: np.ndarray) -> list[str]:
+        if len(recs) == 0:
+            return []
+        known = row.indices
+        name = self.model_name
+        if len(known) == 0:
+            return ["popular with listeners (no history)"] * len(recs)
+        if name == "popularity":
+            pop = self.model.item_popularity
+            return [f"popular: {int(pop[j]):,} listeners" for j in recs]
+        parts: list[list[str]] = [[] for _ in recs]
+        if name != "content":
+            collab = self.model.collab if name == "hybrid" else self.model
+            for k, (i, _) in enumerate(self._best_known(collab, row, recs)):
+                if i is not None:
+                    parts[k].append(f"like {self._label(i)}")
+        if name in CONTENT_BASED:
+            content = self.model.content if name == "hybrid" else self.model
+            for k, j in enumerate(recs):
+                feats = content.explain(row, int(j), n=12)
+                tags = [f[len("tag:"):] for f, _ in feats if f.startswith("tag:")]
+                audio = [f[len("audio:"):] for f, _ in feats if f.startswith("audio:")]
+                if tags:
+                    parts[k].append("tags: " + _short(tags))
+                elif audio:
+                    parts[k].append("similar sound: " + _short(audio, 2))
+        return ["; ".join(p) if p else "" for p in parts]
+
+    def _best_known(self, model: Any, row: sp.csr_matrix, recs: np.ndarray) -> list[tuple[int | None, float]]:
+        """For each recommended item, the known item that supports it most (and by how much)."""
+        known, weights = row.indices, row.data
+        W = getattr(model, "W", None)
+        if W is not None:  # item-item models: score = sum_i x_i W[i, j]; take the largest term
+            block = W[known] if sp.issparse(W) else W[known]
+            block = block[:, recs]
+            contrib = np.asarray(block.toarray() if sp.issparse(block) else block, dtype=np.float64)
+            contrib = contrib * weights[:, None]
+        elif getattr(model, "item_factors", None) is not None:
+            F = np.asarray(model.item_factors, dtype=np.float64)
+            a, b = F[known], F[recs]
+            na = np.linalg.norm(a, axis=1, keepdims=True)
+            nb = np.linalg.norm(b, axis=1, keepdims=True)
+            contrib = (a / np.where(na > 0, na, 1)) @ (b / np.where(nb > 0, nb, 1)).T
+        else:
+            sims = np.asarray(model._item_similarity(np.asarray(recs, dtype=np.int64)), dtype=np.float64)
+            contrib = sims[:, known].T
+        out: list[tuple[int | None, float]] = []
+        for k in range(len(recs)):
+            col = contrib[:, k]
+            best = int(np.argmax(col))
+            out.append((int(known[best]), float(col[best])) if col[best] > 0 else (None, 0.0))
+        return out
+
+    def _why_similar(self, i: int, j: int) -> str:
+        parts = []
+        a, b = self.catalog.iloc[i].get("artist"), self.catalog.iloc[j].get("artist")
+        name_i, name_j = self.catalog.iloc[i].get("name"), self.catalog.iloc[j].get("name")
+        if isinstance(a, str) and a == b and not (a == name_i and b == name_j):
+            parts.append("same artist")
+        shared = [t for t in self._tags_of(i) if t in set(self._tags_of(j))]
+        if shared:
+            parts.append("tags: " + _short(shared))
+        return "; ".join(parts) if parts else "listened to by the same people"
+
+
+def to_records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-ready rows (NaN -> None)."""
+    out = []
+    for rec in df.to_dict(orient="records"):
+        out.append({k: (None if isinstance(v, float) and not np.isfinite(v) else
+                        int(v) if isinstance(v, np.integer) else float(v) if isinstance(v, np.floating) else v)
+                    for k, v in rec.items()})
+    return out
+
+
+def format_table(df: pd.DataFrame, *, width: int = 28, why_width: int = 60) -> str:
+    """A plain-text table of a result frame (names and explanations truncated)."""
+    def cut(v: Any, w: int) -> str:
+        s = "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+        return s if len(s) <= w else s[: w - 1] + "…"
+
+    rows = [(str(r.rank), cut(r.item_id, 20), cut(r.name, width), cut(r.artist, 22), f"{r.score:.4f}",
+             cut(r.why, why_width)) for r in df.itertuples(index=False)]
+    head = ("#", "id", "track", "artist", "score", "why")
+    widths = [max(len(h), *(len(r[c]) for r in rows)) if rows else len(h) for c, h in enumerate(head)]
+    line = lambda cells: "  ".join(  # noqa: E731
+        (c.rjust(w) if k in (0, 4) else c.ljust(w)) for k, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    return "\n".join([line(head), line(tuple("-" * w for w in widths)), *(line(r) for r in rows)])
