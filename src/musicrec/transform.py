@@ -18,6 +18,10 @@
 
 The scheduler is ``threads`` (default), ``processes``, ``synchronous`` or the
 ``tcp://host:port`` address of an existing Dask cluster; the code is the same.
+
+The interim input may also be an fsspec URL (``s3://bucket/prefix/interim``) with
+``storage_options`` (for s3fs: ``key``, ``secret``, ``client_kwargs.endpoint_url``),
+so that the workers of a cluster read the input without a shared disk.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from musicrec.io import atomic_path, write_parquet
 from musicrec.schema import PROCESSED_PLAY_COLUMNS
@@ -97,12 +103,46 @@ def _empty_pairs() -> pd.DataFrame:
     )
 
 
-def _keep(df: pd.DataFrame, users: pd.Index | None, items: pd.Index | None) -> pd.DataFrame:
+def _value_set(keys: Any) -> pa.Array | None:
+    """A keep set as one Arrow string array (``None`` stays ``None``)."""
+    if keys is None:
+        return None
+    if isinstance(keys, (pa.Array, pa.ChunkedArray)):
+        arr = keys
+    else:
+        arr = pa.array(pd.array(np.asarray(keys, dtype=object), dtype="string[pyarrow]"))
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _isin(col: pd.Series, keys: Any) -> np.ndarray:
+    """``col.isin(keys)`` for string columns, in Arrow's hash-set kernel.
+
+    (pandas' ``isin`` on Arrow-backed strings turns the value set into Python
+    objects on every call: seconds per partition with a million keys.)
+    """
+    values = _value_set(keys)
+    try:
+        arr = pa.array(col.array)
+    except (TypeError, pa.ArrowException):
+        return col.isin(pd.Index(values.to_pylist())).to_numpy()
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return col.isin(pd.Index(values.to_pylist())).to_numpy()
+    mask = pc.fill_null(pc.is_in(arr, value_set=values.cast(arr.type)), False)
+    if isinstance(mask, pa.ChunkedArray):
+        mask = mask.combine_chunks()
+    return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _keep(df: pd.DataFrame, users: Any, items: Any) -> pd.DataFrame:
+    """Rows whose user is in ``users`` and item in ``items`` (``None`` = no restriction).
+
+    The keep sets may be a ``pd.Index`` or an Arrow string array (what the Dask graph carries).
+    """
     mask = np.ones(len(df), dtype=bool)
     if users is not None:
-        mask &= df["user_id"].isin(users).to_numpy()
+        mask &= _isin(df["user_id"], users)
     if items is not None:
-        mask &= df["item_id"].isin(items).to_numpy()
+        mask &= _isin(df["item_id"], items)
     return df[mask]
 
 
@@ -158,8 +198,12 @@ def filter_pairs_in_memory(pairs: pd.DataFrame, spec: FilterSpec) -> pd.DataFram
     return _sort_partition(_keep(pairs, users, items))
 
 
+def _is_url(p: Any) -> bool:
+    return isinstance(p, str) and "://" in p and not p.startswith("file://")
+
+
 def run_transform(
-    interim_dir: Path,
+    interim_dir: Path | str,
     out_plays: Path,
     out_items: Path,
     *,
@@ -168,25 +212,39 @@ def run_transform(
     scheduler: str = "threads",
     num_workers: int = 2,
     blocksize: str = "64MB",
+    storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run the whole transform; return the report written to ``reports/transform.json``."""
+    """Run the whole transform; return the report written to ``reports/transform.json``.
+
+    ``interim_dir`` is a local folder or an fsspec URL (``s3://...``) read with
+    ``storage_options``; the outputs are always local paths.
+    """
     import dask
     import dask.dataframe as dd
 
-    interim_dir = Path(interim_dir).resolve()
-    plays_dir = interim_dir / "plays"
-    items_path = interim_dir / "items.parquet"
-    for p in (plays_dir, items_path):
-        if not p.exists():
+    if _is_url(interim_dir):
+        import fsspec
+
+        base = str(interim_dir).rstrip("/")
+        plays_src, items_src = f"{base}/plays", f"{base}/items.parquet"
+        fs, _ = fsspec.core.url_to_fs(base, **(storage_options or {}))
+        exists = fs.exists
+    else:
+        interim_dir = Path(interim_dir).resolve()
+        plays_src, items_src = str(interim_dir / "plays"), str(interim_dir / "items.parquet")
+        exists = lambda p: Path(p).exists()  # noqa: E731
+        storage_options = None
+    for p in (plays_src, items_src):
+        if not exists(p):
             raise FileNotFoundError(f"{p}: missing input of the transform stage (run the clean stage first)")
-    items = pd.read_parquet(items_path)
+    items = pd.read_parquet(items_src, storage_options=storage_options)
     out_plays = Path(out_plays)
     with dask_scheduler(scheduler, num_workers), atomic_path(out_plays, directory=True) as tmp_out:
         spill = tmp_out.parent / f"{tmp_out.name}-pairs"
         try:
             raw = dd.read_parquet(
-                str(plays_dir), columns=["user_id", "item_id", "playcount", "timestamp"],
-                blocksize=blocksize,
+                plays_src, columns=["user_id", "item_id", "playcount", "timestamp"],
+                blocksize=blocksize, storage_options=storage_options,
             )
             raw = raw.astype({"user_id": "string", "item_id": "string", "playcount": "int64", "timestamp": _TS_DTYPE})
             n_rows = raw.shape[0]
@@ -195,19 +253,23 @@ def run_transform(
             n_rows_in, _ = dask.compute(n_rows, pairs.to_parquet(str(spill), write_index=False, compute=False,
                                                                  write_metadata_file=False))
             spilled = dd.read_parquet(str(spill))
+            ids = spilled[["user_id", "item_id"]]
 
             def count(users: pd.Index | None, its: pd.Index | None) -> tuple[pd.Series, pd.Series]:
-                kept = spilled[["user_id", "item_id"]].map_partitions(_keep, users, its)
+                # keep sets travel as Arrow arrays; meta given, so Dask does not run _keep to infer it
+                kept = ids.map_partitions(_keep, _value_set(users), _value_set(its), meta=ids._meta)
                 uc, ic = dask.compute(kept["user_id"].value_counts(sort=False), kept["item_id"].value_counts(sort=False))
                 return uc, ic
 
             users, kept_items, passes = iterate_filter(count, spec)
-            final = spilled.map_partitions(_keep, users, kept_items).map_partitions(_sort_partition)
-            final.to_parquet(
+            final = spilled.map_partitions(_keep, _value_set(users), _value_set(kept_items), meta=spilled._meta)
+            final = final.map_partitions(_sort_partition, meta=spilled._meta)
+            # write and count in one pass over the data (computing the counts afterwards re-ran the graph)
+            write = final.to_parquet(
                 str(tmp_out), write_index=False, write_metadata_file=False, compression="zstd",
-                name_function=lambda i: f"part.{i:05d}.parquet",
+                name_function=lambda i: f"part.{i:05d}.parquet", compute=False,
             )
-            stats = dask.compute(final["playcount"].sum(), final.shape[0])
+            _, *stats = dask.compute(write, final["playcount"].sum(), final.shape[0])
         finally:
             shutil.rmtree(spill, ignore_errors=True)
     n_pairs_total = passes[0]["pairs"]
