@@ -85,13 +85,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"musicrec: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps({"model": rec.model_name, **query, "results": serving.to_records(df)}, indent=2))
+        text = json.dumps({"model": rec.model_name, **query, "results": serving.to_records(df)}, indent=2)
     else:
-        what = {"similar": f"similar to {rec._label(rec.item_index(args.track))}"} if args.command == "similar" else {}
-        title = what.get("similar") or (f"for user {args.user}" if args.user is not None
-                                        else f"for a listener who likes {len(args.like)} track(s)")
-        print(f"{rec.model_name}: top {len(df)} {title}")
-        print(serving.format_table(df))
+        if args.command == "similar":
+            title = f"similar to {rec._label(rec.item_index(args.track))}"
+        elif args.user is not None:
+            title = f"for user {args.user}"
+        else:
+            title = f"for a listener who likes {len(args.like)} track(s)"
+        text = f"{rec.model_name}: top {len(df)} {title}\n{serving.format_table(df)}"
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # `python -m musicrec ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

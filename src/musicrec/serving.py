@@ -54,7 +54,8 @@ class UnknownIdError(ServingError, LookupError):
         self.suggestions = suggestions  # (id, label)
         self.short = msg = f"unknown {kind} id {value!r}"
         if suggestions:
-            msg += "; did you mean:\n" + "\n".join(f"  {i}" + (f"  ({label})" if label else "") for i, label in suggestions)
+            msg += "; did you mean:\n" + "\n".join(
+                f"  {i}" + (f"  ({label})" if label else "") for i, label in suggestions)
         else:
             msg += " (no close matches)"
         super().__init__(msg)
@@ -130,10 +131,13 @@ class Recommender:
         self.item_ids = self.catalog["item_id"].astype(str).to_numpy()
         self.user_ids = user_ids
         self._item_index = {v: i for i, v in enumerate(self.item_ids)}
+        self._names = self.catalog["name"].astype(object).to_numpy()
+        self._artists = self.catalog["artist"].astype(object).to_numpy()
         self._user_index: dict[str, int] | None = None
         self.matrices_dir = matrices_dir
         self._history: sp.csr_matrix | None = None
         self._tags: list[list[str]] | None = None
+        self._feature_names: tuple[Any, np.ndarray] | None = None
 
     # ---- loading --------------------------------------------------------------------
     @classmethod
@@ -152,7 +156,8 @@ class Recommender:
             raise ServingError(f"model {name!r} is not trained in {models_dir}{hint}; available: {', '.join(names)}")
         for f in ("catalog.parquet", "users.parquet"):
             if not (models_dir / f).is_file():
-                raise ServingError(f"{models_dir / f}: missing (the models folder is incomplete; re-run the train stage)")
+                raise ServingError(f"{models_dir / f}: missing (the models folder is incomplete; "
+                                   "re-run the train stage)")
         catalog = pd.read_parquet(models_dir / "catalog.parquet")
         for col in ("name", "artist", "tags"):
             if col not in catalog.columns:
@@ -214,8 +219,7 @@ class Recommender:
         raise UnknownIdError("user", str(user_id), [(self.user_ids[p], "") for p in pos])
 
     def _label(self, i: int) -> str:
-        row = self.catalog.iloc[i]
-        name, artist = row.get("name"), row.get("artist")
+        name, artist = self._names[i], self._artists[i]
         name = name if isinstance(name, str) else "?"
         if isinstance(artist, str) and artist and artist != name:
             return f"{name} - {artist}"
@@ -268,12 +272,14 @@ class Recommender:
         return self._frame(ids, scores, whys)
 
     def _frame(self, ids: np.ndarray, scores: np.ndarray, whys: list[str]) -> pd.DataFrame:
-        cat = self.catalog.iloc[ids]
+        def col(values: np.ndarray) -> list[Any]:
+            return [v if isinstance(v, str) else None for v in values[ids]]
+
         return pd.DataFrame({
             "rank": np.arange(1, len(ids) + 1),
             "item_id": self.item_ids[ids],
-            "name": cat["name"].astype(object).where(cat["name"].notna(), None).to_numpy(),
-            "artist": cat["artist"].astype(object).where(cat["artist"].notna(), None).to_numpy(),
+            "name": col(self._names),
+            "artist": col(self._artists),
             "score": np.asarray(scores, dtype=np.float64).round(6),
             "why": whys,
         }, columns=list(COLUMNS))
@@ -296,15 +302,33 @@ class Recommender:
                     parts[k].append(f"like {self._label(i)}")
         if name in CONTENT_BASED:
             content = self.model.content if name == "hybrid" else self.model
-            for k, j in enumerate(recs):
-                feats = content.explain(row, int(j), n=12)
-                tags = [f[len("tag:"):] for f, _ in feats if f.startswith("tag:")]
-                audio = [f[len("audio:"):] for f, _ in feats if f.startswith("audio:")]
+            for k, feats in enumerate(self._shared_features(content, row, recs)):
+                tags = [f[len("tag:"):] for f in feats if f.startswith("tag:")]
+                audio = [f[len("audio:"):] for f in feats if f.startswith("audio:")]
                 if tags:
                     parts[k].append("tags: " + _short(tags))
                 elif audio:
                     parts[k].append("similar sound: " + _short(audio, 2))
         return ["; ".join(p) if p else "" for p in parts]
+
+    def _shared_features(self, content: Any, row: sp.csr_matrix, recs: np.ndarray, n: int = 12) -> list[list[str]]:
+        """Named features each item shares with the row's content profile, largest contribution first.
+
+        The same as ``ContentRecommender.explain`` for every item at once (the
+        profile and the feature names are computed once).
+        """
+        if self._feature_names is None or self._feature_names[0] is not content:
+            self._feature_names = (content, content.features.feature_names)
+        names = self._feature_names[1]
+        profile = content.user_profiles(row)
+        contrib = sp.csr_matrix(content.features.vectors[recs].multiply(profile))
+        out = []
+        for k in range(len(recs)):
+            lo, hi = contrib.indptr[k], contrib.indptr[k + 1]
+            vals, cols = contrib.data[lo:hi], contrib.indices[lo:hi]
+            order = np.lexsort((cols, -vals))[:n]
+            out.append([str(names[cols[o]]) for o in order if vals[o] > 0])
+        return out
 
     def _best_known(self, model: Any, row: sp.csr_matrix, recs: np.ndarray) -> list[tuple[int | None, float]]:
         """For each recommended item, the known item that supports it most (and by how much)."""
@@ -333,11 +357,12 @@ class Recommender:
 
     def _why_similar(self, i: int, j: int) -> str:
         parts = []
-        a, b = self.catalog.iloc[i].get("artist"), self.catalog.iloc[j].get("artist")
-        name_i, name_j = self.catalog.iloc[i].get("name"), self.catalog.iloc[j].get("name")
-        if isinstance(a, str) and a == b and not (a == name_i and b == name_j):
+        a, b = self._artists[i], self._artists[j]
+        # (HetRec-style catalogues name the artist as the item: "same artist" would say nothing)
+        if isinstance(a, str) and a == b and not (a == self._names[i] and b == self._names[j]):
             parts.append("same artist")
-        shared = [t for t in self._tags_of(i) if t in set(self._tags_of(j))]
+        other = set(self._tags_of(j))
+        shared = [t for t in self._tags_of(i) if t in other]
         if shared:
             parts.append("tags: " + _short(shared))
         return "; ".join(parts) if parts else "listened to by the same people"
