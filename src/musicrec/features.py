@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from musicrec.io import atomic_path
 from musicrec.schema import AUDIO_FEATURES
@@ -209,6 +208,8 @@ def build_item_features(
     vocab: np.ndarray = np.zeros(0, dtype=str)
     tag_block = sp.csr_matrix((n, 0), dtype=np.float32)
     if any(split_tags(t) for t in texts):
+        from sklearn.feature_extraction.text import TfidfVectorizer  # ~1.5 s import: only when fitting
+
         vec = TfidfVectorizer(tokenizer=split_tags, token_pattern=None, lowercase=False, dtype=np.float32)
         tfidf = sp.csr_matrix(vec.fit_transform(texts), dtype=np.float32)
         vocab = np.asarray(vec.get_feature_names_out(), dtype=str)
