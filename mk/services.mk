@@ -2,6 +2,7 @@
 # Included by the main Makefile, which defines VENV, PY, DVC and $(VENV)/.installed.
 # Ports: MUSICREC_S3_PORT (8333), MUSICREC_MLFLOW_PORT (5000), MUSICREC_WEED_{MASTER,VOLUME,FILER}_PORT.
 # Keys: MUSICREC_S3_ACCESS_KEY / MUSICREC_S3_SECRET_KEY, else generated into .services/credentials.env.
+# State (data, logs, keys, PID files): MUSICREC_SERVICES_DIR (default .services). The bucket has versioning on.
 SERVICES := $(PY) -m musicrec.services
 DVC_ARGS ?=
 MLFLOW_UI_PORT ?= 5000

@@ -47,7 +47,7 @@ def main() -> None:
 
             tracking.log_params_flat(json.loads(p.model_dump_json()))
             tracking.log_metrics({"fit_seconds": report["fit_seconds"]})
-            tracking.log_artifacts([args.out], artifact_path="model")
+            tracking.log_model_artifacts(args.out, args.matrices)  # model/ + model/history/ (serving.download_run)
     print("train: " + ", ".join(f"{t.name} {t.seconds:.1f}s" for t in trained))
 
 

@@ -135,16 +135,16 @@ def test_dvc_push_pull_roundtrip(seaweedfs, tmp_path):
 
 
 def test_dvc_version_aware_remote(seaweedfs, tmp_path):
-    """SeaweedFS 4.x implements bucket versioning; dvc's version_aware remote works on it."""
+    """SeaweedFS 4.x implements bucket versioning; services-up's bucket has it on, so
+    `dvc remote modify s3 version_aware true` works on it as it is."""
     cfg, creds = seaweedfs
     client = svc.s3_client(cfg.s3_endpoint, creds)
-    bucket = "musicrec-versioned"
-    svc.ensure_bucket(client, bucket)
-    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    assert client.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled"
-    _push_pull(tmp_path, cfg, creds, f"s3://{bucket}/dvc", version_aware=True)
-    versions = client.list_object_versions(Bucket=bucket, Prefix="dvc/").get("Versions", [])
-    assert any(v["Key"] == "dvc/data.bin" for v in versions)
+    assert client.get_bucket_versioning(Bucket=cfg.bucket).get("Status") == "Enabled"
+    assert svc.ensure_versioning(client, cfg.bucket) is False  # idempotent
+    prefix = f"va-{uuid.uuid4().hex[:8]}"
+    _push_pull(tmp_path, cfg, creds, f"s3://{cfg.bucket}/{prefix}", version_aware=True)
+    versions = client.list_object_versions(Bucket=cfg.bucket, Prefix=prefix + "/").get("Versions", [])
+    assert any(v["Key"] == f"{prefix}/data.bin" for v in versions)
 
 
 def test_stop_refuses_foreign_pid(tmp_path):
@@ -197,3 +197,96 @@ def test_mlflow_server_roundtrip(seaweedfs, tmp_path, monkeypatch):
         print(svc.stop_service(cfg, "mlflow", grace_s=20))
     gone, alive = psutil.wait_procs(family, timeout=5)
     assert not alive, f"still running: {alive}"
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.slow
+def test_make_services_up_down_leaves_nothing_and_keeps_data(tmp_path, free_ports):
+    """`make services-up` / `make services-down` in a copy of the project, on free ports and a temporary
+    MUSICREC_SERVICES_DIR: S3 refuses anonymous requests, down leaves no process and no listener,
+    and an object written before a restart is still there after it."""
+    import secrets
+
+    from botocore.exceptions import ClientError
+
+    from musicrec.testing import make_clone, pipeline_env
+
+    try:
+        svc.weed_binary()
+    except svc.ServiceError as exc:
+        pytest.skip(str(exc))
+    if not shutil.which("make"):
+        pytest.skip("make not installed")
+    repo = make_clone(tmp_path / "repo", commit=False)
+    (repo / ".venv").symlink_to(Path(sys.executable).parents[1])
+    state = tmp_path / "state"
+    names = ["S3", "MLFLOW", "WEED_MASTER", "WEED_VOLUME", "WEED_FILER", "WEED_MASTER_GRPC", "WEED_VOLUME_GRPC",
+             "WEED_FILER_GRPC", "WEED_S3_GRPC"]
+    ports = dict(zip(names, free_ports(len(names))))
+    env = pipeline_env({f"MUSICREC_{n}_PORT": str(p) for n, p in ports.items()}
+                       | {"MUSICREC_SERVICES_DIR": str(state)})
+    for k in ("MUSICREC_S3_ACCESS_KEY", "MUSICREC_S3_SECRET_KEY"):
+        env.pop(k, None)
+
+    def make(target: str) -> str:
+        # -o: the shared .venv is already installed; never let make reinstall it
+        r = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", target], cwd=repo, env=env,
+                           capture_output=True, text=True, timeout=400)
+        assert r.returncode == 0, f"make {target}:\n{r.stdout}\n{r.stderr}"
+        return r.stdout
+
+    def family() -> list[psutil.Process]:
+        procs = []
+        for pf in sorted((state / "run").glob("*.pid")):
+            p = psutil.Process(json.loads(pf.read_text())["pid"])
+            procs += [p, *p.children(recursive=True)]
+        return procs
+
+    def assert_all_gone(procs: list[psutil.Process]) -> None:
+        _, alive = psutil.wait_procs(procs, timeout=10)
+        assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], f"still running: {alive}"
+        assert not list((state / "run").glob("*.pid")) and not list((state / "run").glob("*.sock"))
+        busy = [f"{n} {p}" for n, p in ports.items() if _listening(p)]
+        assert not busy, f"still listening: {busy}"
+
+    endpoint = f"http://127.0.0.1:{ports['S3']}"
+    key, body = "persist/object.bin", secrets.token_bytes(4096)
+    try:
+        out = make("services-up")
+        assert f"export MLFLOW_TRACKING_URI=http://127.0.0.1:{ports['MLFLOW']}" in out
+        assert (state / "credentials.env").exists() and not (repo / ".services").exists()
+        assert f"endpointurl = {endpoint}" in (repo / ".dvc" / "config.local").read_text()
+        procs = family()
+        assert len(list((state / "run").glob("*.pid"))) == 2 and len(procs) >= 2
+        cfg = svc.ServiceConfig.from_env(state_dir=state)
+        creds = svc.load_credentials(cfg, create=False)
+        anon = svc.s3_client(endpoint, None)
+        for call in (anon.list_buckets, lambda: anon.get_object(Bucket=svc.BUCKET, Key=svc.READY_KEY),
+                     lambda: anon.put_object(Bucket=svc.BUCKET, Key="anon", Body=b"x")):
+            with pytest.raises(ClientError) as ei:
+                call()
+            assert ei.value.response["Error"]["Code"] == "AccessDenied"
+        client = svc.s3_client(endpoint, creds)
+        assert client.get_bucket_versioning(Bucket=svc.BUCKET).get("Status") == "Enabled"
+        client.put_object(Bucket=svc.BUCKET, Key=key, Body=body)
+        assert "running" in make("services-status")
+
+        make("services-down")
+        assert_all_gone(procs)
+
+        make("services-up")
+        procs = family()
+        got = svc.s3_client(endpoint, creds).get_object(Bucket=svc.BUCKET, Key=key)["Body"].read()
+        assert got == body, "the data survives services-down + services-up"
+        make("services-down")
+        assert_all_gone(procs)
+    finally:
+        subprocess.run([sys.executable, "-m", "musicrec.services", "down", "--dir", str(state), "--repo", str(repo),
+                        "--grace", "10"], env=env, capture_output=True, timeout=120)

@@ -4,11 +4,15 @@
     python -m musicrec recommend --like TRACK_ID [TRACK_ID ...] -n 10
     python -m musicrec similar TRACK_ID -n 10
     python -m musicrec models
+    python -m musicrec recommend --run-id RUN_ID --user USER_ID    # the model logged to an MLflow run
 
 Common options (after the command): ``--models data/models``, ``--model NAME``
 (default: the hybrid if trained, else als, else the first), ``--matrices
-data/processed/matrices`` (user histories), ``--json``. Unknown ids print close
-matches and exit with status 2. The logic lives in :mod:`musicrec.serving`.
+data/processed/matrices`` (user histories), ``--json``; ``--run-id RUN_ID``
+(with ``--tracking-uri``, default ``MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``)
+loads the models and user histories from that MLflow run instead of the local
+folders. Unknown ids print close matches and exit with status 2. The logic
+lives in :mod:`musicrec.serving`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--model", default=None,
                         help="model to use (default: hybrid if trained, else als, else the first)")
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    common.add_argument("--run-id", default=None, metavar="RUN_ID",
+                        help="load the model from this MLflow run (artifact model/) instead of --models; "
+                             "e.g. $(cat reports/mlflow_run_id.txt)")
+    common.add_argument("--tracking-uri", default=None, metavar="URI",
+                        help="MLflow store of --run-id (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
     ap = argparse.ArgumentParser(prog="musicrec", description="Music recommendations from a trained musicrec pipeline.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -52,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "models":
-            names = serving.available_models(args.models)
+            models_dir = args.models
+            if args.run_id:
+                models_dir, _ = serving.download_run(args.run_id, tracking_uri=args.tracking_uri)
+            names = serving.available_models(models_dir)
             default = serving.default_model(names) if names else None
             if args.json:
                 print(json.dumps({"models": names, "default": default}))
@@ -62,8 +74,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.n <= 0:
             raise serving.ServingError(f"-n must be a positive integer (got {args.n})")
-        rec = serving.Recommender.load(args.models, args.model,
-                                       matrices_dir=getattr(args, "matrices", None))
+        if args.run_id:
+            rec = serving.Recommender.from_run(args.run_id, args.model, tracking_uri=args.tracking_uri,
+                                               matrices_dir=getattr(args, "matrices", None))
+        else:
+            rec = serving.Recommender.load(args.models, args.model,
+                                           matrices_dir=getattr(args, "matrices", None))
         if args.command == "similar":
             df, query = rec.similar(args.track, args.n), {"similar": args.track}
         elif args.user is not None:

@@ -46,6 +46,7 @@ DEFAULT_REMOTE = "s3"
 
 ENV_ACCESS = "MUSICREC_S3_ACCESS_KEY"
 ENV_SECRET = "MUSICREC_S3_SECRET_KEY"
+ENV_STATE_DIR = "MUSICREC_SERVICES_DIR"  # data, logs, keys and PID files (default <repo>/.services)
 
 # (field name, env var, default); gRPC ports default to http port + 10000 (SeaweedFS' rule).
 _PORT_ENV = {
@@ -87,6 +88,7 @@ class ServiceConfig:
     filer_grpc_port: int | None = None
     s3_grpc_port: int | None = None
     bucket: str = BUCKET
+    versioning: bool = True  # bucket versioning on, so `dvc remote modify s3 version_aware true` works
     startup_timeout_s: float = 60.0
     mlflow_timeout_s: float = 120.0
     stop_grace_s: float = 30.0
@@ -95,7 +97,8 @@ class ServiceConfig:
     @classmethod
     def from_env(cls, state_dir: Path | str | None = None, repo_root: Path | str | None = None, **overrides) -> "ServiceConfig":
         root = Path(repo_root).resolve() if repo_root else None
-        sd = Path(state_dir) if state_dir else (root or Path.cwd()) / ".services"
+        env_dir = os.environ.get(ENV_STATE_DIR, "").strip()
+        sd = Path(state_dir or env_dir or (root or Path.cwd()) / ".services")
         kw: dict = {}
         for name, (env, default) in _PORT_ENV.items():
             raw = os.environ.get(env)
@@ -424,6 +427,13 @@ def _remove_grpc_sockets(rec: dict) -> None:
             with contextlib.suppress(OSError):
                 if sock.is_socket():
                     sock.unlink()
+    # and the -filer/-s3.localSocket files it was started with (left behind on SIGTERM)
+    for arg in rec.get("cmdline") or []:
+        if isinstance(arg, str) and arg.startswith("-") and ".localSocket=" in arg:
+            sock = Path(arg.split("=", 1)[1])
+            with contextlib.suppress(OSError):
+                if sock.is_socket():
+                    sock.unlink()
 
 
 # --------------------------------------------------------------------------- SeaweedFS
@@ -455,6 +465,8 @@ def wait_s3_ready(cfg: ServiceConfig, creds: Credentials, timeout_s: float | Non
     t = cfg.startup_timeout_s if timeout_s is None else timeout_s
     _wait(f"S3 endpoint {cfg.s3_endpoint}", client.list_buckets, t, proc, cfg, "seaweedfs")
     ensure_bucket(client, cfg.bucket)
+    if cfg.versioning:
+        ensure_versioning(client, cfg.bucket)
     # After a restart ListBuckets answers before the volume server has registered: wait for a real write.
     _wait(
         f"S3 writes to s3://{cfg.bucket}",
@@ -477,6 +489,14 @@ def ensure_bucket(client, bucket: str) -> bool:
         if str(exc.response.get("Error", {}).get("Code")) not in ("404", "NoSuchBucket", "NotFound"):
             raise
     client.create_bucket(Bucket=bucket)
+    return True
+
+
+def ensure_versioning(client, bucket: str) -> bool:
+    """Enable S3 versioning on ``bucket`` (what a ``version_aware`` DVC remote needs); True when switched on now."""
+    if client.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled":
+        return False
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     return True
 
 
@@ -703,7 +723,8 @@ def check_remote(repo_root: Path | str = ".", *, timeout_s: float = 5.0, name: s
 def up(cfg: ServiceConfig, *, mlflow: bool = True, write_dvc: bool = True, out=sys.stdout) -> dict[str, int]:
     creds = load_credentials(cfg)
     pids = {"seaweedfs": start_seaweedfs(cfg, creds)}
-    print(f"SeaweedFS S3 ready at {cfg.s3_endpoint} (bucket s3://{cfg.bucket}, pid {pids['seaweedfs']})", file=out)
+    print(f"SeaweedFS S3 ready at {cfg.s3_endpoint} (bucket s3://{cfg.bucket}"
+          f"{', versioning enabled' if cfg.versioning else ''}, pid {pids['seaweedfs']})", file=out)
     if write_dvc and cfg.repo_root is not None and (cfg.repo_root / ".dvc").is_dir():
         p = write_dvc_config_local(cfg.repo_root, cfg.s3_endpoint, creds)
         print(f"wrote {p} (endpointurl + keys for remote {default_remote(cfg.repo_root)!r})", file=out)
@@ -788,7 +809,7 @@ def _find_repo_root(start: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m musicrec.services", description=__doc__.split("\n\n")[0])
     ap.add_argument("command", choices=["up", "down", "status", "check-remote", "env", "ui-url"])
-    ap.add_argument("--dir", default=None, help="state folder (default <repo>/.services)")
+    ap.add_argument("--dir", default=None, help=f"state folder (default ${ENV_STATE_DIR}, else <repo>/.services)")
     ap.add_argument("--repo", default=None, help="repository root (default: found from the cwd)")
     ap.add_argument("--s3-port", type=int, default=None)
     ap.add_argument("--mlflow-port", type=int, default=None)
@@ -802,7 +823,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(a.repo).resolve() if a.repo else _find_repo_root(Path.cwd().resolve())
     try:
         cfg = ServiceConfig.from_env(
-            a.dir or root / ".services", root,
+            a.dir, root,
             s3_port=a.s3_port, mlflow_port=a.mlflow_port, master_port=a.master_port,
             volume_port=a.volume_port, filer_port=a.filer_port,
         )

@@ -304,6 +304,40 @@ def log_artifacts(paths: Iterable[Path | str], artifact_path: str | None = None)
     return logged
 
 
+MODEL_ARTIFACT = "model"
+HISTORY_ARTIFACT = "model/history"
+HISTORY_FILES = ("train_weighted.npz", "query_weighted.npz")
+
+
+def log_model_artifacts(models_dir: Path | str, matrices_dir: Path | str | None = None) -> list[str]:
+    """Log the models folder's contents as artifact ``model/`` and the user histories as ``model/history/``.
+
+    ``model/`` then holds what :meth:`musicrec.serving.Recommender.load` reads: one folder per
+    model (``model.json`` with its sha256 manifest + ``.npz`` arrays, no pickle), the id maps
+    ``users.parquet`` / ``items.parquet`` and ``catalog.parquet``. ``model/history/`` holds
+    ``train_weighted.npz`` + ``query_weighted.npz`` from the matrices folder, the rows of known
+    users at query time, so that ``python -m musicrec recommend --run-id RUN --user U`` needs
+    nothing but the run (see :func:`musicrec.serving.download_run`).
+    """
+    import mlflow
+
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        raise FileNotFoundError(f"{models_dir}: models folder not found; nothing to log")
+    mlflow.log_artifacts(str(models_dir), artifact_path=MODEL_ARTIFACT)
+    logged = [str(models_dir)]
+    if matrices_dir is not None:
+        for name in HISTORY_FILES:
+            f = Path(matrices_dir) / name
+            if f.is_file():
+                mlflow.log_artifact(str(f), artifact_path=HISTORY_ARTIFACT)
+                logged.append(str(f))
+            else:
+                warnings.warn(f"{f} does not exist; the run's model has no user histories", RuntimeWarning,
+                              stacklevel=2)
+    return logged
+
+
 # --------------------------------------------------------------------------- provenance
 
 
