@@ -17,6 +17,7 @@ from musicrec.clean import clean  # noqa: E402
 from musicrec.config import ParamsError, load_params  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
 from musicrec.readers import InputFormatError  # noqa: E402
+from musicrec.stage import run_stage  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         report = clean(
             params.data.source, args.input, args.out,
             chunk_rows=params.data.chunk_rows,
-            max_playcount=params.clean.max_playcount,
+            max_playcount=params.clean.cap_for(params.data.source),
             unmatched=params.data.unmatched,
         )
     except (InputFormatError, ParamsError) as err:
@@ -46,4 +47,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage(lambda: sys.exit(main()), "clean")  # other errors (e.g. disk full): one paragraph, exit 2

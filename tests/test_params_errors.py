@@ -55,6 +55,7 @@ CASES = [
     ("negative_seed", mutate("seed", -1), [r"^  seed: .*greater than or equal to 0"]),
     ("n_genres_over_64", mutate("generate.n_genres", 65), [r"^  generate\.n_genres: .*less than or equal to 64"]),
     ("max_playcount_zero", mutate("clean.max_playcount", 0), [r"^  clean\.max_playcount: .*greater than 0"]),
+    ("max_artist_playcount_negative", mutate("clean.max_artist_playcount", -1), [r"^  clean\.max_artist_playcount: .*greater than 0"]),
     ("bm25_b_above_one", mutate("interactions.bm25_b", 1.2), [r"^  interactions\.bm25_b: "]),
     ("mmr_lambda_above_one", mutate("train.hybrid.mmr_lambda", 2), [r"^  train\.hybrid\.mmr_lambda: "]),
     ("main_k_not_in_k", mutate("evaluate.main_k", 7), [r"^  evaluate: .*main_k=7 must be one of k"]),
@@ -131,6 +132,18 @@ def test_missing_params_file(tmp_path: Path) -> None:
         load_params(tmp_path / "nope.yaml")
 
 
+@pytest.mark.parametrize("source, key", [("synthetic", "max_playcount"), ("kaggle", "max_playcount"),
+                                         ("taste_profile", "max_playcount"), ("lastfm_1k", "max_playcount"),
+                                         ("lastfm_360k", "max_artist_playcount"),
+                                         ("hetrec_lastfm_2k", "max_artist_playcount")])
+def test_play_count_cap_depends_on_the_item_level_of_the_source(tmp_path: Path, source: str, key: str) -> None:
+    raw = mutate("data.source", source)
+    raw["clean"] = {"max_playcount": 7, "max_artist_playcount": 11}
+    assert parse_params(raw, tmp_path / "p.yaml").clean.cap_for(source) == raw["clean"][key]
+    defaults = load_params(ROOT / "params.yaml").clean
+    assert (defaults.max_playcount, defaults.max_artist_playcount) == (100_000, 10_000_000)
+
+
 # --------------------------------------------------------------------------- path escaping
 
 
@@ -161,16 +174,19 @@ def test_resolve_path_refuses_symlink_escape(tmp_path: Path) -> None:
         resolve_path("data/raw", root=root)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=pytest.fail.Exception,
-    reason="config.DataParams does not check data.raw_root against data.allow_absolute_paths: an absolute or "
-           "'..' raw_root loads without error although params.yaml says allow_absolute_paths: false "
-           "(resolve_path is never called by load_params or any stage)",
-)
-@pytest.mark.parametrize("raw_root", ["/etc", "../../outside"])
+@pytest.mark.parametrize("raw_root", ["/etc", "../../outside", "data/../../outside"])
 def test_raw_root_escape_is_a_params_error(tmp_path: Path, raw_root: str) -> None:
-    with pytest.raises(ParamsError, match=r"data\.raw_root"):
+    with pytest.raises(ParamsError, match=r"(?m)^  data\.raw_root: ") as err:
         parse_params(mutate("data.raw_root", raw_root), tmp_path / "params.yaml")
+    assert repr(raw_root) in str(err.value) and "data.allow_absolute_paths: true" in str(err.value)
+    allowed = mutate("data.raw_root", raw_root)
+    allowed["data"]["allow_absolute_paths"] = True
+    assert parse_params(allowed, tmp_path / "params.yaml").data.raw_root == raw_root
+
+
+@pytest.mark.parametrize("raw_root", ["data/raw", "./data/raw", "data/../data/raw", "raw"])
+def test_raw_root_inside_the_repository_is_accepted(tmp_path: Path, raw_root: str) -> None:
+    assert parse_params(mutate("data.raw_root", raw_root), tmp_path / "params.yaml").data.raw_root == raw_root
 
 
 # --------------------------------------------------------------------------- stage scripts

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from musicrec.clean import clean
+from musicrec.config import CleanParams
 from musicrec.schema import ITEM_COLUMNS, PLAY_COLUMNS
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
@@ -41,10 +42,13 @@ def plays_ok(out: Path) -> pd.DataFrame:
 
 def test_hetrec_zip(tmp_path: Path) -> None:
     zdir = need("hetrec2011-lastfm-2k", "hetrec2011-lastfm-2k.zip").parent
-    rep = clean("hetrec_lastfm_2k", zdir, tmp_path / "out", chunk_rows=20_000, max_playcount=10**9, unmatched="keep")
+    cap = CleanParams().cap_for("hetrec_lastfm_2k")  # the default cap of artist-level sources (10,000,000)
+    assert cap == 10_000_000
+    rep = clean("hetrec_lastfm_2k", zdir, tmp_path / "out", chunk_rows=20_000, max_playcount=cap, unmatched="keep")
     invariant(rep)
     ua = rep["files"]["hetrec2011-lastfm-2k.zip:user_artists.dat"]
-    assert ua["rows_read"] == ua["kept"] == 92_834
+    assert ua["rows_read"] == ua["kept"] == 92_834 and ua["quarantined"] == 0 and ua["reasons"] == {}
+    assert rep["totals"]["quarantined"] == 0
     assert rep["files"]["hetrec2011-lastfm-2k.zip:artists.dat"]["kept"] == 17_632
     assert rep["files"]["hetrec2011-lastfm-2k.zip:tags.dat"]["rows_read"] == 11_946
     assert rep["files"]["hetrec2011-lastfm-2k.zip:user_taggedartists.dat"]["rows_read"] == 186_479
@@ -57,10 +61,13 @@ def test_hetrec_zip(tmp_path: Path) -> None:
     assert "visual kei" in items.loc["1", "tags"]
     # tags.dat is Latin-1: decoded without replacement characters
     assert not items["tags"].dropna().str.contains("\ufffd").any()
-    # the default max_playcount (100000) quarantines HetRec's 25 heaviest user-artist weights
+    assert plays["playcount"].max() == 352_698  # a total per (user, artist): far above a per-track cap
+    # the track-level cap (clean.max_playcount, 100000) would quarantine HetRec's 25 heaviest user-artist weights
     rep2 = clean("hetrec_lastfm_2k", zdir, tmp_path / "out2", chunk_rows=50_000, max_playcount=100_000, unmatched="keep")
     invariant(rep2)
-    assert rep2["files"]["hetrec2011-lastfm-2k.zip:user_artists.dat"]["reasons"] == {"playcount_out_of_range": 25}
+    ua2 = rep2["files"]["hetrec2011-lastfm-2k.zip:user_artists.dat"]
+    assert ua2["reasons"] == {"playcount_out_of_range": 25}
+    assert (ua2["kept"], ua2["quarantined"]) == (92_809, 25)
 
 
 @pytest.mark.parametrize("meta", ["song_data.csv", "subset_unique_tracks.txt"])

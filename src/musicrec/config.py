@@ -8,7 +8,8 @@ Unknown keys, missing keys, wrong types and out-of-range values raise
 
 from __future__ import annotations
 
-from pathlib import Path
+import re
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Literal
 
 import yaml
@@ -33,6 +34,27 @@ class DataParams(_Strict):
     chunk_rows: int = Field(500_000, gt=0)
     allow_absolute_paths: bool = False
 
+    @model_validator(mode="after")
+    def _raw_root_inside_repo(self) -> "DataParams":
+        """Refuse an absolute ``raw_root`` or one whose ``..`` leaves the repository (unless allowed).
+
+        A lexical check (the repository root is not known here; symlinks are
+        checked by :func:`resolve_path` where a root is given).
+        """
+        if self.allow_absolute_paths:
+            return self
+        p = PurePosixPath(self.raw_root.replace("\\", "/"))
+        if p.is_absolute() or PureWindowsPath(self.raw_root).drive:
+            raise ValueError(f"data.raw_root {self.raw_root!r} is an absolute path; use a path inside the repository "
+                             "or set data.allow_absolute_paths: true")
+        depth = 0
+        for part in p.parts:
+            depth += -1 if part == ".." else (0 if part == "." else 1)
+            if depth < 0:
+                raise ValueError(f"data.raw_root {self.raw_root!r} leaves the repository through '..'; use a path "
+                                 "inside the repository or set data.allow_absolute_paths: true")
+        return self
+
 
 class GenerateParams(_Strict):
     n_tracks: int = Field(gt=0)
@@ -42,8 +64,18 @@ class GenerateParams(_Strict):
     n_artists: int = Field(gt=0)
 
 
+# Sources whose items are artists: their counts are a user's total plays of an artist (HetRec 2K has 25
+# user-artist weights above 100,000, up to 352,698), so they get their own, higher cap.
+ARTIST_LEVEL_SOURCES = ("lastfm_360k", "hetrec_lastfm_2k")
+
+
 class CleanParams(_Strict):
-    max_playcount: int = Field(100_000, gt=0)
+    max_playcount: int = Field(100_000, gt=0)  # per (user, track): larger counts are quarantined
+    max_artist_playcount: int = Field(10_000_000, gt=0)  # per (user, artist), for ARTIST_LEVEL_SOURCES
+
+    def cap_for(self, source: str) -> int:
+        """The play-count cap that applies to ``source`` (artist-level sources use ``max_artist_playcount``)."""
+        return self.max_artist_playcount if source in ARTIST_LEVEL_SOURCES else self.max_playcount
 
 
 class TransformParams(_Strict):
@@ -114,6 +146,7 @@ class ALSParams(_Strict):
     regularization: float = Field(0.05, ge=0)
     alpha: float = Field(2.0, gt=0)
     iterations: int = Field(15, gt=0)
+    use_gpu: bool | Literal["auto"] = False  # implicit.gpu: auto falls back to the CPU, true fails without CUDA
 
 
 class BPRParams(_Strict):
@@ -216,6 +249,10 @@ def _format_errors(path: Path, err: ValidationError) -> str:
         elif e["type"] == "missing":
             msg = "missing required key"
         got = e.get("input")
+        # a model validator that names one of its fields ("data.raw_root '/etc' is ...") reports under that key
+        named = re.match(rf"^Value error, ({re.escape(key)}\.[A-Za-z_][\w.]*) (.*)$", msg, re.S)
+        if named:
+            key, msg = named.group(1), named.group(2)
         suffix = "" if e["type"] in ("missing",) or isinstance(got, dict) else f" (got {got!r})"
         lines.append(f"  {key}: {msg}{suffix}")
     return "\n".join(lines)

@@ -9,9 +9,11 @@ file or directory at an output path.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -33,25 +35,40 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _umask() -> int:
+    """The process umask: from /proc on Linux (no side effect), else by setting and restoring it."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/self/status", encoding="ascii") as fh:
+            return int(next(line for line in fh if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(final: Path | str, *, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``final``; rename it into place on success.
 
     With ``directory=True`` the temporary path is a fresh empty directory and the
     whole directory replaces ``final``. On any exception the temporary path is
-    removed and ``final`` is left as it was.
+    removed and ``final`` is left as it was. Files end up mode 0644, directories
+    0755 less the bits the umask removes (not ``mkdtemp``'s 0700).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(final)
+    prefix = f"{TMP_PREFIX}{final.name}-{os.getpid()}-"
     if directory:
-        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + final.name + "-", dir=final.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=final.parent))
     else:
-        fd, name = tempfile.mkstemp(prefix=TMP_PREFIX + final.name + "-", dir=final.parent)
+        fd, name = tempfile.mkstemp(prefix=prefix, dir=final.parent)
         os.close(fd)
         tmp = Path(name)
     try:
         yield tmp
         if directory:
+            # mkdtemp creates the directory 0700: make the output 0755 (less what the umask removes)
+            os.chmod(tmp, 0o755 & ~_umask())
             old = None
             if final.exists():
                 old = final.parent / f"{TMP_PREFIX}{final.name}-old-{os.getpid()}"
@@ -67,12 +84,54 @@ def atomic_path(final: Path | str, *, directory: bool = False) -> Iterator[Path]
                 shutil.rmtree(final)
             os.replace(tmp, final)
         _fsync_dir(final.parent)
-    except BaseException:
+    except BaseException as exc:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            raise DiskFullError(exc.errno, f"disk full / file too large while writing {final} "
+                                f"({os.strerror(exc.errno)}); nothing was replaced") from exc
         raise
+
+
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+class DiskFullError(OSError):
+    """No space left on the device (or over the file-size limit) while writing an output."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def remove_stale_temporaries(final: Path) -> list[Path]:
+    """Remove the temporaries of ``final`` left by a killed process (``.tmp-<name>-<pid>-*`` of a dead pid).
+
+    A SIGKILLed stage cannot clean up after itself; its next run does, before it writes.
+    Temporaries of a process that is still alive are left alone.
+    """
+    pat = re.compile(rf"{re.escape(TMP_PREFIX + final.name)}-(?:old-)?(\d+)(?:-|$)")
+    removed = []
+    with contextlib.suppress(OSError):
+        for p in final.parent.iterdir():
+            m = pat.match(p.name)
+            if not m or _pid_alive(int(m.group(1))):
+                continue
+            with contextlib.suppress(OSError):
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+                removed.append(p)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: it exists
+        return True
+    return True
 
 
 def write_text(path: Path | str, text: str) -> None:

@@ -30,8 +30,12 @@ What the reader handles, and how (each is counted, never silently dropped):
   header where none is expected is rejected as ``unexpected_header``. A header
   with the wrong columns, or a file whose first records all have the wrong
   number of fields (wrong separator), raises :class:`InputFormatError`.
-* Blank lines are rejected as ``empty_line``; records with the wrong number of
-  fields as ``wrong_field_count``.
+* Blank lines are rejected as ``empty_line`` (also before the header: the
+  header is looked for on the first non-blank record); records with the wrong
+  number of fields as ``wrong_field_count``. A file with no record at all
+  reports its header as ``missing`` when one is expected.
+* Zip members: corrupt member data (bad CRC-32, broken deflate stream, data cut
+  short) raises :class:`InputFormatError` naming the archive and the member.
 * Field values are stripped of leading and trailing (Unicode) whitespace.
 
 Line numbers are physical, 1-based, and count every line of the file including
@@ -44,6 +48,7 @@ import csv
 import gzip
 import io
 import zipfile
+import zlib
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -113,18 +118,41 @@ class InputFile:
         return fh  # type: ignore[return-value]
 
 
-class _ZipMember(io.RawIOBase):
-    """A zip member stream that also closes its archive."""
+_ZIP_DATA_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError)
 
-    def __init__(self, zf: zipfile.ZipFile, member: str) -> None:
+
+class _ZipMember(io.RawIOBase):
+    """A zip member stream that also closes its archive.
+
+    Corrupt member data (bad CRC-32, a broken deflate stream, data cut short, an
+    unsupported compression method) is raised as :class:`InputFormatError`
+    naming the archive and the member, never as a bare ``zipfile``/``zlib`` error.
+    """
+
+    def __init__(self, zf: zipfile.ZipFile, path: Path, member: str) -> None:
         self._zf = zf
-        self._fh = zf.open(member)
+        self._path = path
+        self._member = member
+        try:
+            self._fh = zf.open(member)
+        except _ZIP_DATA_ERRORS as err:
+            zf.close()
+            raise self._error(err) from None
+
+    def _error(self, err: BaseException) -> InputFormatError:
+        return InputFormatError(
+            f"{self._path}: member {self._member!r} of the zip archive is corrupt ({type(err).__name__}: {err}); "
+            f"expected an intact archive as published. Download it again and check its checksum"
+        )
 
     def readable(self) -> bool:
         return True
 
     def read(self, n: int = -1) -> bytes:
-        return self._fh.read(n)
+        try:
+            return self._fh.read(n)
+        except _ZIP_DATA_ERRORS as err:
+            raise self._error(err) from None
 
     def close(self) -> None:
         self._fh.close()
@@ -145,7 +173,7 @@ def _open_zip_member(path: Path, member: str) -> BinaryIO:
         zf.close()
         what = "no member" if not names else f"{len(names)} members"
         raise InputFormatError(f"{path}: {what} named {member!r} in the archive; expected exactly one. Found: {found}")
-    return _ZipMember(zf, names[0])  # type: ignore[return-value]
+    return _ZipMember(zf, path, names[0])  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -532,6 +560,14 @@ def iter_records(inp: InputFile, spec: TableSpec, chunk_rows: int, stats: Reader
                     sniff_fail()
         return RecordChunk(good, rej, ll)
 
+    def skip_leading_blanks(recs: list[str], nums: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """Before the header is resolved, reject blank records as ``empty_line`` (a header is never blank)."""
+        i = 0
+        while i < len(recs) and not recs[i].strip():
+            pre_rejects.append((int(nums[i]), "empty_line", recs[i]))
+            i += 1
+        return (recs[i:], nums[i:]) if i else (recs, nums)
+
     def sniff_fail() -> None:
         if first_wrong is None:
             return
@@ -552,6 +588,8 @@ def iter_records(inp: InputFile, spec: TableSpec, chunk_rows: int, stats: Reader
                 last_line = first_no + text.count("\n")
             recs, nums, rej = asm.feed(first_no, text)
             pre_rejects.extend(rej)
+            if positions is None:
+                recs, nums = skip_leading_blanks(recs, nums)
             if positions is None and len(recs):
                 positions, consumed, width = _resolve_header(recs[0], int(nums[0]), spec, name, stats)
                 if consumed:
@@ -572,11 +610,14 @@ def iter_records(inp: InputFile, spec: TableSpec, chunk_rows: int, stats: Reader
         recs, nums, rej = asm.finish()
         pre_rejects.extend(rej)
         if positions is None:
-            positions = list(range(width))
+            recs, nums = skip_leading_blanks(recs, nums)
             if len(recs):
                 positions, consumed, width = _resolve_header(recs[0], int(nums[0]), spec, name, stats)
                 if consumed:
                     recs, nums = recs[1:], nums[1:]
+            else:  # no record at all (empty file, or blank lines only): an expected header is missing
+                positions = list(range(width))
+                stats.header = "missing" if spec.header == "required" else "absent"
         buf_recs.extend(recs)
         buf_nums.append(nums)
         allnums = np.concatenate(buf_nums) if buf_nums else np.empty(0, np.int64)
@@ -592,5 +633,3 @@ def iter_records(inp: InputFile, spec: TableSpec, chunk_rows: int, stats: Reader
             sniff_fail()
     finally:
         fh.close()
-    if stats.header == "absent" and spec.header == "required" and positions is None:
-        stats.header = "missing"

@@ -47,7 +47,8 @@ REASONS: dict[str, str] = {
     "malformed_item_id": "item id not in the source's id format",
     "missing_playcount": "empty play count",
     "playcount_not_integer": "play count is not an integer (text, decimal, NaN)",
-    "playcount_out_of_range": "play count < 1 or > clean.max_playcount",
+    "playcount_out_of_range": "play count < 1 or above the cap (clean.max_playcount; clean.max_artist_playcount "
+                              "for artist-level sources)",
     "missing_timestamp": "empty timestamp in an event source",
     "invalid_timestamp": "timestamp not in ISO-8601 UTC form",
     "duplicate_row": "exact duplicate of an earlier row of the same file",

@@ -1,0 +1,71 @@
+"""musicrec.io.atomic_path: outputs appear whole, with normal permissions, or not at all."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from musicrec.io import TMP_PREFIX, atomic_path
+
+
+@pytest.fixture
+def umask() -> Iterator[Callable[[int], None]]:
+    """Set the process umask for one test and restore it afterwards."""
+    old = os.umask(0o022)
+
+    def set_mask(mask: int) -> None:
+        os.umask(mask)
+
+    yield set_mask
+    os.umask(old)
+
+
+def mode(p: Path) -> int:
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+@pytest.mark.parametrize("mask, expected", [(0o022, 0o755), (0o002, 0o755), (0o027, 0o750), (0o077, 0o700)])
+def test_directory_output_gets_0755_less_the_umask(tmp_path: Path, umask, mask: int, expected: int) -> None:
+    umask(mask)
+    final = tmp_path / "out"
+    with atomic_path(final, directory=True) as tmp:
+        assert mode(tmp) == 0o700  # mkdtemp's mode while it is being written
+        (tmp / "part-0.parquet").write_bytes(b"x")
+    assert final.is_dir() and (final / "part-0.parquet").read_bytes() == b"x"
+    assert mode(final) == expected, oct(mode(final))
+
+
+def test_directory_output_replacing_an_old_one_gets_0755(tmp_path: Path, umask) -> None:
+    umask(0o022)
+    final = tmp_path / "out"
+    final.mkdir(mode=0o700)
+    (final / "old.txt").write_text("old")
+    with atomic_path(final, directory=True) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert mode(final) == 0o755
+    assert sorted(p.name for p in final.iterdir()) == ["new.txt"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(TMP_PREFIX)]
+
+
+def test_file_output_is_0644(tmp_path: Path, umask) -> None:
+    umask(0o022)
+    final = tmp_path / "report.json"
+    with atomic_path(final) as tmp:
+        tmp.write_text("{}")
+    assert final.read_text() == "{}" and mode(final) == 0o644
+
+
+def test_failed_directory_write_leaves_the_old_output_and_no_temporary(tmp_path: Path) -> None:
+    final = tmp_path / "out"
+    final.mkdir()
+    (final / "keep.txt").write_text("keep")
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_path(final, directory=True) as tmp:
+            (tmp / "half.txt").write_text("half")
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in final.iterdir()) == ["keep.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
