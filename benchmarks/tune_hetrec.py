@@ -31,7 +31,7 @@ import pandas as pd  # noqa: E402
 
 from musicrec.assessment import assess  # noqa: E402
 from musicrec.clean import clean  # noqa: E402
-from musicrec.config import SplitParams, TransformParams  # noqa: E402
+from musicrec.config import CleanParams, SplitParams, TransformParams  # noqa: E402
 from musicrec.interactions import Interactions, build_interactions, load_processed_plays  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
 from musicrec.models import build_model  # noqa: E402
@@ -44,7 +44,8 @@ K = 10
 
 def prepare(zip_dir: Path, work: Path) -> pd.DataFrame:
     """clean + transform with the default params; returns the processed plays."""
-    clean("hetrec_lastfm_2k", zip_dir, work / "interim", chunk_rows=500_000, max_playcount=100_000, unmatched="keep")
+    clean("hetrec_lastfm_2k", zip_dir, work / "interim", chunk_rows=500_000,
+          max_playcount=CleanParams().cap_for("hetrec_lastfm_2k"), unmatched="keep")
     t = TransformParams()
     run_transform(work / "interim", work / "plays", work / "items.parquet",
                   spec=FilterSpec(t.min_user_items, t.min_item_users, t.max_passes), partitions=2,
