@@ -1,0 +1,166 @@
+"""Security: no credential reaches MLflow or git; services listen on 127.0.0.1; tampered models fail cleanly.
+
+Also part of the security checks, tested elsewhere:
+
+* tampered model files fail to load with a message naming the file:
+  ``tests/test_models.py::test_tampered_component_raises``,
+  ``tests/test_models_contract.py::TestContract::test_tampered_files_raise`` (and below, on a real pipeline model);
+* paths in params that escape the project are rejected: ``tests/test_params_errors.py``;
+* the running SeaweedFS listens on 127.0.0.1 only, its key file is 0600 and anonymous S3 requests are refused:
+  ``tests/test_services.py::test_listeners_local_and_keys_private``, ``::test_anonymous_refused_signed_accepted``;
+* secret-looking params and tags are redacted before logging: ``tests/test_tracking.py::test_scrub_keys_values_and_urls``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from musicrec import services as svc
+from musicrec.testing import REPO_ROOT
+from pipeline_clone import FAKE_SECRETS, reference_clone
+from reliability_log import record
+
+KEY_PATTERNS = {
+    "AWS access key id": re.compile(r"AKIA[0-9A-Z]{16}"),
+    "aws_secret_access_key": re.compile(r"aws_secret_access_key", re.I),
+    "password=": re.compile(r"password=", re.I),
+}
+# in source history, identifiers such as `aws_secret_access_key=creds.secret_key` are fine: only literal values count
+HISTORY_PATTERNS = {
+    "AWS access key id": re.compile(r"AKIA[0-9A-Z]{16}"),
+    "literal AWS secret key": re.compile(r"aws_secret_access_key\s*[=:]\s*['\"]?[A-Za-z0-9/+=]{40}", re.I),
+    "literal password": re.compile(r"password\s*=\s*['\"]?(?![\s'\"{$<]|\*|os\.|env|None|getpass)[^\s'\",)]{4,}", re.I),
+    "private key": re.compile(r"-----BEGIN (?:RSA |EC |OPENSSH |DSA )?PRIVATE KEY-----"),
+    "secret in a URL": re.compile(r"https?://[^/\s:@'\"]+:(?!\*|\{|\$)[^/\s@'\"]{6,}@(?!example\.com)"),
+}
+
+
+def _findings(text: str, where: str, patterns: dict[str, re.Pattern]) -> list[str]:
+    out = [f"{where}: contains the value of ${name}" for name, value in FAKE_SECRETS.items()
+           if name != "MLFLOW_TRACKING_USERNAME" and value in text]
+    out += [f"{where}: matches {label}" for label, pat in patterns.items() if pat.search(text)]
+    return out
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> Path:
+    return reference_clone(tmp_path_factory)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_no_secret_reaches_mlflow_params_tags_or_artifacts(clone):
+    con = sqlite3.connect(clone / "mlflow.db")
+    runs = [r for (r,) in con.execute("select run_uuid from runs")]
+    assert runs, "the pipeline logged a run"
+    findings, scanned = [], {"params": 0, "tags": 0, "metrics": 0, "runs": 0, "experiments": 0, "artifacts": 0}
+    for table, cols in (("params", "key, value"), ("tags", "key, value"), ("latest_metrics", "key"),
+                        ("runs", "name, artifact_uri, source_name, user_id"), ("experiments", "name, artifact_location")):
+        for row in con.execute(f"select {cols} from {table}"):  # noqa: S608 - fixed table names
+            scanned["metrics" if table == "latest_metrics" else table] += 1
+            findings += _findings(" ".join(str(v) for v in row), f"{table} {row[0]!r}", KEY_PATTERNS)
+    con.close()
+    assert scanned["params"] > 20 and scanned["tags"] > 3
+    artifact_files = [p for p in (clone / "mlruns").rglob("*") if p.is_file()] if (clone / "mlruns").exists() else []
+    assert artifact_files, "the run has artifacts"
+    for p in artifact_files:
+        if p.stat().st_size <= 2_000_000:
+            scanned["artifacts"] += 1
+            findings += _findings(p.read_bytes().decode("utf-8", "replace"), str(p.relative_to(clone)), KEY_PATTERNS)
+    for p in (clone / "reports").rglob("*"):  # what the stages wrote next to the run (also logged as artifacts)
+        if p.is_file():
+            findings += _findings(p.read_bytes().decode("utf-8", "replace"), str(p.relative_to(clone)), KEY_PATTERNS)
+    assert not findings, findings
+    # the scanner sees what it looks for
+    assert _findings(f"x {FAKE_SECRETS['AWS_SECRET_ACCESS_KEY']} y", "probe", {})
+    assert _findings(FAKE_SECRETS["AWS_ACCESS_KEY_ID"], "probe", KEY_PATTERNS)
+    record("security_mlflow_scan", runs=len(runs), scanned=scanned, findings=len(findings),
+           secrets_in_env=sorted(FAKE_SECRETS))
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+
+
+PRIVATE_PATHS = [".dvc/config.local", ".env", ".services/credentials.env", ".services/s3-identities.json",
+                 ".services/mlflow/mlflow.db", "mlflow.db", "mlruns/0/meta.yaml", ".dvc/cache/files/md5/00/x",
+                 ".dvc/tmp/lock"]
+
+
+def test_private_files_are_ignored_and_not_tracked():
+    tracked = set(_git("ls-files").splitlines())
+    leaked = sorted(f for f in tracked if f in PRIVATE_PATHS or f.startswith((".services/", ".dvc/cache/", ".dvc/tmp/"))
+                    or f.endswith("config.local") or Path(f).name == ".env")
+    assert not leaked, leaked
+    r = subprocess.run(["git", "check-ignore", "--no-index", "-v", *PRIVATE_PATHS], cwd=REPO_ROOT,
+                       capture_output=True, text=True)
+    ignored = {line.split("\t", 1)[1] for line in r.stdout.splitlines() if "\t" in line}
+    assert ignored == set(PRIVATE_PATHS), sorted(set(PRIVATE_PATHS) - ignored)
+    record("security_git_ignore", checked_paths=PRIVATE_PATHS, tracked_files=len(tracked), leaked=len(leaked))
+
+
+def test_git_history_holds_no_credentials():
+    log = _git("log", "-p", "--all", "--no-color", "--no-ext-diff")
+    findings = []
+    for i, line in enumerate(log.splitlines()):
+        if line.startswith("+") and not line.startswith("+++"):
+            findings += [f"git log -p line {i}: {label}: {line[:120]}" for label, pat in HISTORY_PATTERNS.items()
+                         if pat.search(line)]
+    assert not findings, findings
+    # the scanner itself finds what it should
+    assert HISTORY_PATTERNS["AWS access key id"].search("key = AKIA" + "ABCDEFGHIJKLMNOP")
+    assert HISTORY_PATTERNS["literal password"].search("MLFLOW_TRACKING_PASSWORD=hunter22")
+    assert HISTORY_PATTERNS["literal AWS secret key"].search("aws_secret_access_key = " + "a" * 40)
+    assert not HISTORY_PATTERNS["literal AWS secret key"].search("aws_secret_access_key=creds.secret_key")
+    record("security_git_history", commits=len(_git("rev-list", "--all").split()), lines_scanned=log.count("\n"),
+           findings=len(findings))
+
+
+def test_local_services_bind_to_loopback_only(tmp_path):
+    cfg = svc.ServiceConfig(state_dir=tmp_path)
+    weed = svc.weed_command(cfg) if _has_weed() else None
+    binds = []
+    if weed is not None:
+        for flag in ("-ip=", "-ip.bind=", "-s3.ip.bind="):
+            vals = [a.split("=", 1)[1] for a in weed if a.startswith(flag)]
+            assert vals == ["127.0.0.1"], (flag, vals)
+            binds.append(flag + vals[0])
+        for component in ("master", "volume", "filer"):  # no component-level bind overriding the global one
+            assert not [a for a in weed if a.startswith(f"-{component}.ip")], weed
+    ml = svc.mlflow_server_command(cfg)
+    assert ml[ml.index("--host") + 1] == "127.0.0.1"
+    binds.append("mlflow --host 127.0.0.1")
+    assert "0.0.0.0" not in " ".join((weed or []) + ml)
+    record("security_loopback", binds=binds)
+
+
+def _has_weed() -> bool:
+    try:
+        svc.weed_binary()
+        return True
+    except svc.ServiceError:
+        return False
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_tampered_pipeline_model_fails_to_load_cleanly(clone, tmp_path):
+    from musicrec.models import load_model
+
+    models = tmp_path / "models"
+    shutil.copytree(clone / "data" / "models", models)
+    load_model(models / "als")  # the untouched copy loads
+    victim = sorted((models / "als").rglob("*.npz"))[0]
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    victim.write_bytes(bytes(raw))
+    with pytest.raises(ValueError) as err:
+        load_model(models / "als")
+    assert victim.name in str(err.value)
+    record("security_tampered_model", file=str(victim.relative_to(models)), error=str(err.value)[:200])
