@@ -20,11 +20,17 @@ from musicrec import evaluation as E
 from musicrec import metrics as M
 from musicrec.interactions import Interactions
 
-BATCH_CELLS = 20_000_000  # users x items per scoring batch (~80 MB of float32 scores)
+# users x items per call to ``model.recommend``. Not the score memory: every model scores in
+# chunks of its own (MF: cache-sized chunks per thread; others: ``models.base._CHUNK_FLOATS``);
+# bigger batches give the MF models' threads more chunks to share and fewer slicing calls.
+BATCH_CELLS = 100_000_000
 
 
 def recommend_batched(model: Any, users: np.ndarray, query: sp.csr_matrix, N: int) -> np.ndarray:
-    """Top-N item indices for ``users`` (rows of ``query``), in memory-bounded batches."""
+    """Top-N item indices for ``users`` (rows of ``query``), in batches.
+
+    Same result for any batch size: ``recommend`` ranks each user independently.
+    """
     users = np.asarray(users, dtype=np.int64)
     n_items = query.shape[1]
     batch = max(1, BATCH_CELLS // max(n_items, 1))

@@ -1,11 +1,15 @@
-"""Matrix factorisation via :mod:`implicit`: ALS and BPR (CPU implementations).
+"""Matrix factorisation via :mod:`implicit`: ALS and BPR.
 
-The implicit classes are built by :func:`_backend`, which selects the CPU
-implementation (``implicit.cpu.*``) explicitly. A GPU implementation
-(``implicit.gpu.*``) could be chosen there later with a fallback to the CPU one
-when CUDA is unavailable; the fitted factors are plain numpy arrays either way.
-(Importing anything from ``implicit`` runs its package ``__init__``, which
-imports ``implicit.gpu``; that only probes for CUDA and never uses a GPU.)
+The implicit classes are built by :func:`_backend`: the CPU implementation
+(``implicit.cpu.*``) unless ALS's ``use_gpu`` (``train.als.use_gpu``) asks for the
+GPU one: ``auto`` takes ``implicit.gpu`` when CUDA is usable and falls back to the
+CPU with a log line; ``true`` fails with the reason when it is not. A GPU fit is
+converted with ``to_cpu()`` right after training, so the saved factors, fold-in,
+scoring and ``save``/``load`` are the same numpy code either way. BPR is always
+fitted on the CPU (single-threaded, for reproducibility).
+
+``recommend`` is fused for these models: GEMM, fallback, masking and top-N per
+cache-sized chunk of users, over all cores (see ``_MFModel.recommend``).
 
 Users: known users (``0 <= userid < n_users`` with a non-empty train row) use
 their fitted factors. Other users (cold start: id outside ``[0, n_users)``, or
@@ -17,35 +21,75 @@ Rows that are empty as well get the popularity fallback.
 
 from __future__ import annotations
 
-import warnings
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from musicrec.models.base import ArrayBundle, Recommender, cosine_rows
+from musicrec.models.base import ArrayBundle, Recommender, check_n, cosine_rows, mask_rows
+
+# Rows scored at once by the fused recommend path: small enough that a chunk's
+# scores stay in cache through masking and top-N, large enough for an efficient GEMM.
+_MF_CHUNK_FLOATS = 1 << 22
+_MF_CHUNK_MIN_ROWS = 32
+
+log = logging.getLogger(__name__)
 
 
-def _backend(kind: str, use_gpu: bool = False):
-    """The implicit class for ``kind`` ("als" or "bpr"); CPU unless a usable GPU is asked for."""
-    if use_gpu:  # pragma: no cover - no GPU path is enabled yet
-        try:
-            import implicit.gpu
+def gpu_available() -> tuple[bool, str]:
+    """Whether implicit can train on a GPU here, and why not."""
+    try:
+        import implicit.gpu
+    except ImportError as err:  # pragma: no cover - implicit always imports implicit.gpu
+        return False, f"implicit.gpu cannot be imported ({err})"
+    if not implicit.gpu.HAS_CUDA:
+        return False, "this implicit build has no CUDA extension or no CUDA device is visible (implicit.gpu.HAS_CUDA is False)"
+    if not getattr(implicit.gpu, "HAS_RMM", True):
+        return False, "implicit's GPU models need the RMM package (implicit.gpu.HAS_RMM is False)"
+    return True, ""
 
-            if implicit.gpu.HAS_CUDA:
-                if kind == "als":
-                    return implicit.gpu.als.AlternatingLeastSquares
-                return implicit.gpu.bpr.BayesianPersonalizedRanking
-        except ImportError:
-            pass
-        warnings.warn("implicit GPU support unavailable; falling back to the CPU implementation", RuntimeWarning)
+
+def _backend(kind: str, use_gpu: bool | str = False):
+    """``(implicit class, on_gpu)`` for ``kind`` ("als" or "bpr").
+
+    ``use_gpu``: ``False`` CPU; ``"auto"`` GPU when :func:`gpu_available`, else CPU
+    with a log line; ``True`` GPU or a RuntimeError saying why not (no silent
+    fallback when a GPU was asked for).
+    """
+    if use_gpu is not False:
+        ok, why = gpu_available()
+        if ok:
+            import implicit.gpu.als
+            import implicit.gpu.bpr
+
+            if kind == "als":
+                return implicit.gpu.als.AlternatingLeastSquares, True
+            return implicit.gpu.bpr.BayesianPersonalizedRanking, True
+        if use_gpu is True:
+            raise RuntimeError(f"train.{kind}.use_gpu is true but {why}; set it to auto to fall back to the CPU, "
+                               "or install implicit with CUDA support (README: Scaling out)")
+        log.info("train.%s.use_gpu=auto: %s; training on the CPU", kind, why)
     if kind == "als":
         from implicit.cpu.als import AlternatingLeastSquares
 
-        return AlternatingLeastSquares
+        return AlternatingLeastSquares, False
     from implicit.cpu.bpr import BayesianPersonalizedRanking
 
-    return BayesianPersonalizedRanking
+    return BayesianPersonalizedRanking, False
+
+
+def _one_blas_thread():
+    """BLAS limited to one thread (our own threads parallelise); no-op without threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _pos_int(name: str, v: Any) -> int:
@@ -93,8 +137,62 @@ class _MFModel(Recommender):
             U[new] = self._fold_in(X[np.flatnonzero(new)])
         return U
 
+    def _factors_t(self) -> np.ndarray:
+        """C-contiguous ``item_factors.T`` (a faster GEMM operand than the transposed view), cached."""
+        cached = getattr(self, "_ft_cache", None)
+        if cached is None or cached[0] is not self.item_factors:
+            cached = self._ft_cache = (self.item_factors, np.ascontiguousarray(self.item_factors.T, dtype=np.float32))
+        return cached[1]
+
     def _score(self, userids, X) -> np.ndarray:
-        return (self._user_vectors(userids, X) @ self.item_factors.T).astype(np.float32)
+        return np.asarray(self._user_vectors(userids, X) @ self.item_factors.T, dtype=np.float32)
+
+    def recommend(self, userids, user_items, N: int = 10, *, filter_already_liked_items: bool = True):
+        """Same result as :meth:`Recommender.recommend`, fused and parallel.
+
+        User vectors (fold-in included) are computed once; then, per chunk of
+        rows small enough to stay in cache, GEMM + popularity fallback + masking +
+        :func:`top_n`, the chunks spread over ``num_threads`` threads (0 = all
+        cores; numpy and BLAS release the GIL). BLAS itself is held to one thread
+        inside the pool, so cores are not oversubscribed.
+        """
+        ids, X = self._check_query(userids, user_items)
+        N = check_n(N)
+        n = len(ids)
+        out_ids = np.full((n, N), -1, dtype=np.int64)
+        out_scores = np.full((n, N), -np.inf, dtype=np.float32)
+        if n == 0:
+            return out_ids, out_scores
+        U = self._user_vectors(ids, X)
+        empty = ~self._has_signal(ids, X)
+        fallback = self._fallback_scores() if empty.any() else None
+        FT = self._factors_t()
+        step = max(_MF_CHUNK_MIN_ROWS, _MF_CHUNK_FLOATS // max(self.n_items, 1))
+        local = threading.local()  # one reused score buffer per thread: no page faults per chunk
+
+        def run(start: int) -> None:
+            stop = min(start + step, n)
+            buf = getattr(local, "buf", None)
+            if buf is None:
+                buf = local.buf = np.empty((min(step, n), self.n_items), dtype=np.float32)
+            s = np.matmul(U[start:stop], FT, out=buf[: stop - start])
+            e = empty[start:stop]
+            if fallback is not None and e.any():
+                s[e] = fallback
+            if filter_already_liked_items:
+                mask_rows(s, X[start:stop])
+            out_ids[start:stop], out_scores[start:stop] = self._rank(s, N)
+
+        starts = range(0, n, step)
+        threads = min(self.num_threads or os.cpu_count() or 1, len(starts))
+        if threads <= 1:
+            for start in starts:
+                run(start)
+            return out_ids, out_scores
+        with _one_blas_thread(), ThreadPoolExecutor(threads) as pool:
+            for f in [pool.submit(run, start) for start in starts]:
+                f.result()
+        return out_ids, out_scores
 
     def _item_similarity(self, itemids) -> np.ndarray:
         return cosine_rows(self.item_factors[itemids], self.item_factors)
@@ -133,6 +231,7 @@ class ALSRecommender(_MFModel):
         regularization: float = 0.05,
         alpha: float = 2.0,
         iterations: int = 15,
+        use_gpu: bool | str = False,
         *,
         seed: int = 0,
         num_threads: int = 0,
@@ -142,6 +241,16 @@ class ALSRecommender(_MFModel):
         self.regularization = _num("regularization", regularization, positive=False)
         self.alpha = _num("alpha", alpha, positive=True)
         self.iterations = _pos_int("iterations", iterations)
+        if not (isinstance(use_gpu, bool) or use_gpu == "auto"):
+            raise ValueError(f"use_gpu must be false, true or auto (got {use_gpu!r})")
+        # how to fit, not what is fitted: not in get_params / model.json (the saved factors are numpy either way)
+        self.use_gpu = use_gpu
+        if use_gpu is True:  # fail fast, before any data is read or model fitted
+            ok, why = gpu_available()
+            if not ok:
+                raise RuntimeError(f"train.als.use_gpu is true but {why}; set it to auto to fall back to the CPU, "
+                                   "or install implicit with CUDA support (README: Scaling out)")
+        self.fitted_on_gpu: bool | None = None
         self._model = None
 
     def get_params(self) -> dict[str, Any]:
@@ -152,27 +261,31 @@ class ALSRecommender(_MFModel):
             "iterations": self.iterations,
         }
 
-    def _implicit_model(self):
-        cls = _backend("als")
+    def _implicit_model(self, use_gpu: bool | str = False):
+        cls, on_gpu = _backend("als", use_gpu)
+        kw = {} if on_gpu else {"num_threads": self.num_threads}
         return cls(
             factors=self.factors,
             regularization=self.regularization,
             alpha=self.alpha,
             iterations=self.iterations,
-            num_threads=self.num_threads,
             random_state=self.seed,
-        )
+            **kw,
+        ), on_gpu
 
     def _fit(self, X, *, item_features, item_last_ts) -> None:
-        model = self._implicit_model()
+        model, on_gpu = self._implicit_model(self.use_gpu)
         model.fit(X, show_progress=False)
+        if on_gpu:  # pragma: no cover - needs CUDA; factors come back as numpy, the CPU model serves
+            model = model.to_cpu()
+        self.fitted_on_gpu = on_gpu
         self._model = model
         self.user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         self.fitted_users = np.diff(X.indptr) > 0
 
     def _after_load(self) -> None:
-        model = self._implicit_model()
+        model, _ = self._implicit_model()
         model.user_factors = self.user_factors
         model.item_factors = self.item_factors
         self._model = model
@@ -218,7 +331,7 @@ class BPRRecommender(_MFModel):
         }
 
     def _fit(self, X, *, item_features, item_last_ts) -> None:
-        cls = _backend("bpr")
+        cls, _ = _backend("bpr")
         model = cls(
             factors=self.factors,
             learning_rate=self.learning_rate,

@@ -1,0 +1,16 @@
+# Scale and speed benchmarks (benchmarks/README.md). Included by the main Makefile,
+# which defines VENV, PY, DVC and $(VENV)/.installed.
+# `make bench` (1M and 10M rows, 15-20 min on 2 cores; SIZES=1m for a quick run) / `make bench-full` (adds 48M rows).
+# Data is generated once and cached in $(BENCH_DIR) (git-ignored); results go to
+# reports/benchmarks.json and reports/benchmarks.md.
+SIZES ?= 1m,10m
+BENCH_DIR ?= bench-data
+BENCH_ARGS ?=
+
+.PHONY: bench bench-full
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/run.py --sizes $(SIZES) --workdir $(BENCH_DIR)/ $(BENCH_ARGS)
+
+bench-full: $(VENV)/.installed
+	$(PY) benchmarks/run.py --sizes 1m,10m,48m --workdir $(BENCH_DIR)/ $(BENCH_ARGS)
