@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from musicrec.transform import FilterSpec, run_transform
 
@@ -241,3 +242,27 @@ def test_worker_killed_mid_transform_completes_or_fails_cleanly(cluster, tmp_pat
     rerun = _run(big, tmp_path / "rerun", cluster.address)
     assert rerun == expected
     assert _digest(tmp_path / "rerun" / "plays") == expected_digest
+
+
+def test_dvc_exp_run_with_dask_address_uses_the_cluster(cluster, tmp_path):
+    """`dvc exp run -S dask.address=tcp://...`: the pipeline runs unchanged on the cluster, same bytes."""
+    from musicrec.testing import SMALL_PARAMS, dvc, lock_outs, make_clone
+
+    repo = make_clone(tmp_path / "repo", SMALL_PARAMS)
+    dvc(["repro"], repo)
+    local = lock_outs(repo / "dvc.lock", ["transform", "interactions"])
+
+    def transitions() -> int:
+        from distributed import Client
+
+        with Client(cluster.address, timeout="5s", set_as_default=False) as c:
+            return c.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
+
+    before = transitions()
+    dvc(["exp", "run", "-n", "on-cluster", "-S", f"dask.address={cluster.address}"], repo)
+    assert transitions() > before + 10, "the transform's tasks did not run on the cluster"
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert params["dask"]["address"] == cluster.address
+    assert lock_outs(repo / "dvc.lock", ["transform", "interactions"]) == local
+    shown = dvc(["exp", "show", "--json"], repo).stdout
+    assert "on-cluster" in shown and cluster.address in shown
