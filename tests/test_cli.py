@@ -19,23 +19,12 @@ MODELS = ["popularity", "itemknn", "als", "content", "hybrid"]
 
 def build_pipeline_output(root: Path, *, models: list[str], seed: int = 42) -> Path:
     """generate -> clean -> transform -> interactions -> train with the package functions, under ``root``."""
-    from musicrec.clean import clean
     from musicrec.config import TrainParams
-    from musicrec.interactions import build_interactions, load_interactions, load_processed_plays, save_interactions
-    from musicrec.synth import write_synthetic
+    from musicrec.interactions import load_interactions
+    from musicrec.testing import build_small_matrices
     from musicrec.training import save_models, train_all
-    from musicrec.transform import FilterSpec, run_transform
 
-    raw, data = root / "data/raw/synthetic", root / "data"
-    write_synthetic(raw, n_tracks=600, n_users=500, n_plays=15_000, n_genres=6, n_artists=120, seed=seed)
-    clean("synthetic", raw, data / "interim", chunk_rows=100_000, max_playcount=100_000, unmatched="keep")
-    run_transform(data / "interim", data / "processed/plays", data / "processed/items.parquet",
-                  spec=FilterSpec(5, 5, 20), partitions=1, scheduler="synchronous", num_workers=1)
-    maps, parts, weighted, _ = build_interactions(
-        load_processed_plays(data / "processed/plays"), weighting="log1p", bm25_k1=100.0, bm25_b=0.8,
-        split_method="random", test_fraction=0.2, validation_fraction=0.1, min_user_items=5,
-        cold_user_fraction=0.1, cold_known_items=3, seed=seed)
-    save_interactions(data / "processed/matrices", maps, parts, weighted)
+    data = build_small_matrices(root, seed=seed) / "data"
     inter = load_interactions(data / "processed/matrices")
     items = pd.read_parquet(data / "processed/items.parquet")
     params = TrainParams(models=models, als={"factors": 16, "iterations": 6, "regularization": 1.0, "alpha": 10.0},

@@ -30,25 +30,12 @@ TIMEOUT_S = 2  # mlflow.timeout_s for the down/slow cases
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """``data/processed/{items.parquet,matrices}`` and a small ``params.yaml`` under a scratch folder."""
-    from musicrec.clean import clean
-    from musicrec.interactions import build_interactions, load_processed_plays, save_interactions
-    from musicrec.synth import write_synthetic
-    from musicrec.transform import FilterSpec, run_transform
+    from musicrec.testing import build_small_matrices
 
     root = tmp_path_factory.mktemp("stages")
     params = deep_update(yaml.safe_load((ROOT / "params.yaml").read_text()), SMALL_PARAMS)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    seed = params["seed"]
-    raw, data = root / "data/raw/synthetic", root / "data"
-    write_synthetic(raw, n_tracks=600, n_users=500, n_plays=15_000, n_genres=6, n_artists=120, seed=seed)
-    clean("synthetic", raw, data / "interim", chunk_rows=100_000, max_playcount=100_000, unmatched="keep")
-    run_transform(data / "interim", data / "processed/plays", data / "processed/items.parquet",
-                  spec=FilterSpec(5, 5, 20), partitions=1, scheduler="synchronous", num_workers=1)
-    maps, parts, weighted, _ = build_interactions(
-        load_processed_plays(data / "processed/plays"), weighting="log1p", bm25_k1=100.0, bm25_b=0.8,
-        split_method="random", test_fraction=0.2, validation_fraction=0.1, min_user_items=5,
-        cold_user_fraction=0.1, cold_known_items=3, seed=seed)
-    save_interactions(data / "processed/matrices", maps, parts, weighted)
+    build_small_matrices(root, seed=params["seed"])
     return root
 
 

@@ -102,3 +102,27 @@ def lock_outs(lock_path: Path, stages: list[str]) -> dict[str, str]:
     """``{stage:path: md5}`` for the outs of the given stages in a dvc.lock."""
     lock = yaml.safe_load(lock_path.read_text())
     return {f"{s}:{o['path']}": o["md5"] for s in stages for o in lock["stages"][s].get("outs", [])}
+
+
+def build_small_matrices(root: Path, *, seed: int = 42) -> Path:
+    """generate -> clean -> transform -> interactions with the package functions, small sizes, under ``root``.
+
+    Writes ``data/raw/synthetic``, ``data/interim``, ``data/processed/{plays,items.parquet,matrices}`` (the
+    layout of ``dvc.yaml``) in a few seconds; for tests that need trained-model inputs without ``dvc repro``.
+    """
+    from musicrec.clean import clean
+    from musicrec.interactions import build_interactions, load_processed_plays, save_interactions
+    from musicrec.synth import write_synthetic
+    from musicrec.transform import FilterSpec, run_transform
+
+    raw, data = root / "data/raw/synthetic", root / "data"
+    write_synthetic(raw, n_tracks=600, n_users=500, n_plays=15_000, n_genres=6, n_artists=120, seed=seed)
+    clean("synthetic", raw, data / "interim", chunk_rows=100_000, max_playcount=100_000, unmatched="keep")
+    run_transform(data / "interim", data / "processed/plays", data / "processed/items.parquet",
+                  spec=FilterSpec(5, 5, 20), partitions=1, scheduler="synchronous", num_workers=1)
+    maps, parts, weighted, _ = build_interactions(
+        load_processed_plays(data / "processed/plays"), weighting="log1p", bm25_k1=100.0, bm25_b=0.8,
+        split_method="random", test_fraction=0.2, validation_fraction=0.1, min_user_items=5,
+        cold_user_fraction=0.1, cold_known_items=3, seed=seed)
+    save_interactions(data / "processed/matrices", maps, parts, weighted)
+    return root
