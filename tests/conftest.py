@@ -34,6 +34,21 @@ def _test_env() -> Iterator[None]:
             os.environ[k] = v
 
 
+def seaweed_test_config(state_dir, *, startup_timeout_s: float, mlflow_port: int | None = None):
+    """``(ServiceConfig, Credentials)`` for a SeaweedFS on 8 free 127.0.0.1 ports, random keys, in ``state_dir``."""
+    from musicrec import services as svc
+
+    ports = get_free_ports(8)
+    extra = {"mlflow_port": mlflow_port} if mlflow_port is not None else {}
+    cfg = svc.ServiceConfig(
+        state_dir=state_dir,
+        s3_port=ports[0], master_port=ports[1], volume_port=ports[2], filer_port=ports[3],
+        master_grpc_port=ports[4], volume_grpc_port=ports[5], filer_grpc_port=ports[6], s3_grpc_port=ports[7],
+        startup_timeout_s=startup_timeout_s, **extra,
+    )
+    return cfg, svc.Credentials("test" + secrets.token_hex(6), secrets.token_urlsafe(24))
+
+
 def get_free_ports(n: int = 1) -> list[int]:
     """``n`` distinct TCP ports free on 127.0.0.1 right now (their +10000 neighbours are not checked)."""
     socks, ports = [], []
@@ -73,15 +88,8 @@ def seaweedfs(tmp_path_factory):
         svc.weed_binary()
     except svc.ServiceError as exc:
         pytest.skip(str(exc))
-    ports = get_free_ports(8)
-    cfg = svc.ServiceConfig(
-        state_dir=tmp_path_factory.mktemp("seaweedfs-state"),
-        s3_port=ports[0], master_port=ports[1], volume_port=ports[2], filer_port=ports[3],
-        master_grpc_port=ports[4], volume_grpc_port=ports[5], filer_grpc_port=ports[6], s3_grpc_port=ports[7],
-        mlflow_port=get_free_ports(1)[0],
-        startup_timeout_s=60,
-    )
-    creds = svc.Credentials("test" + secrets.token_hex(6), secrets.token_urlsafe(24))
+    cfg, creds = seaweed_test_config(tmp_path_factory.mktemp("seaweedfs-state"), startup_timeout_s=60,
+                                     mlflow_port=get_free_ports(1)[0])
     try:
         pid = svc.start_seaweedfs(cfg, creds)
     except svc.ServiceError as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import get_free_ports
+from conftest import seaweed_test_config
 from musicrec import services as svc
 from musicrec.testing import REPO_ROOT, pipeline_env
 from reliability_log import record
@@ -51,14 +50,7 @@ def weed(tmp_path_factory):
         svc.weed_binary()
     except svc.ServiceError as exc:
         pytest.skip(str(exc))
-    ports = get_free_ports(8)
-    cfg = svc.ServiceConfig(
-        state_dir=tmp_path_factory.mktemp("weed-restartable"),
-        s3_port=ports[0], master_port=ports[1], volume_port=ports[2], filer_port=ports[3],
-        master_grpc_port=ports[4], volume_grpc_port=ports[5], filer_grpc_port=ports[6], s3_grpc_port=ports[7],
-        startup_timeout_s=90,
-    )
-    creds = svc.Credentials("test" + secrets.token_hex(6), secrets.token_urlsafe(24))
+    cfg, creds = seaweed_test_config(tmp_path_factory.mktemp("weed-restartable"), startup_timeout_s=90)
     try:
         svc.start_seaweedfs(cfg, creds)
     except svc.ServiceError as exc:
