@@ -9,7 +9,7 @@ nDCG@10 averaged over the cold users.
 Content alone (tags + audio of the revealed tracks) is far better than a random
 ranking but, on this generated data, *worse* than popularity (about 0.45x its
 nDCG@10 on seeds 3, 7 and 11): it ignores how popular a track is, and the data
-are strongly Zipf-distributed. That gap is recorded as an expected failure.
+are strongly Zipf-distributed. That gap is documented in README and pinned by a test.
 Measured (seed 7): popularity 0.198, ALS 0.246, content 0.097, hybrid 0.250, random 0.014;
 with 3 revealed tracks the hybrid's lead shrinks to a few percent.
 ``benchmarks/cold_start.py`` records these numbers over several seeds in ``reports/cold_start.json``.
@@ -53,8 +53,10 @@ def test_content_uses_the_revealed_tracks(cold):
     assert ndcg["content"] > 5 * ndcg["random"], ndcg
 
 
-@pytest.mark.xfail(reason="content alone ranks by taste only and loses to popularity on the Zipf-like generated "
-                          "data (about 0.45x its nDCG@10); the hybrid is the cold-start model", strict=False)
-def test_content_alone_beats_popularity_on_cold_users(cold):
+def test_content_alone_trails_popularity_as_documented(cold):
+    """README (Results, cold start) states that content alone is below popularity on this data: keep it true.
+
+    If content ever beats popularity here, update README and reports/cold_start.json rather than this test.
+    """
     _, _, ndcg, _ = cold
-    assert ndcg["content"] > 1.1 * ndcg["popularity"], ndcg
+    assert ndcg["random"] < ndcg["content"] < ndcg["popularity"] < ndcg["hybrid"], ndcg
