@@ -385,7 +385,9 @@ def run_dvc(workdir: Path) -> dict[str, Any]:
         if cand.exists():
             big_src = cand
             break
-    ports = _free_ports(9)
+    from musicrec.testing import get_free_ports
+
+    ports = get_free_ports(9)
     cfg = svc.ServiceConfig(
         state_dir=base / "services", s3_port=ports[0], master_port=ports[1], volume_port=ports[2],
         filer_port=ports[3], master_grpc_port=ports[4], volume_grpc_port=ports[5], filer_grpc_port=ports[6],
@@ -427,22 +429,6 @@ def run_dvc(workdir: Path) -> dict[str, Any]:
     finally:
         svc.stop_service(cfg, "seaweedfs")
     return res
-
-
-def _free_ports(n: int) -> list[int]:
-    import socket
-
-    socks, ports = [], []
-    try:
-        while len(ports) < n:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-            ports.append(s.getsockname()[1])
-    finally:
-        for s in socks:
-            s.close()
-    return ports
 
 
 def _dir_mb(d: Path) -> float:

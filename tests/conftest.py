@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 from collections.abc import Iterator
 
 import pytest
+
+from musicrec.testing import get_free_ports
 
 _ENV = {
     "DVC_NO_ANALYTICS": "1",
@@ -47,21 +48,6 @@ def seaweed_test_config(state_dir, *, startup_timeout_s: float, mlflow_port: int
         startup_timeout_s=startup_timeout_s, **extra,
     )
     return cfg, svc.Credentials("test" + secrets.token_hex(6), secrets.token_urlsafe(24))
-
-
-def get_free_ports(n: int = 1) -> list[int]:
-    """``n`` distinct TCP ports free on 127.0.0.1 right now (their +10000 neighbours are not checked)."""
-    socks, ports = [], []
-    try:
-        while len(ports) < n:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-            ports.append(s.getsockname()[1])
-    finally:
-        for s in socks:
-            s.close()
-    return ports
 
 
 @pytest.fixture
