@@ -57,6 +57,12 @@ SIZES: dict[str, dict[str, int]] = {
     "48m": {"n_tracks": 380_000, "n_users": 1_000_000, "n_plays": 48_000_000},
 }
 SEED = 42
+# What is measured beyond the stages at each size. The largest size is trimmed so that `make bench-full`
+# stays within an hour on this 2-core machine (measured: reports/benchmarks.md, "total"): one train stage
+# and one bare ALS run instead of the best of two, one timed ALS iteration per factor count, a 25,000-user
+# sample for the evaluation comparison, and no second transform run for the per-phase memory breakdown.
+DEFAULT_PLAN = {"repeats": 2, "phases": True}
+PLANS: dict[str, dict[str, Any]] = {"48m": {"repeats": 1, "phases": False, "als_iterations": 1, "eval_users": 25_000}}
 STAGES = ("clean", "transform", "interactions", "train", "evaluate")
 # implicit's published CPU timings (benchmarks/README.md of benfred/implicit: Intel i7-7820X,
 # 8 cores / 16 threads; seconds per iteration, mean of 5, conjugate-gradient solver).
@@ -190,6 +196,8 @@ def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_ite
              evaluate_stage_sizes: tuple[str, ...]) -> dict[str, Any]:
     import yaml
 
+    plan = {**DEFAULT_PLAN, "als_iterations": als_iterations, "eval_users": eval_users, **PLANS.get(name, {})}
+    als_iterations, eval_users = plan["als_iterations"], plan["eval_users"]
     print(f"[{name}] data", flush=True)
     data = ensure_data(workdir, name)
     raw = (workdir / name / "raw" / "synthetic").resolve()
@@ -220,7 +228,7 @@ def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_ite
                      "--details", "reports/evaluation.json", "--plots", "reports/plots", "--report",
                      "reports/report.md", "--figures", "reports/figures"],
     }
-    out: dict[str, Any] = {"config": data["config"], "generate": data, "stages": {}}
+    out: dict[str, Any] = {"config": data["config"], "generate": data, "stages": {}, "plan": plan}
     # The MLflow store exists before the timed stages, as in a repository that has run once (mlflow.db):
     # creating a fresh sqlite store runs MLflow's schema migrations (seconds), a one-off cost reported apart.
     init = checked("MLflow store creation (once)", measure(
@@ -241,6 +249,7 @@ def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_ite
     train_rep = json.loads((work / "reports" / "train.json").read_text())
     out["transform_report"] = {k: tr[k] for k in ("rows_in", "pairs_in", "pairs_kept", "users_kept", "items_kept")}
     out["transform_report"]["filter_passes"] = len(tr["filter"]["passes"])
+    out["transform_report"]["partitions"] = tr.get("partitions")
     out["matrix"] = {"users": inter["users"], "items": inter["items"], "train_nnz": inter["split"]["train"],
                      "test_nnz": inter["split"]["test"], "test_users": inter["split"]["test_users"]}
     out["train_report_fit_seconds"] = train_rep["fit_seconds"]
@@ -269,10 +278,9 @@ def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_ite
         print(f"  WARNING: DuckDB result differs: {dres} vs {tr}", flush=True)
     out["pandas_history_size"] = pandas_size(raw, data["config"]["n_plays"])
     try:  # where the transform's memory goes: peak RSS per Dask compute
-        ph = checked("transform memory by phase", measure(
-            worker_cmd("transform-phases", "--interim", "data/interim", "--out", str(work / "phases"),
-                       "--params", "params.yaml"), work, env=env))
-        out["transform_phases"] = last_json(ph["tail"])
+        if not plan["phases"]:
+            raise RuntimeError("not measured at this size (PLANS)")
+        out["transform_phases"] = run_transform_phases(work, env)
     except Exception as err:
         out["transform_phases"] = {"error": str(err)[-1500:]}
 
@@ -285,9 +293,10 @@ def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_ite
 
     bare_runs = [bare_als()]
     stage_runs = [(out["stages"]["train"]["wall_s"], train_rep["fit_seconds"])]
-    again = checked("train (again)", measure(cmds["train"], work, env=env))
-    stage_runs.append((again["wall_s"], json.loads((work / "reports" / "train.json").read_text())["fit_seconds"]))
-    bare_runs.append(bare_als())
+    if plan["repeats"] > 1:
+        again = checked("train (again)", measure(cmds["train"], work, env=env))
+        stage_runs.append((again["wall_s"], json.loads((work / "reports" / "train.json").read_text())["fit_seconds"]))
+        bare_runs.append(bare_als())
     bare, bres = min(bare_runs, key=lambda x: x[0]["wall_s"])
     train_wall, fit_seconds = min(stage_runs, key=lambda x: x[0])
     out["train_report_fit_seconds"] = fit_seconds
@@ -312,22 +321,75 @@ def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_ite
     }
 
     # ---- evaluation
-    ev = checked("evaluation vs implicit", measure(
-        worker_cmd("eval", "--matrices", "data/processed/matrices", "--models", "data/models",
-                   "--params", "params.yaml", "--max-users", str(eval_users)), work, env=env))
-    out["evaluation"] = last_json(ev["tail"])
+    out["evaluation"] = run_eval_comparison(work, env, eval_users)
     out["evaluation"]["evaluate_stage_s"] = out["stages"].get("evaluate", {}).get("wall_s")
 
     # ---- serving: model load and per-request latency (what `python -m musicrec` runs)
+    out["serving"] = run_serving(work, env)
+    return out
+
+
+def run_serving(work: Path, env: dict[str, str]) -> dict[str, Any]:
     try:
         checked("serving (bench_serving.py)", measure(
-            [py, str(REPO / "benchmarks" / "bench_serving.py"), "--models", "data/models", "--matrices",
+            [sys.executable, str(REPO / "benchmarks" / "bench_serving.py"), "--models", "data/models", "--matrices",
              "data/processed/matrices", "--model", "als", "--requests", "100", "--cli-runs", "2", "--out",
              "reports/bench_serving.json"], work, env=env))
-        out["serving"] = json.loads((work / "reports" / "bench_serving.json").read_text())
+        return json.loads((work / "reports" / "bench_serving.json").read_text())
     except Exception as err:  # serving is reported, not required for the other measures
-        out["serving"] = {"error": str(err)[-1500:]}
-    return out
+        return {"error": str(err)[-1500:]}
+
+
+def run_transform_phases(work: Path, env: dict[str, str]) -> dict[str, Any]:
+    ph = checked("transform memory by phase", measure(
+        worker_cmd("transform-phases", "--interim", "data/interim", "--out", str(work / "phases"),
+                   "--params", "params.yaml"), work, env=env))
+    return last_json(ph["tail"])
+
+
+def run_eval_comparison(work: Path, env: dict[str, str], eval_users: int) -> dict[str, Any]:
+    ev = checked("evaluation vs implicit", measure(
+        worker_cmd("eval", "--matrices", "data/processed/matrices", "--models", "data/models",
+                   "--params", "params.yaml", "--max-users", str(eval_users)), work, env=env))
+    return last_json(ev["tail"])
+
+
+def rerun(workdir: Path, what: str, sizes: list[str], doc: dict[str, Any], eval_users: int) -> dict[str, Any]:
+    """Measure one part again on the work folders of an earlier run (same data, models and splits).
+
+    ``what``: ``evaluation`` (after a change to the recommend path: only
+    ``results[size]["evaluation"]`` is replaced) or ``phases`` (the transform's
+    per-phase memory, e.g. at a size whose plan skipped it). Recorded in ``doc["reruns"]``.
+    """
+    if what in ("phases", "serving"):
+        for name in sizes:
+            work = (workdir / name / "work").resolve()
+            if not (work / "data" / "interim").is_dir() or name not in doc["results"]:
+                raise SystemExit(f"{work}: no data from an earlier run of size {name}")
+            print(f"[{name}] {what} again", flush=True)
+            if what == "phases":
+                doc["results"][name]["transform_phases"] = run_transform_phases(work, dict(os.environ))
+            else:
+                doc["results"][name]["serving"] = run_serving(work, dict(os.environ))
+        doc.setdefault("reruns", []).append({"date": time.strftime("%Y-%m-%d %H:%M"),
+                                             "what": "transform phases" if what == "phases" else "serving",
+                                             "sizes": sizes})
+        return doc
+    for name in sizes:
+        work = (workdir / name / "work").resolve()
+        if not (work / "data" / "models").is_dir() or name not in doc["results"]:
+            raise SystemExit(f"{work}: no models from an earlier run of size {name}; run the full benchmark first")
+        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
+        users = {**DEFAULT_PLAN, "eval_users": eval_users, **PLANS.get(name, {})}["eval_users"]
+        print(f"[{name}] evaluation again", flush=True)
+        old = doc["results"][name]["evaluation"]
+        new = run_eval_comparison(work, env, users)
+        new["evaluate_stage_s"] = old.get("evaluate_stage_s")
+        new["before_rerun"] = {k: old.get(k) for k in ("musicrec_total_s", "implicit_ranking_metrics_at_k_s",
+                                                        "time_ratio_musicrec_over_implicit")}
+        doc["results"][name]["evaluation"] = new
+    doc.setdefault("reruns", []).append({"date": time.strftime("%Y-%m-%d %H:%M"), "what": "evaluation", "sizes": sizes})
+    return doc
 
 
 def pandas_size(raw: Path, n_rows: int, sample: int = 200_000) -> dict[str, Any]:
@@ -545,8 +607,8 @@ def worker_transform_phases(argv: list[str]) -> None:
     rep = T.run_transform(
         Path(a.interim), Path(a.out) / "plays", Path(a.out) / "items.parquet",
         spec=T.FilterSpec(p.transform.min_user_items, p.transform.min_item_users, p.transform.max_passes),
-        partitions=p.transform.partitions, scheduler=p.dask.effective_scheduler, num_workers=p.dask.num_workers,
-        blocksize=p.dask.blocksize)
+        partitions=p.transform.partitions_for, scheduler=p.dask.effective_scheduler,
+        num_workers=p.dask.num_workers, blocksize=p.dask.blocksize)
     done.set()
     k = n[0]
     names = {1: "shuffle by user + aggregate + spill"}
@@ -556,7 +618,7 @@ def worker_transform_phases(argv: list[str]) -> None:
                "seconds": secs.get(f"compute {i}")} for i in range(1, k + 1)]
     shutil.rmtree(a.out, ignore_errors=True)
     print(json.dumps({"phases": phases, "start_rss_mb": round(peaks.get("start", 0)),
-                      "filter_passes": len(rep["filter"]["passes"]), "partitions": p.transform.partitions}))
+                      "filter_passes": len(rep["filter"]["passes"]), "partitions": rep["partitions"]}))
 
 
 def _als_params(params_path: str) -> dict[str, Any]:
@@ -696,6 +758,25 @@ def worker_eval(argv: list[str]) -> None:
         imodel.recommend(users[s0:s0 + 10_000], query[users[s0:s0 + 10_000]], N=a.k, filter_already_liked_items=True)
     t_imp_rec = time.perf_counter() - t
     t_gemm = _gemm_floor(model, users)
+    # how much of the users x items scoring the pruned recommend path computed (untimed, on a sample)
+    import musicrec.models.mf as mf
+
+    pruning: dict[str, Any] = {"pruned": bool(model.n_items >= getattr(mf, "_PRUNE_MIN_ITEMS", float("inf")))}
+    if pruning["pruned"]:
+        scored: list[int] = []
+        real_top_n = mf.top_n
+
+        def counting(s, N, order=None):  # noqa: ANN001, ANN202
+            scored.append(s.size)
+            return real_top_n(s, N, order)
+
+        mf.top_n = counting
+        try:
+            sample = users[:5000]
+            recommend_batched(model, sample, query, max(ks))
+        finally:
+            mf.top_n = real_top_n
+        pruning["pruned_item_fraction"] = round(sum(scored) / (sample.size * model.n_items), 3)
 
     hits_k = M.hits_matrix(recs_u[:, : a.k], test[users]).sum(axis=1)
     nrel = M.n_relevant(test[users])
@@ -712,7 +793,7 @@ def worker_eval(argv: list[str]) -> None:
         "musicrec_metrics_single_k_s": round(t_met_k, 3), "musicrec_total_s": round(t_rec + t_met, 3),
         "implicit_ranking_metrics_at_k_s": round(t_imp, 3), "implicit_recommend_only_s": round(t_imp_rec, 3),
         "gemm_floor_s": round(t_gemm, 3),
-        "n_items": int(model.n_items), "factors": int(model.item_factors.shape[1]),
+        "n_items": int(model.n_items), "factors": int(model.item_factors.shape[1]), **pruning,
         "time_ratio_musicrec_over_implicit": round((t_rec + t_met) / t_imp, 3),
         "cross_check": cross, "all_agree": all(v["agree"] for v in cross.values()),
     }))
@@ -772,7 +853,7 @@ def machine() -> dict[str, Any]:
 
 
 def _parts(r: dict[str, Any]) -> int:
-    return int(r.get("transform_phases", {}).get("partitions") or 8)
+    return int(r.get("transform_report", {}).get("partitions") or r.get("transform_phases", {}).get("partitions") or 8)
 
 
 def _phases_text(ph: dict[str, Any] | None) -> str:
@@ -815,9 +896,8 @@ def targets(results: dict[str, Any], dvc_res: dict[str, Any] | None,
             f"history in pandas {ps['object_strings_mb']:.0f} MB with object strings ({ps['arrow_strings_mb']:.0f} MB "
             f"Arrow); DuckDB {tv['duckdb_peak_rss_mb']:.0f} MB. Transform peak by phase: "
             + _phases_text(r.get("transform_phases")) + f". Each phase holds one partition per Dask thread (dask.num_workers) "
-            f"of {r['transform_report']['pairs_in']:,} pairs / "
-            f"{r.get('transform_phases', {}).get('partitions', '?')} partitions (transform.partitions is the output "
-            f"layout, so it also fixes the partition size), plus the filter's keep sets of up to "
+            f"of {r['transform_report']['pairs_in']:,} pairs / {_parts(r)} partitions (transform.partitions: auto, "
+            f"one per 300,000 input rows, at least 8), plus the filter's keep sets of up to "
             f"{r['matrix']['users']:,} user ids")
         add(f"[{n}] same transform result as DuckDB", "identical counts", tv["same_result"], tv["same_result"],
             "pairs, users, items and plays kept compared")
@@ -830,7 +910,8 @@ def targets(results: dict[str, Any], dvc_res: dict[str, Any] | None,
             f"{r.get('train_imports_s', '?')} s, loading matrices, saving models, "
             f"MLflow sqlite run + artifacts; the store itself was created before, once: "
             f"{r.get('mlflow_store_init_s', '?')} s) vs bare process {t['bare_als_process_s']} s = fit {t['bare_als_fit_s']} s "
-            f"+ {t['bare_als_process_s'] - t['bare_als_fit_s']:.1f} s (best of 2 each, interleaved: stage "
+            f"+ {t['bare_als_process_s'] - t['bare_als_fit_s']:.1f} s ("
+            f"{'best of 2 each, interleaved' if len(t.get('bare_als_runs_s') or []) > 1 else 'one run each'}: stage "
             f"{t.get('train_stage_runs_s')} s, bare {t.get('bare_als_runs_s')} s, bare fits "
             f"{t.get('bare_als_fit_runs_s')} s). ALS fit in the stage / bare fit "
             f"{(t['stage_als_fit_s'] or 0) / t['bare_als_fit_s']:.2f}x with the same code, params and matrix: the "
@@ -841,9 +922,12 @@ def targets(results: dict[str, Any], dvc_res: dict[str, Any] | None,
         gemm, imp = e.get("gemm_floor_s"), e["implicit_ranking_metrics_at_k_s"]
         floor = (f"; the users x items GEMM alone ({e['test_users']:,} x {e.get('n_items', 0):,} x "
                  f"{e.get('factors')} factors, all cores) takes {gemm} s = {gemm / imp:.2f}x implicit's whole time, "
-                 f"and implicit's recommend alone {e.get('implicit_recommend_only_s')} s: both methods must score "
-                 f"every item for every user, so the ratio cannot go below GEMM/implicit without approximate "
-                 f"(non-exact) retrieval" if gemm else "")
+                 f"and implicit's recommend alone {e.get('implicit_recommend_only_s')} s"
+                 + (f". musicrec does not score every item: items are visited in descending factor norm and a user "
+                    f"stops at the Cauchy-Schwarz bound (exact; {e.get('pruned_item_fraction')} of the user x item "
+                    f"scores computed)" if e.get("pruned") else
+                    ": both methods score every item for every user, so the ratio cannot go below GEMM/implicit "
+                    "without skipping items") if gemm else "")
         add(f"[{n}] evaluation time vs implicit ranking_metrics_at_k", f"<= {T['eval_time_ratio_vs_implicit_max']}x",
             ratio, ratio <= T["eval_time_ratio_vs_implicit_max"],
             f"ours {e['musicrec_total_s']} s = recommend top-{max(e['ks'])} {e['musicrec_recommend_s']} s + "
@@ -876,13 +960,14 @@ def targets(results: dict[str, Any], dvc_res: dict[str, Any] | None,
                 f"transform peak {a['stages']['transform']['peak_rss_mb']:.0f} -> "
                 f"{b['stages']['transform']['peak_rss_mb']:.0f} MB (imports alone {a.get('baseline_rss_mb', '?')} MB). "
                 f"By phase at {first}: {_phases_text(a.get('transform_phases'))}; at {last}: "
-                f"{_phases_text(b.get('transform_phases'))}. Reading is bounded by dask.blocksize, but "
-                f"transform.partitions ({b.get('transform_phases', {}).get('partitions', '?')}) is the output layout, "
-                f"so a partition holds pairs/partitions = {a['transform_report']['pairs_in'] // _parts(a):,} -> "
-                f"{b['transform_report']['pairs_in'] // _parts(b):,} pairs and the filter's keep sets hold "
-                f"{a['matrix']['users']:,} -> {b['matrix']['users']:,} user ids: both grow with the input. Flat "
-                f"memory needs partitions proportional to rows (changes the output files: a param for big inputs, "
-                f"README: Scaling out)")
+                f"{_phases_text(b.get('transform_phases'))}. Reading is bounded by dask.blocksize and "
+                f"transform.partitions: auto gives {_parts(a)} -> {_parts(b)} partitions, so a partition holds "
+                f"{a['transform_report']['pairs_in'] // _parts(a):,} -> {b['transform_report']['pairs_in'] // _parts(b):,}"
+                f" pairs (the floor of 8 partitions makes the small sizes' partitions smaller); the filter's keep "
+                f"sets hold {a['matrix']['users']:,} -> {b['matrix']['users']:,} user ids, and each filter pass "
+                f"counts users and items per partition and combines the counts (value_counts, a tree reduction), "
+                f"so its peak grows with partitions x distinct items per partition ({a['matrix']['items']:,} -> "
+                f"{b['matrix']['items']:,} items): the filter passes are the largest phases at the biggest size")
     if dvc_res:
         best = dvc_res["noop_repro_best_s"]
         add("no-op dvc repro", f"< {T['noop_repro_s_max']} s", best, best < T["noop_repro_s_max"],
@@ -923,6 +1008,13 @@ def render_md(doc: dict[str, Any]) -> str:
          "process tree (psutil, 20 ms polling).", "",
          f"Sizes run: {', '.join(doc['sizes'])} (selectable: `make bench SIZES=1m`, `make bench-full` adds 48m = "
          f"{SIZES['48m']['n_plays']:,} rows; sizes not listed here were not run in this report).", "",
+         *[f"Measured again on {r['date']} with `--rerun {r['what'].split()[-1]} --sizes {','.join(r['sizes'])}`: "
+           f"the {r['what']} only, on the same data, models and splits"
+           + (" after a change to the recommend path (the first run's numbers are kept in the JSON as "
+              "`before_rerun`)." if r["what"] == "evaluation" else
+              " after a change to the recommend path." if r["what"] == "serving" else ".")
+           for r in doc.get("reruns", [])],
+         *([""] if doc.get("reruns") else []),
          "## Machine", "",
          "| | |", "|---|---|",
          f"| CPU | {m['cpu']} |", f"| cores | {m['cores_logical']} logical / {m['cores_physical']} physical |",
@@ -952,7 +1044,8 @@ def render_md(doc: dict[str, Any]) -> str:
         L += [f"## {n}: {c['n_plays']:,} rows, {c['n_users']:,} users, {c['n_tracks']:,} tracks", "",
               f"Kept {tr['pairs_kept']:,} pairs, {tr['users_kept']:,} users, {tr['items_kept']:,} items after "
               f"{tr['filter_passes']} filter passes; train matrix {mx['users']:,} x {mx['items']:,}, "
-              f"{mx['train_nnz']:,} non-zeros; {mx['test_users']:,} test users.", "",
+              f"{mx['train_nnz']:,} non-zeros; {mx['test_users']:,} test users; {tr.get('partitions', '?')} transform "
+              f"partitions." + (f" Trimmed at this size (PLANS): {r['plan']}." if n in PLANS else ""), "",
               "| measure | musicrec | reference | ratio |", "|---|---|---|---|",
               f"| clean + transform vs DuckDB: time | {tv['musicrec_clean_plus_transform_s']:.1f} s | "
               f"{tv['duckdb_s']:.1f} s | {tv['time_ratio']} |",
@@ -1061,13 +1154,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--als-iterations", type=int, default=3, help="iterations timed per factor count")
     ap.add_argument("--evaluate-stage-sizes", default="1m",
                     help="sizes at which the full evaluate stage (bootstrap CIs, plots) is timed; 'all' for every size")
+    ap.add_argument("--rerun", choices=["evaluation", "phases", "serving"],
+                    help="only measure this part again for --sizes, on the work folders and results of the last "
+                         "run (--out-json), and rewrite the reports")
+    ap.add_argument("--render", action="store_true",
+                    help="only recompute the targets and rewrite the Markdown from --out-json (no measuring)")
     a = ap.parse_args(argv)
+    if a.render:
+        doc = json.loads(Path(a.out_json).read_text())
+        doc["targets"] = targets(doc["results"], doc.get("dvc"), doc["growth_exponents"])
+        return write_reports(doc, a.out_json, a.out_md)
     sizes = [s.strip() for s in a.sizes.split(",") if s.strip()]
     bad = [s for s in sizes if s not in SIZES]
     if bad:
         ap.error(f"unknown sizes {bad}; choose from {list(SIZES)}")
     workdir = Path(a.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
+    if a.rerun:
+        doc = rerun(workdir, a.rerun, sizes, json.loads(Path(a.out_json).read_text()), a.eval_users)
+        doc["targets"] = targets(doc["results"], doc.get("dvc"), doc["growth_exponents"])
+        return write_reports(doc, a.out_json, a.out_md)
     t0 = time.perf_counter()
     results: dict[str, Any] = {}
     def partial() -> None:  # keep what was measured so far, should a later size be interrupted
@@ -1101,6 +1207,10 @@ def main(argv: list[str] | None = None) -> int:
     doc["projection"] = projection(results, doc["growth_exponents"])
     loads = [x for r in results.values() for st in r.get("stages", {}).values() for x in st.get("load1", [])]
     doc["load_range"] = [min(loads), max(loads)] if loads else None
+    return write_reports(doc, a.out_json, a.out_md)
+
+
+def write_reports(doc: dict[str, Any], out_json: str, out_md: str) -> int:
     from musicrec.io import write_json, write_text
 
     def plain(o: Any) -> Any:  # numpy scalars (np.bool_, np.float64 ...) as Python values
@@ -1109,10 +1219,10 @@ def main(argv: list[str] | None = None) -> int:
         raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
     doc = json.loads(json.dumps(doc, default=plain))
-    write_json(a.out_json, doc)
-    write_text(a.out_md, render_md(doc))
-    print(f"wrote {a.out_json} and {a.out_md} in {doc['total_s']:.0f} s")
-    return 0 if all("error" not in r for r in results.values()) else 1
+    write_json(out_json, doc)
+    write_text(out_md, render_md(doc))
+    print(f"wrote {out_json} and {out_md} ({doc['total_s']:.0f} s of measurements)")
+    return 0 if all("error" not in r for r in doc["results"].values()) else 1
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "src"))
 
 from musicrec.config import load_params  # noqa: E402
-from musicrec.interactions import build_interactions, load_processed_plays, save_interactions  # noqa: E402
+from musicrec.interactions import build_interactions, read_plays_table, save_interactions  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
 from musicrec.stage import run_stage  # noqa: E402
 
@@ -21,8 +21,9 @@ def main() -> None:
     args = ap.parse_args()
     p = load_params(args.params)
     ip, sp_ = p.interactions, p.interactions.split
+    columns = ["user_id", "item_id", "playcount"] + (["last_ts"] if sp_.method == "temporal" else [])
     maps, parts, weighted, report = build_interactions(
-        load_processed_plays(args.plays),
+        read_plays_table(args.plays, columns),
         weighting=ip.weighting, bm25_k1=ip.bm25_k1, bm25_b=ip.bm25_b,
         split_method=sp_.method, test_fraction=sp_.test_fraction, validation_fraction=sp_.validation_fraction,
         min_user_items=sp_.min_user_items, cold_user_fraction=sp_.cold_user_fraction,

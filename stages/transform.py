@@ -24,7 +24,7 @@ def main() -> None:
     report = run_transform(
         pathlib.Path(args.interim), pathlib.Path(args.out_plays), pathlib.Path(args.out_items),
         spec=FilterSpec(p.transform.min_user_items, p.transform.min_item_users, p.transform.max_passes),
-        partitions=p.transform.partitions, scheduler=p.dask.effective_scheduler,
+        partitions=p.transform.partitions_for, scheduler=p.dask.effective_scheduler,
         num_workers=p.dask.num_workers, blocksize=p.dask.blocksize,
     )
     write_json(args.report, report)

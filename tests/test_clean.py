@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from musicrec.clean import HashSet, clean
 from musicrec.readers import InputFormatError
@@ -367,6 +369,31 @@ def test_hash_set() -> None:
 
     assert s.add(np.array([3, 1, 3], np.uint64)).tolist() == [False, False, True]
     assert s.add(np.array([2, 1, 5, 2], np.uint64)).tolist() == [False, True, False, True]
+    assert len(s) == 4
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 40), max_size=30), max_size=8))
+def test_hash_set_is_the_sorted_distinct_set_and_flags_repeats(chunks) -> None:
+    import numpy as np
+
+    s, seen = HashSet(), set()
+    for c in chunks:
+        dup = s.add(np.array(c, np.uint64))
+        expected = []
+        for v in c:
+            expected.append(v in seen)
+            seen.add(v)
+        assert dup.tolist() == expected
+        assert s.values.tolist() == sorted(seen)
+
+
+def test_hash_set_update_counts_distinct_strings() -> None:
+    import pyarrow as pa
+
+    s = HashSet()
+    s.update(pa.chunked_array([["u1", "u2", "u1"], ["u3", "u2"]]))
+    s.update(pa.array(["u3", "u4"]))
     assert len(s) == 4
 
 

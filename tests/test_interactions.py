@@ -131,3 +131,46 @@ def test_build_and_roundtrip(tmp_path):
     assert list(back.maps.user_ids) == list(maps.user_ids)
     assert (back.test != parts.test).nnz == 0
     assert not any(p.name.startswith(".tmp") for p in tmp_path.iterdir())
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.text(alphabet="ab\u00e9\u4e2dZ09_-", min_size=1, max_size=6), min_size=1, max_size=60),
+       st.integers(1, 4))
+def test_encode_sorted_matches_numpy_sort_across_dictionary_chunks(ids, n_chunks):
+    import pyarrow as pa
+
+    from musicrec.interactions import encode_sorted
+
+    step = max(1, len(ids) // n_chunks)
+    chunks = [pa.array(ids[i:i + step]).dictionary_encode() for i in range(0, len(ids), step)]
+    codes, vocab = encode_sorted(pa.chunked_array(chunks), "user")
+    expected = np.sort(np.unique(np.array(ids, dtype=str)))
+    assert vocab.tolist() == expected.tolist()
+    assert codes.dtype == np.int32 and vocab[codes].tolist() == ids
+
+
+def test_build_interactions_same_from_arrow_table_and_frame(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from musicrec.interactions import read_plays_table
+
+    rng = np.random.default_rng(3)
+    n = 600
+    plays = pd.DataFrame({"user_id": [f"u{int(i):03d}" for i in rng.integers(0, 40, n)],
+                          "item_id": [f"t{int(i):03d}" for i in rng.integers(0, 30, n)],
+                          "playcount": rng.integers(1, 50, n)}).drop_duplicates(["user_id", "item_id"])
+    plays = plays.sort_values(["user_id", "item_id"], ignore_index=True)
+    (tmp_path / "plays").mkdir()
+    half = len(plays) // 2  # two parts, as the transform writes them, each with its own dictionaries
+    for i, part in enumerate((plays.iloc[:half], plays.iloc[half:])):
+        pq.write_table(pa.Table.from_pandas(part, preserve_index=False), tmp_path / "plays" / f"part.{i}.parquet",
+                       row_group_size=97)
+    kw = dict(weighting="log1p", bm25_k1=100.0, bm25_b=0.8, split_method="random", test_fraction=0.2,
+              validation_fraction=0.1, min_user_items=5, cold_user_fraction=0.1, cold_known_items=3, seed=7)
+    a = build_interactions(read_plays_table(tmp_path / "plays"), **kw)
+    b = build_interactions(plays.astype({"user_id": object, "item_id": object}), **kw)
+    assert a[0].user_ids.tolist() == b[0].user_ids.tolist() and a[0].item_ids.tolist() == b[0].item_ids.tolist()
+    for name in ("train", "validation", "test", "query"):
+        assert (getattr(a[1], name) != getattr(b[1], name)).nnz == 0
+    assert a[3] == b[3] and a[3]["interactions"] == len(plays)

@@ -227,3 +227,17 @@ def test_transform_stage_with_bad_params_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in res.stderr
     assert re.search(r"transform\.min_user_items: .*greater than or equal to 1", res.stderr), res.stderr
     assert not (tmp_path / "plays").exists()
+
+
+@pytest.mark.parametrize("value, rows, expected", [
+    (8, 10**9, 8), ("auto", 1_000_000, 8), ("auto", 10_000_000, 34), ("auto", 48_000_000, 160), ("auto", 0, 8),
+    ("auto", 10**12, 4096)])
+def test_transform_partitions_auto_scales_with_rows(value, rows, expected):
+    raw = mutate("transform.partitions", value)
+    assert parse_params(raw).transform.partitions_for(rows) == expected
+
+
+@pytest.mark.parametrize("value", ["eight", 0, 5000, True, 2.5])
+def test_transform_partitions_must_be_auto_or_a_count(value, tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match=r"transform\.partitions: .*auto"):
+        parse_params(mutate("transform.partitions", value), tmp_path / "p.yaml")

@@ -3,8 +3,8 @@
 Generates ``User Listening History.csv`` with 10,000,000 rows
 (:func:`musicrec.synth.write_synthetic`, about 600 MB of CSV), then runs the real
 ``stages/clean.py`` and ``stages/transform.py`` as subprocesses with the
-repository's params (``transform.partitions`` sized for 10M rows as README
-advises: 32), polling the resident memory of each stage's whole process
+repository's params (``transform.partitions: auto``, which sizes the
+partitions with the input: 34 for 10M rows), polling the resident memory of each stage's whole process
 tree (psutil, every 50 ms). The claim under test: streaming needs less memory
 than merely holding the history in pandas. The pandas size is estimated by
 reading a 200,000-row sample with object strings (how ``pd.read_csv`` holds
@@ -43,7 +43,6 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "reports" / "scale_clean_transform.json"
 N_ROWS = 10_000_000
 SIZES = {"n_tracks": 50_000, "n_users": 1_000_000, "n_artists": 10_000, "n_genres": 16}  # ~Kaggle's shape
-PARTITIONS = 32  # transform.partitions for 10M rows (the default 8 is for the 1M-play default data)
 SAMPLE_ROWS = 200_000
 POLL_S = 0.05
 
@@ -113,10 +112,10 @@ def test_clean_and_transform_stream_10m_rows_in_less_memory_than_pandas(tmp_path
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["source"] = "synthetic"
-    # README (Scaling out): size transform.partitions with the input, about one per 300,000 plays. With the
-    # default 8 (sized for the 1M-play default data) the 10M-row transform peaks near 2 GB, above the pandas size;
-    # with 32 it stays near 1.2 GB (measured on this machine, threads scheduler).
-    params["transform"]["partitions"] = PARTITIONS
+    # transform.partitions: auto gives one partition per 300,000 input rows (at least 8). With a fixed 8 (what
+    # suits the 1M-play default data) the 10M-row transform peaked near 2 GB, above the pandas size; with 32 it
+    # stayed near 1.2 GB (measured on this machine, threads scheduler).
+    assert params["transform"]["partitions"] == "auto"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     work, reports = tmp_path / "work", tmp_path / "reports"
     py, stages = sys.executable, ROOT / "stages"
@@ -145,7 +144,7 @@ def test_clean_and_transform_stream_10m_rows_in_less_memory_than_pandas(tmp_path
         "ratio_transform": round(transform["peak_mb"] / size["pandas_mb"], 3),
         "pairs_kept": tr.get("pairs_kept"),
         "params": {"chunk_rows": params["data"]["chunk_rows"], "dask": params["dask"],
-                   "partitions": params["transform"]["partitions"]},
+                   "partitions": tr.get("partitions")},
         "machine": {"cpus": os.cpu_count(), "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
                     "python": platform.python_version()},
         "how": "peak = resident memory of each stage's process tree (stage script run as a subprocess, psutil "

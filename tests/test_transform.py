@@ -93,3 +93,18 @@ def test_iterate_filter_reports_passes():
 
     users, items, passes = iterate_filter(count, FilterSpec(1, 1, 3))
     assert list(users) == ["u1", "u2"] and list(items) == ["a"] and passes[0]["pairs"] == 2
+
+
+def test_partitions_from_the_input_row_count(tmp_path):
+    """transform.partitions: auto: the stage passes a function of the input rows (Parquet footers)."""
+    raw = _write_interim(tmp_path / "interim")
+    seen = []
+
+    def partitions_for(n_rows):
+        seen.append(n_rows)
+        return 5
+
+    r = run_transform(tmp_path / "interim", tmp_path / "o" / "plays", tmp_path / "o" / "items.parquet",
+                      spec=FilterSpec(3, 3, 30), partitions=partitions_for, scheduler="synchronous")
+    assert seen == [len(raw)] and r["partitions"] == 5
+    assert len(list((tmp_path / "o" / "plays").glob("*.parquet"))) == 5

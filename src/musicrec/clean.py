@@ -77,9 +77,13 @@ class HashSet:
             seen = self.values[pos] == uniq
             dup[first[seen]] = True
             uniq = uniq[~seen]
-        if len(uniq):
-            self.values = np.sort(np.concatenate([self.values, uniq]), kind="stable")
+        if len(uniq):  # both sorted and disjoint: one O(n) merge, not a sort of the whole set per chunk
+            self.values = np.insert(self.values, np.searchsorted(self.values, uniq), uniq)
         return dup
+
+    def update(self, values: pa.Array | pa.ChunkedArray) -> None:
+        """Add the distinct values of a string column (hashing each distinct value once)."""
+        self.add(_hash(pc.unique(values)))
 
 
 def _plays_out(t: pa.Table) -> pa.Table:
@@ -168,7 +172,7 @@ def clean(
                 plays_matched += n_match
                 plays_unmatched += plays.num_rows - n_match
                 if not derived and n_match:
-                    matched_items.add(_hash(pc.filter(item, pa.array(matched))))
+                    matched_items.update(pc.filter(item, pa.array(matched)))
                 if n_match < plays.num_rows:
                     unmatched_ids.update(pc.unique(pc.filter(item, pa.array(~matched))).to_pylist())
                     if unmatched == "drop":
@@ -184,8 +188,8 @@ def clean(
                 rep.kept += plays.num_rows
                 if plays.num_rows:
                     plays_kept += plays.num_rows
-                    users.add(_hash(plays["user_id"]))
-                    kept_items.add(_hash(plays["item_id"]))
+                    users.update(plays["user_id"])
+                    kept_items.update(plays["item_id"])
                     playcount_sum += int(pc.sum(plays["playcount"]).as_py())
                     with_ts += plays.num_rows - plays["timestamp"].null_count
                     if derived:

@@ -82,7 +82,29 @@ class TransformParams(_Strict):
     min_user_items: int = Field(5, ge=1)
     min_item_users: int = Field(5, ge=1)
     max_passes: int = Field(20, ge=1)
-    partitions: int = Field(8, ge=1, le=4096)
+    # output Parquet partitions (hash of user): a number, or "auto" =
+    # max(min_partitions, ceil(input rows / partition_rows)), so that a partition's size, and with it the
+    # transform's memory, stays flat as the input grows (README: Scaling out)
+    partitions: int | Literal["auto"] = "auto"
+    partition_rows: int = Field(300_000, ge=1)
+    min_partitions: int = Field(8, ge=1, le=4096)
+
+    @field_validator("partitions", mode="before")
+    @classmethod
+    def _partitions(cls, v: Any) -> Any:
+        if v == "auto":
+            return v
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError("must be auto or a whole number of partitions (1 to 4096)")
+        if not 1 <= v <= 4096:
+            raise ValueError("must be auto or a number greater than or equal to 1 and less than or equal to 4096")
+        return v
+
+    def partitions_for(self, n_rows: int) -> int:
+        """The number of output partitions for an input of ``n_rows`` rows."""
+        if self.partitions != "auto":
+            return int(self.partitions)
+        return int(min(4096, max(self.min_partitions, -(-int(n_rows) // self.partition_rows))))
 
 
 class DaskParams(_Strict):

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -239,7 +239,7 @@ def run_transform(
     out_items: Path,
     *,
     spec: FilterSpec,
-    partitions: int,
+    partitions: int | Callable[[int], int],
     scheduler: str = "threads",
     num_workers: int = 2,
     blocksize: str = "64MB",
@@ -248,7 +248,10 @@ def run_transform(
     """Run the whole transform; return the report written to ``reports/transform.json``.
 
     ``interim_dir`` is a local folder or an fsspec URL (``s3://...``) read with
-    ``storage_options``; the outputs are always local paths.
+    ``storage_options``; the outputs are always local paths. ``partitions`` is
+    the number of output partitions, or a function of the input's row count
+    (read from the Parquet footers) that returns it
+    (``TransformParams.partitions_for``: ``transform.partitions: auto``).
     """
     import dask
     import dask.dataframe as dd
@@ -260,15 +263,21 @@ def run_transform(
         plays_src, items_src = f"{base}/plays", f"{base}/items.parquet"
         fs, _ = fsspec.core.url_to_fs(base, **(storage_options or {}))
         exists = fs.exists
+        rows_src, rows_fs = fs._strip_protocol(plays_src), fs
     else:
         interim_dir = Path(interim_dir).resolve()
         plays_src, items_src = str(interim_dir / "plays"), str(interim_dir / "items.parquet")
         exists = lambda p: Path(p).exists()  # noqa: E731
         storage_options = None
+        rows_src, rows_fs = plays_src, None
     for p in (plays_src, items_src):
         if not exists(p):
             raise FileNotFoundError(f"{p}: missing input of the transform stage (run the clean stage first)")
     items = pd.read_parquet(items_src, storage_options=storage_options)
+    if callable(partitions):
+        import pyarrow.dataset as pads
+
+        partitions = partitions(pads.dataset(rows_src, filesystem=rows_fs, format="parquet").count_rows())
     out_plays = Path(out_plays)
     with dask_scheduler(scheduler, num_workers), _bounded_memory(), \
             atomic_path(out_plays, directory=True) as tmp_out:
