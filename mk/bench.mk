@@ -1,6 +1,7 @@
 # Scale and speed benchmarks (benchmarks/README.md). Included by the main Makefile,
 # which defines VENV, PY, DVC and $(VENV)/.installed.
-# `make bench` (1M and 10M rows, 15-20 min on 2 cores; SIZES=1m for a quick run) / `make bench-full` (adds 48M rows).
+# `make bench` (1M and 10M rows, ~15 min on 2 cores; SIZES=1m for a quick run) / `make bench-full` (adds 48M rows:
+# 40 min measured on 2 cores, + 2.5 min to generate the 48M data once).
 # Data is generated once and cached in $(BENCH_DIR) (git-ignored); results go to
 # reports/benchmarks.json and reports/benchmarks.md.
 SIZES ?= 1m,10m
