@@ -192,6 +192,29 @@ def bench_params(name: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- per-size run
 
 
+def stage_commands(raw: Path) -> dict[str, list[str]]:
+    """The DVC stages' commands as the benchmark runs them (in the size's work folder)."""
+    st = REPO / "stages"
+    py = sys.executable
+    return {
+        "clean": [py, str(st / "clean.py"), "--params", "params.yaml", "--input", str(raw), "--out", "data/interim",
+                  "--report", "reports/data_quality.json"],
+        "transform": [py, str(st / "transform.py"), "--params", "params.yaml", "--interim", "data/interim",
+                      "--out-plays", "data/processed/plays", "--out-items", "data/processed/items.parquet",
+                      "--report", "reports/transform.json"],
+        "interactions": [py, str(st / "interactions.py"), "--params", "params.yaml", "--plays", "data/processed/plays",
+                         "--out", "data/processed/matrices", "--report", "reports/interactions.json"],
+        "train": [py, str(st / "train.py"), "--params", "params.yaml", "--matrices", "data/processed/matrices",
+                  "--items", "data/processed/items.parquet", "--out", "data/models", "--report", "reports/train.json",
+                  "--run-id-file", "reports/mlflow_run_id.txt"],
+        "evaluate": [py, str(st / "evaluate.py"), "--params", "params.yaml", "--matrices", "data/processed/matrices",
+                     "--items", "data/processed/items.parquet", "--models", "data/models",
+                     "--run-id-file", "reports/mlflow_run_id.txt", "--metrics", "reports/metrics.json",
+                     "--details", "reports/evaluation.json", "--plots", "reports/plots", "--report",
+                     "reports/report.md", "--figures", "reports/figures"],
+    }
+
+
 def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_iterations: int,
              evaluate_stage_sizes: tuple[str, ...]) -> dict[str, Any]:
     import yaml
@@ -209,25 +232,8 @@ def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_ite
     env = dict(os.environ)
     env.pop("MLFLOW_TRACKING_URI", None)
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
-    st = REPO / "stages"
     py = sys.executable
-    cmds = {
-        "clean": [py, str(st / "clean.py"), "--params", "params.yaml", "--input", str(raw), "--out", "data/interim",
-                  "--report", "reports/data_quality.json"],
-        "transform": [py, str(st / "transform.py"), "--params", "params.yaml", "--interim", "data/interim",
-                      "--out-plays", "data/processed/plays", "--out-items", "data/processed/items.parquet",
-                      "--report", "reports/transform.json"],
-        "interactions": [py, str(st / "interactions.py"), "--params", "params.yaml", "--plays", "data/processed/plays",
-                         "--out", "data/processed/matrices", "--report", "reports/interactions.json"],
-        "train": [py, str(st / "train.py"), "--params", "params.yaml", "--matrices", "data/processed/matrices",
-                  "--items", "data/processed/items.parquet", "--out", "data/models", "--report", "reports/train.json",
-                  "--run-id-file", "reports/mlflow_run_id.txt"],
-        "evaluate": [py, str(st / "evaluate.py"), "--params", "params.yaml", "--matrices", "data/processed/matrices",
-                     "--items", "data/processed/items.parquet", "--models", "data/models",
-                     "--run-id-file", "reports/mlflow_run_id.txt", "--metrics", "reports/metrics.json",
-                     "--details", "reports/evaluation.json", "--plots", "reports/plots", "--report",
-                     "reports/report.md", "--figures", "reports/figures"],
-    }
+    cmds = stage_commands(raw)
     out: dict[str, Any] = {"config": data["config"], "generate": data, "stages": {}, "plan": plan}
     # The MLflow store exists before the timed stages, as in a repository that has run once (mlflow.db):
     # creating a fresh sqlite store runs MLflow's schema migrations (seconds), a one-off cost reported apart.
@@ -260,22 +266,7 @@ def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_ite
         [py, "-c", "import time, pandas, pyarrow.parquet, dask.dataframe, distributed, musicrec.transform, "
                    "musicrec.clean; time.sleep(0.3)"], work, env={**env, "PYTHONPATH": str(REPO / "src")}))
     out["baseline_rss_mb"] = base["peak_rss_mb"]
-    duck = checked("duckdb reference", measure(
-        worker_cmd("duckdb", "--raw", str(raw), "--out", str(work / "duckdb"), "--params", "params.yaml",
-                   "--threads", str(threads)), work, env=env))
-    dres = last_json(duck["tail"])
-    ours_t = out["stages"]["clean"]["wall_s"] + out["stages"]["transform"]["wall_s"]
-    ours_m = max(out["stages"]["clean"]["peak_rss_mb"], out["stages"]["transform"]["peak_rss_mb"])
-    agree = all(dres[k] == tr[k] for k in ("pairs_kept", "users_kept", "items_kept", "plays_kept"))
-    out["transform_vs_duckdb"] = {
-        "musicrec_clean_plus_transform_s": round(ours_t, 3), "musicrec_peak_rss_mb": ours_m,
-        "duckdb_s": duck["wall_s"], "duckdb_peak_rss_mb": duck["peak_rss_mb"], "duckdb_inner": dres,
-        "duckdb_load1": duck["load1"],
-        "time_ratio": round(ours_t / duck["wall_s"], 2), "memory_ratio": round(ours_m / duck["peak_rss_mb"], 2),
-        "same_result": agree,
-    }
-    if not agree:
-        print(f"  WARNING: DuckDB result differs: {dres} vs {tr}", flush=True)
+    out["transform_vs_duckdb"] = compare_duckdb(out["stages"], tr, raw, work, env, threads)
     out["pandas_history_size"] = pandas_size(raw, data["config"]["n_plays"])
     try:  # where the transform's memory goes: peak RSS per Dask compute
         if not plan["phases"]:
@@ -340,6 +331,27 @@ def run_serving(work: Path, env: dict[str, str]) -> dict[str, Any]:
         return {"error": str(err)[-1500:]}
 
 
+def compare_duckdb(stages: dict[str, Any], tr: dict[str, Any], raw: Path, work: Path, env: dict[str, str],
+                   threads: int) -> dict[str, Any]:
+    """The DuckDB reference on the same CSVs, against the clean + transform stages just measured."""
+    duck = checked("duckdb reference", measure(
+        worker_cmd("duckdb", "--raw", str(raw), "--out", str(work / "duckdb"), "--params", "params.yaml",
+                   "--threads", str(threads)), work, env=env))
+    dres = last_json(duck["tail"])
+    ours_t = stages["clean"]["wall_s"] + stages["transform"]["wall_s"]
+    ours_m = max(stages["clean"]["peak_rss_mb"], stages["transform"]["peak_rss_mb"])
+    agree = all(dres[k] == tr[k] for k in ("pairs_kept", "users_kept", "items_kept", "plays_kept"))
+    if not agree:
+        print(f"  WARNING: DuckDB result differs: {dres} vs {tr}", flush=True)
+    return {
+        "musicrec_clean_plus_transform_s": round(ours_t, 3), "musicrec_peak_rss_mb": ours_m,
+        "duckdb_s": duck["wall_s"], "duckdb_peak_rss_mb": duck["peak_rss_mb"], "duckdb_inner": dres,
+        "duckdb_load1": duck["load1"],
+        "time_ratio": round(ours_t / duck["wall_s"], 2), "memory_ratio": round(ours_m / duck["peak_rss_mb"], 2),
+        "same_result": agree,
+    }
+
+
 def run_transform_phases(work: Path, env: dict[str, str]) -> dict[str, Any]:
     ph = checked("transform memory by phase", measure(
         worker_cmd("transform-phases", "--interim", "data/interim", "--out", str(work / "phases"),
@@ -361,6 +373,26 @@ def rerun(workdir: Path, what: str, sizes: list[str], doc: dict[str, Any], eval_
     ``results[size]["evaluation"]`` is replaced) or ``phases`` (the transform's
     per-phase memory, e.g. at a size whose plan skipped it). Recorded in ``doc["reruns"]``.
     """
+    if what == "transform":  # clean + transform stages and the DuckDB reference, one after the other
+        for name in sizes:
+            work = (workdir / name / "work").resolve()
+            raw = (workdir / name / "raw" / "synthetic").resolve()
+            if not (work / "data" / "interim").is_dir() or name not in doc["results"]:
+                raise SystemExit(f"{work}: no data from an earlier run of size {name}")
+            print(f"[{name}] clean + transform + DuckDB again", flush=True)
+            env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
+            r = doc["results"][name]
+            cmds = stage_commands(raw)
+            for stage in ("clean", "transform"):
+                res = checked(stage, measure(cmds[stage], work, env=env))
+                r["stages"][stage] = {"wall_s": res["wall_s"], "peak_rss_mb": res["peak_rss_mb"], "load1": res["load1"]}
+            tr = json.loads((work / "reports" / "transform.json").read_text())
+            r["transform_vs_duckdb"] = compare_duckdb(r["stages"], tr, raw, work, env, os.cpu_count() or 2)
+        doc["growth_exponents"] = growth_exponents(doc["results"])
+        doc.setdefault("reruns", []).append({"date": time.strftime("%Y-%m-%d %H:%M"),
+                                             "what": "clean and transform stages with the DuckDB reference",
+                                             "sizes": sizes})
+        return doc
     if what in ("phases", "serving"):
         for name in sizes:
             work = (workdir / name / "work").resolve()
@@ -879,8 +911,9 @@ def targets(results: dict[str, Any], dvc_res: dict[str, Any] | None,
         inner = tv["duckdb_inner"].get("inner_s")
         add(f"[{n}] clean+transform time vs DuckDB", f"<= {T['transform_time_ratio_vs_duckdb_max']}x",
             tv["time_ratio"], tv["time_ratio"] <= T["transform_time_ratio_vs_duckdb_max"],
-            f"ours {tv['musicrec_clean_plus_transform_s']} s = clean {st['clean']['wall_s']} s (CSV parsed in "
-            f"pandas chunks, every row validated, quarantine + row accounting, Parquet written) + transform "
+            f"ours {tv['musicrec_clean_plus_transform_s']} s = clean {st['clean']['wall_s']} s (CSV split into "
+            f"records in Python to keep each row's physical line number, one process; every row validated in Arrow, "
+            f"exact-duplicate check, quarantine + row accounting, Parquet written) + transform "
             f"{st['transform']['wall_s']} s (Dask: aggregate, shuffle by user, {r['transform_report']['filter_passes']} "
             f"filter passes over spilled Parquet, sorted zstd output); DuckDB {tv['duckdb_s']} s ({inner} s inside "
             f"DuckDB) does the same in one vectorised in-memory engine. clean alone is "
@@ -1000,6 +1033,9 @@ def projection(results: dict[str, Any], growth: dict[str, dict[str, float | None
     return {"size": target, "from": last, "factor_rows": f, "stages": stages, "size_total": total}
 
 
+_RERUN_FLAG = {"transform phases": "phases", "clean and transform stages with the DuckDB reference": "transform"}
+
+
 def render_md(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     L = ["# musicrec benchmarks", "",
@@ -1008,11 +1044,14 @@ def render_md(doc: dict[str, Any]) -> str:
          "process tree (psutil, 20 ms polling).", "",
          f"Sizes run: {', '.join(doc['sizes'])} (selectable: `make bench SIZES=1m`, `make bench-full` adds 48m = "
          f"{SIZES['48m']['n_plays']:,} rows; sizes not listed here were not run in this report).", "",
-         *[f"Measured again on {r['date']} with `--rerun {r['what'].split()[-1]} --sizes {','.join(r['sizes'])}`: "
+         *[f"Measured again on {r['date']} with `--rerun {_RERUN_FLAG.get(r['what'], r['what'])} --sizes "
+           f"{','.join(r['sizes'])}`: "
            f"the {r['what']} only, on the same data, models and splits"
            + (" after a change to the recommend path (the first run's numbers are kept in the JSON as "
               "`before_rerun`)." if r["what"] == "evaluation" else
-              " after a change to the recommend path." if r["what"] == "serving" else ".")
+              " after a change to the recommend path." if r["what"] == "serving" else
+              " after a change to the clean stage (growth exponents recomputed)." if r["what"].startswith("clean")
+              else ".")
            for r in doc.get("reruns", [])],
          *([""] if doc.get("reruns") else []),
          "## Machine", "",
@@ -1154,7 +1193,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--als-iterations", type=int, default=3, help="iterations timed per factor count")
     ap.add_argument("--evaluate-stage-sizes", default="1m",
                     help="sizes at which the full evaluate stage (bootstrap CIs, plots) is timed; 'all' for every size")
-    ap.add_argument("--rerun", choices=["evaluation", "phases", "serving"],
+    ap.add_argument("--rerun", choices=["evaluation", "phases", "serving", "transform"],
                     help="only measure this part again for --sizes, on the work folders and results of the last "
                          "run (--out-json), and rewrite the reports")
     ap.add_argument("--render", action="store_true",
