@@ -1044,7 +1044,7 @@ def render_md(doc: dict[str, Any]) -> str:
          "process tree (psutil, 20 ms polling).", "",
          f"Sizes run: {', '.join(doc['sizes'])} (selectable: `make bench SIZES=1m`, `make bench-full` adds 48m = "
          f"{SIZES['48m']['n_plays']:,} rows; sizes not listed here were not run in this report).", "",
-         *[f"Measured again on {r['date']} with `--rerun {_RERUN_FLAG.get(r['what'], r['what'])} --sizes "
+         *[f"- Measured again on {r['date']} with `--rerun {_RERUN_FLAG.get(r['what'], r['what'])} --sizes "
            f"{','.join(r['sizes'])}`: "
            f"the {r['what']} only, on the same data, models and splits"
            + (" after a change to the recommend path (the first run's numbers are kept in the JSON as "
