@@ -366,61 +366,52 @@ def run_eval_comparison(work: Path, env: dict[str, str], eval_users: int) -> dic
     return last_json(ev["tail"])
 
 
-def rerun(workdir: Path, what: str, sizes: list[str], doc: dict[str, Any], eval_users: int) -> dict[str, Any]:
-    """Measure one part again on the work folders of an earlier run (same data, models and splits).
+# --rerun WHAT: what the report says was measured again, and why
+RERUNS = {
+    "evaluation": ("the evaluation", "after a change to the recommend path (the first run's numbers are kept in the "
+                                     "JSON as `before_rerun`)"),
+    "phases": ("the transform phases", ""),
+    "serving": ("the serving", "after a change to the recommend path"),
+    "transform": ("the clean and transform stages with the DuckDB reference",
+                  "after a change to the clean stage (growth exponents recomputed)"),
+}
 
-    ``what``: ``evaluation`` (after a change to the recommend path: only
-    ``results[size]["evaluation"]`` is replaced) or ``phases`` (the transform's
-    per-phase memory, e.g. at a size whose plan skipped it). Recorded in ``doc["reruns"]``.
+
+def rerun(workdir: Path, what: str, sizes: list[str], doc: dict[str, Any], eval_users: int) -> dict[str, Any]:
+    """Measure one part (a key of ``RERUNS``) again on the work folders of an earlier run.
+
+    Same data, models and splits; only that part of ``results[size]`` is replaced,
+    and the rerun is recorded in ``doc["reruns"]`` (the report lists it at the top).
     """
-    if what == "transform":  # clean + transform stages and the DuckDB reference, one after the other
-        for name in sizes:
-            work = (workdir / name / "work").resolve()
+    for name in sizes:
+        work = (workdir / name / "work").resolve()
+        if not (work / "data" / "models").is_dir() or name not in doc["results"]:
+            raise SystemExit(f"{work}: no outputs from an earlier run of size {name}; run the full benchmark first")
+        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
+        r = doc["results"][name]
+        print(f"[{name}] {RERUNS[what][0]} again", flush=True)
+        if what == "evaluation":
+            users = {**DEFAULT_PLAN, "eval_users": eval_users, **PLANS.get(name, {})}["eval_users"]
+            old, new = r["evaluation"], run_eval_comparison(work, env, users)
+            new["evaluate_stage_s"] = old.get("evaluate_stage_s")
+            new["before_rerun"] = {k: old.get(k) for k in ("musicrec_total_s", "implicit_ranking_metrics_at_k_s",
+                                                            "time_ratio_musicrec_over_implicit")}
+            r["evaluation"] = new
+        elif what == "phases":
+            r["transform_phases"] = run_transform_phases(work, env)
+        elif what == "serving":
+            r["serving"] = run_serving(work, env)
+        else:  # transform: the clean + transform stages, then the DuckDB reference
             raw = (workdir / name / "raw" / "synthetic").resolve()
-            if not (work / "data" / "interim").is_dir() or name not in doc["results"]:
-                raise SystemExit(f"{work}: no data from an earlier run of size {name}")
-            print(f"[{name}] clean + transform + DuckDB again", flush=True)
-            env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
-            r = doc["results"][name]
             cmds = stage_commands(raw)
             for stage in ("clean", "transform"):
                 res = checked(stage, measure(cmds[stage], work, env=env))
                 r["stages"][stage] = {"wall_s": res["wall_s"], "peak_rss_mb": res["peak_rss_mb"], "load1": res["load1"]}
             tr = json.loads((work / "reports" / "transform.json").read_text())
             r["transform_vs_duckdb"] = compare_duckdb(r["stages"], tr, raw, work, env, os.cpu_count() or 2)
+    if what == "transform":
         doc["growth_exponents"] = growth_exponents(doc["results"])
-        doc.setdefault("reruns", []).append({"date": time.strftime("%Y-%m-%d %H:%M"),
-                                             "what": "clean and transform stages with the DuckDB reference",
-                                             "sizes": sizes})
-        return doc
-    if what in ("phases", "serving"):
-        for name in sizes:
-            work = (workdir / name / "work").resolve()
-            if not (work / "data" / "interim").is_dir() or name not in doc["results"]:
-                raise SystemExit(f"{work}: no data from an earlier run of size {name}")
-            print(f"[{name}] {what} again", flush=True)
-            if what == "phases":
-                doc["results"][name]["transform_phases"] = run_transform_phases(work, dict(os.environ))
-            else:
-                doc["results"][name]["serving"] = run_serving(work, dict(os.environ))
-        doc.setdefault("reruns", []).append({"date": time.strftime("%Y-%m-%d %H:%M"),
-                                             "what": "transform phases" if what == "phases" else "serving",
-                                             "sizes": sizes})
-        return doc
-    for name in sizes:
-        work = (workdir / name / "work").resolve()
-        if not (work / "data" / "models").is_dir() or name not in doc["results"]:
-            raise SystemExit(f"{work}: no models from an earlier run of size {name}; run the full benchmark first")
-        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
-        users = {**DEFAULT_PLAN, "eval_users": eval_users, **PLANS.get(name, {})}["eval_users"]
-        print(f"[{name}] evaluation again", flush=True)
-        old = doc["results"][name]["evaluation"]
-        new = run_eval_comparison(work, env, users)
-        new["evaluate_stage_s"] = old.get("evaluate_stage_s")
-        new["before_rerun"] = {k: old.get(k) for k in ("musicrec_total_s", "implicit_ranking_metrics_at_k_s",
-                                                        "time_ratio_musicrec_over_implicit")}
-        doc["results"][name]["evaluation"] = new
-    doc.setdefault("reruns", []).append({"date": time.strftime("%Y-%m-%d %H:%M"), "what": "evaluation", "sizes": sizes})
+    doc.setdefault("reruns", []).append({"date": time.strftime("%Y-%m-%d %H:%M"), "what": what, "sizes": sizes})
     return doc
 
 
@@ -798,9 +789,9 @@ def worker_eval(argv: list[str]) -> None:
         scored: list[int] = []
         real_top_n = mf.top_n
 
-        def counting(s, N, order=None):  # noqa: ANN001, ANN202
+        def counting(s, N, order=None, **kw):  # noqa: ANN001, ANN003, ANN202
             scored.append(s.size)
-            return real_top_n(s, N, order)
+            return real_top_n(s, N, order, **kw)
 
         mf.top_n = counting
         try:
@@ -1033,9 +1024,6 @@ def projection(results: dict[str, Any], growth: dict[str, dict[str, float | None
     return {"size": target, "from": last, "factor_rows": f, "stages": stages, "size_total": total}
 
 
-_RERUN_FLAG = {"transform phases": "phases", "clean and transform stages with the DuckDB reference": "transform"}
-
-
 def render_md(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     L = ["# musicrec benchmarks", "",
@@ -1044,14 +1032,9 @@ def render_md(doc: dict[str, Any]) -> str:
          "process tree (psutil, 20 ms polling).", "",
          f"Sizes run: {', '.join(doc['sizes'])} (selectable: `make bench SIZES=1m`, `make bench-full` adds 48m = "
          f"{SIZES['48m']['n_plays']:,} rows; sizes not listed here were not run in this report).", "",
-         *[f"- Measured again on {r['date']} with `--rerun {_RERUN_FLAG.get(r['what'], r['what'])} --sizes "
-           f"{','.join(r['sizes'])}`: "
-           f"the {r['what']} only, on the same data, models and splits"
-           + (" after a change to the recommend path (the first run's numbers are kept in the JSON as "
-              "`before_rerun`)." if r["what"] == "evaluation" else
-              " after a change to the recommend path." if r["what"] == "serving" else
-              " after a change to the clean stage (growth exponents recomputed)." if r["what"].startswith("clean")
-              else ".")
+         *[f"- Measured again on {r['date']} with `--rerun {r['what']} --sizes {','.join(r['sizes'])}`: "
+           f"{RERUNS[r['what']][0]} only, on the same data, models and splits"
+           + (f" {RERUNS[r['what']][1]}." if RERUNS[r["what"]][1] else ".")
            for r in doc.get("reruns", [])],
          *([""] if doc.get("reruns") else []),
          "## Machine", "",
@@ -1193,7 +1176,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--als-iterations", type=int, default=3, help="iterations timed per factor count")
     ap.add_argument("--evaluate-stage-sizes", default="1m",
                     help="sizes at which the full evaluate stage (bootstrap CIs, plots) is timed; 'all' for every size")
-    ap.add_argument("--rerun", choices=["evaluation", "phases", "serving", "transform"],
+    ap.add_argument("--rerun", choices=list(RERUNS),
                     help="only measure this part again for --sizes, on the work folders and results of the last "
                          "run (--out-json), and rewrite the reports")
     ap.add_argument("--render", action="store_true",

@@ -72,9 +72,9 @@ def test_pruning_skips_most_of_the_catalogue(monkeypatch):
     scored = []
     real = mf.top_n
 
-    def counting(scores, N, order=None):
+    def counting(scores, N, order=None, **kw):
         scored.append(scores.size)
-        return real(scores, N, order)
+        return real(scores, N, order, **kw)
 
     monkeypatch.setattr(mf, "top_n", counting)
     users = np.arange(X.shape[0])

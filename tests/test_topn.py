@@ -79,3 +79,16 @@ def test_mf_recommend_equals_unfused_path():
         ids2, _ = m.recommend(users, Q, N=N, filter_already_liked_items=False)
         ref2, _ = reference_top_n(m.score(users, Q), N, m._order)
         np.testing.assert_array_equal(ids2, ref2)
+
+
+def test_tie_rank_equals_the_order_it_comes_from():
+    rng = np.random.default_rng(11)
+    scores = rng.integers(0, 4, (50, 3000)).astype(np.float32)  # many exact ties
+    order = rng.permutation(3000)
+    rank = np.empty(3000, dtype=np.int64)
+    rank[order] = np.arange(3000)
+    for N in (1, 7, 40):
+        a = top_n(scores, N, order)
+        b = top_n(scores, N, tie_rank=rank)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])

@@ -105,8 +105,9 @@ _RANK_CACHE: list[tuple[np.ndarray, np.ndarray]] = []
 
 def _order_rank(order: np.ndarray, m: int) -> np.ndarray:
     """Inverse permutation of ``order`` (position of each column), cached for the last order seen."""
-    if _RANK_CACHE and _RANK_CACHE[0][0] is order and len(_RANK_CACHE[0][1]) == m:
-        return _RANK_CACHE[0][1]
+    cached = _RANK_CACHE[0] if _RANK_CACHE else None  # read once: other threads may replace it
+    if cached is not None and cached[0] is order and len(cached[1]) == m:
+        return cached[1]
     rank = np.empty(m, dtype=np.int64)
     rank[np.asarray(order)] = np.arange(m)
     if isinstance(order, np.ndarray):
@@ -114,11 +115,13 @@ def _order_rank(order: np.ndarray, m: int) -> np.ndarray:
     return rank
 
 
-def top_n(scores: np.ndarray, N: int, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def top_n(scores: np.ndarray, N: int, order: np.ndarray | None = None, *,
+          tie_rank: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top ``N`` columns of each row of ``scores`` (n, m), best first.
 
     Ties are broken by position in ``order`` (a permutation of the columns;
-    default: column index). Entries equal to ``-inf`` are not candidates: their
+    default: column index), or, given ``tie_rank`` instead (distinct keys, one
+    per column), by that key ascending: ``tie_rank = position in order``. Entries equal to ``-inf`` are not candidates: their
     slots are returned as id ``-1`` / score ``-inf`` (padding), as are the slots
     beyond the number of columns. NaN counts as ``-inf``.
 
@@ -153,7 +156,7 @@ def top_n(scores: np.ndarray, N: int, order: np.ndarray | None = None) -> tuple[
         if tail.shape[1]:  # the tail is one more block
             bmax = np.concatenate([bmax, tail.max(axis=1, keepdims=True)], axis=1)
         if np.isnan(bmax).any():  # max propagates NaN: only then pay for the replacement
-            return top_n(np.where(np.isnan(scores), np.float32(-np.inf), scores), N, order)
+            return top_n(np.where(np.isnan(scores), np.float32(-np.inf), scores), N, order, tie_rank=tie_rank)
         nb = bmax.shape[1]
         bound = np.partition(bmax, nb - k, axis=1)[:, nb - k]
         # only blocks whose maximum reaches the bound hold candidates (about k of them)
@@ -167,7 +170,8 @@ def top_n(scores: np.ndarray, N: int, order: np.ndarray | None = None) -> tuple[
             i, j = np.nonzero(tail[r_t] >= bound[r_t][:, None])
             rows, cols = np.concatenate([rows, r_t[i]]), np.concatenate([cols, blocks * bs + j])
     vals = scores[rows, cols]
-    tie = cols if order is None else _order_rank(order, m)[cols]  # tie-break position of each candidate
+    # tie-break position of each candidate
+    tie = tie_rank[cols] if tie_rank is not None else cols if order is None else _order_rank(order, m)[cols]
     srt = np.lexsort((tie, -vals, rows))  # by row, then score descending, then tie-break rank
     rows, cols, vals = rows[srt], cols[srt], vals[srt]
     counts = np.bincount(rows, minlength=n)  # >= k for every row

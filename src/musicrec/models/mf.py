@@ -159,7 +159,9 @@ class _MFModel(Recommender):
 
         User vectors (fold-in included) are computed once; then, per chunk of
         rows small enough to stay in cache, GEMM + popularity fallback + masking +
-        :func:`top_n`, the chunks spread over ``num_threads`` threads (0 = all
+        :func:`top_n` (for catalogues of ``_PRUNE_MIN_ITEMS`` items or more, and
+        no fallback rows, the exact pruned scoring of :meth:`_top_n_pruned`
+        instead), the chunks spread over ``num_threads`` threads (0 = all
         cores; numpy and BLAS release the GIL). BLAS itself is held to one thread
         inside the pool, so cores are not oversubscribed.
         """
@@ -173,30 +175,30 @@ class _MFModel(Recommender):
         U = self._user_vectors(ids, X)
         empty = ~self._has_signal(ids, X)
         fallback = self._fallback_scores() if empty.any() else None
-        FT = self._factors_t()
-        step = max(_MF_CHUNK_MIN_ROWS, _MF_CHUNK_FLOATS // max(self.n_items, 1))
-        local = threading.local()  # one reused score buffer per thread: no page faults per chunk
-
-        def run(start: int) -> None:
-            stop = min(start + step, n)
-            buf = getattr(local, "buf", None)
-            if buf is None:
-                buf = local.buf = np.empty((min(step, n), self.n_items), dtype=np.float32)
-            s = np.matmul(U[start:stop], FT, out=buf[: stop - start])
-            e = empty[start:stop]
-            if fallback is not None and e.any():
-                s[e] = fallback
-            if filter_already_liked_items:
-                mask_rows(s, X[start:stop])
-            out_ids[start:stop], out_scores[start:stop] = self._rank(s, N)
-
         if self.n_items >= _PRUNE_MIN_ITEMS and fallback is None:
             step = _PRUNE_USERS
 
-            def run(start: int) -> None:  # noqa: F811 - the pruned path replaces the plain one
+            def run(start: int) -> None:
                 stop = min(start + step, n)
                 out_ids[start:stop], out_scores[start:stop] = self._top_n_pruned(
                     U[start:stop], X[start:stop] if filter_already_liked_items else None, N)
+        else:
+            FT = self._factors_t()
+            step = max(_MF_CHUNK_MIN_ROWS, _MF_CHUNK_FLOATS // max(self.n_items, 1))
+            local = threading.local()  # one reused score buffer per thread: no page faults per chunk
+
+            def run(start: int) -> None:
+                stop = min(start + step, n)
+                buf = getattr(local, "buf", None)
+                if buf is None:
+                    buf = local.buf = np.empty((min(step, n), self.n_items), dtype=np.float32)
+                s = np.matmul(U[start:stop], FT, out=buf[: stop - start])
+                e = empty[start:stop]
+                if fallback is not None and e.any():
+                    s[e] = fallback
+                if filter_already_liked_items:
+                    mask_rows(s, X[start:stop])
+                out_ids[start:stop], out_scores[start:stop] = self._rank(s, N)
 
         starts = range(0, n, step)
         threads = min(self.num_threads or os.cpu_count() or 1, len(starts))
@@ -263,7 +265,7 @@ class _MFModel(Recommender):
                 keep = r >= 0
                 scores[r[keep], ex_p[lo:hi][keep] - start] = -np.inf
                 slot[active] = -1
-            bi, bs = top_n(scores, N, np.argsort(tie[start:stop], kind="stable"))
+            bi, bs = top_n(scores, N, tie_rank=tie[start:stop])
             cs = np.concatenate([best_s[active], bs], axis=1)
             cp = np.concatenate([best_p[active], np.where(bi >= 0, bi + start, -1)], axis=1)
             ct = np.where(cp >= 0, tie[np.maximum(cp, 0)], big)
