@@ -21,11 +21,10 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
+from musicrec.testing import write_interim
 from musicrec.transform import FilterSpec, run_transform
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -36,22 +35,7 @@ PARTITIONS = 4
 
 
 def _write_interim(d: Path, n: int, parts: int, seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    (d / "plays").mkdir(parents=True)
-    u = rng.zipf(1.5, n) % 3000
-    i = rng.zipf(1.3, n) % 4000
-    df = pd.DataFrame({
-        "user_id": pd.array([f"u{x:05d}" for x in u], dtype="string"),
-        "item_id": pd.array([f"TR{x:06d}" for x in i], dtype="string"),
-        "playcount": rng.integers(1, 5, n).astype("int64"),
-        "timestamp": pd.to_datetime(rng.integers(1_100_000_000, 1_200_000_000, n), unit="s", utc=True)
-        .astype("datetime64[us, UTC]"),
-    })
-    for k in range(parts):
-        df.iloc[k::parts].to_parquet(d / "plays" / f"part-{k:05d}.parquet", index=False)
-    items = pd.DataFrame({"item_id": pd.array([f"TR{x:06d}" for x in range(0, 4000, 2)], dtype="string"),
-                          "name": "song"})
-    items.to_parquet(d / "items.parquet", index=False)
+    write_interim(d, n, parts=parts, n_users=3000, n_items=4000, seed=seed)
 
 
 def _digest(folder: Path) -> str:

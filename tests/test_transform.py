@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from musicrec.testing import write_interim
 from musicrec.transform import FilterSpec, filter_pairs_in_memory, iterate_filter, run_transform
 
 
@@ -36,23 +37,7 @@ def test_filter_not_converging_names_the_param():
 
 
 def _write_interim(d, n=20_000, seed=0):
-    rng = np.random.default_rng(seed)
-    (d / "plays").mkdir(parents=True)
-    u = rng.zipf(1.5, n) % 400
-    i = rng.zipf(1.3, n) % 600
-    df = pd.DataFrame({
-        "user_id": pd.array([f"u{x:04d}" for x in u], dtype="string"),
-        "item_id": pd.array([f"TR{x:05d}" for x in i], dtype="string"),
-        "playcount": rng.integers(1, 5, n).astype("int64"),
-        "timestamp": pd.to_datetime(rng.integers(1_100_000_000, 1_200_000_000, n), unit="s", utc=True)
-        .astype("datetime64[us, UTC]"),
-    })
-    for k in range(3):
-        df.iloc[k::3].to_parquet(d / "plays" / f"part-{k:05d}.parquet", index=False)
-    items = pd.DataFrame({"item_id": pd.array([f"TR{x:05d}" for x in range(0, 600, 2)], dtype="string"),
-                          "name": "song"})
-    items.to_parquet(d / "items.parquet", index=False)
-    return df
+    return write_interim(d, n, parts=3, n_users=400, n_items=600, seed=seed)
 
 
 def _digest(folder):

@@ -142,3 +142,31 @@ def get_free_ports(n: int = 1) -> list[int]:
         for s in socks:
             s.close()
     return ports
+
+
+def write_interim(d: Path, n: int, *, parts: int, n_users: int, n_items: int, seed: int = 0) -> "Any":
+    """A clean-stage output folder (``plays/`` parts + ``items.parquet``) of ``n`` Zipf-distributed plays.
+
+    Users ``u000000..`` and tracks ``TR000000..`` (fixed width, so string order is
+    numeric order); every other track has metadata. Returns the plays frame.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    (d / "plays").mkdir(parents=True)
+    u = rng.zipf(1.5, n) % n_users
+    i = rng.zipf(1.3, n) % n_items
+    df = pd.DataFrame({
+        "user_id": pd.array([f"u{x:06d}" for x in u], dtype="string"),
+        "item_id": pd.array([f"TR{x:06d}" for x in i], dtype="string"),
+        "playcount": rng.integers(1, 5, n).astype("int64"),
+        "timestamp": pd.to_datetime(rng.integers(1_100_000_000, 1_200_000_000, n), unit="s", utc=True)
+        .astype("datetime64[us, UTC]"),
+    })
+    for k in range(parts):
+        df.iloc[k::parts].to_parquet(d / "plays" / f"part-{k:05d}.parquet", index=False)
+    items = pd.DataFrame({"item_id": pd.array([f"TR{x:06d}" for x in range(0, n_items, 2)], dtype="string"),
+                          "name": "song"})
+    items.to_parquet(d / "items.parquet", index=False)
+    return df
