@@ -582,6 +582,8 @@ CASES: list[Case] = [
     Case("hetrec_user_artists_header_missing", "hetrec_lastfm_2k",
          hetrec(user_artists__dat=b"2\t51\t13\r\n2\t52\t10\r\n3\t51\t1\r\n"),
          Parsed(HETREC_KEPT), check=reader(UA, header="missing")),
+    # ---- round 2: numbers, text bytes, headers, dates, HetRec tags
+    # ---- round 2: paths, archives, compressed inputs, limits
 ]
 
 
