@@ -16,6 +16,7 @@ def main() -> None:
 
     from musicrec.assessment import assess, details_json, metrics_json
     from musicrec.config import load_params
+    from musicrec.errors import reading
     from musicrec.interactions import load_interactions
     from musicrec.io import write_json
     from musicrec.models import load_model
@@ -37,7 +38,8 @@ def main() -> None:
     args = ap.parse_args()
     p = load_params(args.params)
     inter = load_interactions(args.matrices)
-    items = pd.read_parquet(args.items)
+    with reading(args.items, "run the transform stage first"):
+        items = pd.read_parquet(args.items)
     models = {name: load_model(pathlib.Path(args.models) / name) for name in p.train.models}
     vectors = item_features_for(items, inter, p.train).vectors
     a = assess(models, inter, ks=p.evaluate.k, main_k=p.evaluate.main_k, bootstrap=p.evaluate.bootstrap,
@@ -53,7 +55,8 @@ def main() -> None:
                        ("precision_recall.csv", ["model", "k", "recall", "precision"])):
         with atomic_path(plots / name) as tmp:
             curve[cols].to_csv(tmp, index=False, float_format="%.6f")
-    catalog = pd.read_parquet(pathlib.Path(args.models) / "catalog.parquet")
+    with reading(pathlib.Path(args.models) / "catalog.parquet", "run the train stage first"):
+        catalog = pd.read_parquet(pathlib.Path(args.models) / "catalog.parquet")
     write_report(pathlib.Path(args.report), pathlib.Path(args.figures), inter, a, catalog, ks=p.evaluate.k,
                  main_k=p.evaluate.main_k, sample_users=p.evaluate.sample_users, seed=p.seed,
                  split_method=p.interactions.split.method)

@@ -16,6 +16,7 @@ def main() -> None:
     import pandas as pd
 
     from musicrec.config import load_params
+    from musicrec.errors import reading
     from musicrec.interactions import load_interactions
     from musicrec.io import write_json
     from musicrec.tracked import pipeline_run
@@ -31,7 +32,8 @@ def main() -> None:
     args = ap.parse_args()
     p = load_params(args.params)
     inter = load_interactions(args.matrices)
-    items = pd.read_parquet(args.items)
+    with reading(args.items, "run the transform stage first"):
+        items = pd.read_parquet(args.items)
     root = pathlib.Path.cwd()
     with pipeline_run(p, root, run_id_file=pathlib.Path(args.run_id_file), new_run=True, run_name="pipeline",
                       dep_paths=[args.matrices, args.items]) as mlflow:

@@ -21,6 +21,10 @@ import argparse
 import json
 import os
 import sys
+import traceback
+
+from musicrec.errors import UserError
+from musicrec.stage import EXIT_USER_ERROR, run_main, user_error_text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,20 +90,17 @@ def main(argv: list[str] | None = None) -> int:
             df, query = rec.recommend_user(args.user, args.n), {"user": args.user}
         else:
             df, query = rec.recommend_liked(args.like, args.n), {"like": args.like}
-    except serving.ServingError as err:
+    except UserError as err:  # bad argument, unknown id, missing or corrupt models folder: one paragraph, exit 2
+        if os.environ.get("MUSICREC_DEBUG"):
+            traceback.print_exc()
         if args.json:
-            doc: dict = {"error": str(err)}
+            doc: dict = {"error": " ".join(str(err).split())}
             if isinstance(err, serving.UnknownIdError):
                 doc = {"error": err.short, "suggestions": [{"id": i, "label": lab} for i, lab in err.suggestions]}
             print(json.dumps(doc), file=sys.stderr)
         else:
-            print(f"musicrec: error: {err}", file=sys.stderr)
-        return 2
-    except (ValueError, OSError) as err:  # corrupt model files and the like: one line, no traceback
-        if os.environ.get("MUSICREC_DEBUG"):
-            raise
-        print(f"musicrec: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
+            print(user_error_text("musicrec", err, width=None), file=sys.stderr)
+        return EXIT_USER_ERROR
     if args.json:
         text = json.dumps({"model": rec.model_name, **query, "results": serving.to_records(df)}, indent=2)
     else:
@@ -118,4 +119,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(lambda: sys.exit(main()), "musicrec")  # anything but a UserError is a bug: traceback + exit 70

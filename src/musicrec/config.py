@@ -15,11 +15,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from musicrec.errors import UserError
+
 SOURCES = ("synthetic", "kaggle", "taste_profile", "lastfm_1k", "lastfm_360k", "hetrec_lastfm_2k")
 MODELS = ("popularity", "itemknn", "als", "bpr", "ease", "rp3beta", "content", "hybrid")
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError, ValueError):
     """Invalid params file; the message names the file and each bad key."""
 
 

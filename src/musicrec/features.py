@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from musicrec.errors import DataError
 from musicrec.io import atomic_path
 from musicrec.schema import AUDIO_FEATURES
 
@@ -165,7 +166,7 @@ class ItemFeatures:
         except ValueError as err:
             if str(err).startswith(str(path)):
                 raise
-            raise ValueError(f"{path}: invalid item features ({err})") from None
+            raise DataError(f"{path}: invalid item features ({err})") from None
 
 
 def build_item_features(
@@ -182,7 +183,7 @@ def build_item_features(
     audio columns are treated as entirely null.
     """
     if "item_id" not in items.columns:
-        raise ValueError("items frame has no 'item_id' column")
+        raise DataError("items frame has no 'item_id' column")
     ids = np.asarray(item_ids).astype(str)
     if ids.ndim != 1:
         raise ValueError(f"item_ids must be 1-D (got shape {ids.shape})")

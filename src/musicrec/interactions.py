@@ -33,6 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
+from musicrec.errors import DataError, MissingInputError, reading
+
 
 @dataclass(frozen=True)
 class IdMaps:
@@ -84,7 +86,7 @@ def encode_sorted(values: "pd.Series | pa.ChunkedArray | pa.Array", what: str = 
     vocab = pc.unique(pa.chunked_array(dicts, type=pa.large_string()))
     vocab = vocab.take(pc.array_sort_indices(vocab))
     if len(vocab) >= 2**31:
-        raise ValueError(f"{len(vocab):,} distinct {what} ids do not fit in int32 indices")
+        raise DataError(f"{len(vocab):,} distinct {what} ids do not fit in int32 indices")
     # one lookup over all the chunks' dictionaries (one hash table of the vocabulary, not one per chunk)
     pos = np.asarray(pc.index_in(pa.chunked_array(dicts, type=pa.large_string()), value_set=vocab)
                      .to_numpy(), dtype=np.int32)
@@ -181,14 +183,14 @@ def split(
 
     if method == "temporal":
         if last_ts is None:
-            raise ValueError("interactions.split.method=temporal needs timestamps, and this source has none; "
+            raise DataError("interactions.split.method=temporal needs timestamps, and this source has none; "
                              "use method: random")
         ts = sp.csr_matrix(last_ts)
         ts.sort_indices()
         if ts.shape != counts.shape or not np.array_equal(ts.indices, counts.indices):
             raise ValueError("last_ts must have the same sparsity pattern as counts")
         if not np.isfinite(ts.data).all() or (ts.data <= 0).any():
-            raise ValueError("interactions.split.method=temporal needs a timestamp on every interaction")
+            raise DataError("interactions.split.method=temporal needs a timestamp on every interaction")
         # oldest first; ties broken by a seeded random key so the order is total
         keys = ts.data.astype(np.float64) + rng.random(nnz) * 1e-3
     else:
@@ -239,13 +241,14 @@ def _plays_parts(plays_dir: "Path | str") -> list:
     plays_dir = Path(plays_dir)
     parts = sorted(plays_dir.glob("*.parquet"))
     if not parts:
-        raise FileNotFoundError(f"{plays_dir}: no Parquet parts (run the transform stage first)")
+        raise MissingInputError(f"{plays_dir}: no Parquet parts (run the transform stage first)")
     return parts
 
 
 def load_processed_plays(plays_dir: "Path | str") -> pd.DataFrame:
     """Read the transform output (all partitions) into one frame."""
-    return pd.concat([pd.read_parquet(p) for p in _plays_parts(plays_dir)], ignore_index=True)
+    with reading(plays_dir, "re-run the transform stage"):
+        return pd.concat([pd.read_parquet(p) for p in _plays_parts(plays_dir)], ignore_index=True)
 
 
 def read_plays_table(plays_dir: "Path | str", columns: "list[str] | None" = None) -> pa.Table:
@@ -259,8 +262,9 @@ def read_plays_table(plays_dir: "Path | str", columns: "list[str] | None" = None
     import pyarrow.parquet as pq
 
     columns = columns or ["user_id", "item_id", "playcount"]
-    tables = [pq.read_table(p, columns=columns, read_dictionary=[c for c in ("user_id", "item_id") if c in columns])
-              for p in _plays_parts(plays_dir)]
+    with reading(plays_dir, "re-run the transform stage"):
+        tables = [pq.read_table(p, columns=columns, read_dictionary=[c for c in ("user_id", "item_id") if c in columns])
+                  for p in _plays_parts(plays_dir)]
     return pa.concat_tables(tables)
 
 
@@ -284,7 +288,7 @@ def build_interactions(
     (:func:`read_plays_table`); both give the same result.
     """
     if len(plays) == 0:
-        raise ValueError("no interactions left after the transform filter; lower transform.min_user_items / "
+        raise DataError("no interactions left after the transform filter; lower transform.min_user_items / "
                          "transform.min_item_users")
     table = plays if isinstance(plays, pa.Table) else pa.Table.from_pandas(plays, preserve_index=False)
     rows, user_ids = encode_sorted(table["user_id"], "user")
@@ -294,10 +298,10 @@ def build_interactions(
     last_ts = None
     if split_method == "temporal":
         if "last_ts" not in table.column_names:
-            raise ValueError("interactions.split.method=temporal needs the last_ts column of the transform output")
+            raise DataError("interactions.split.method=temporal needs the last_ts column of the transform output")
         ts = table["last_ts"]
         if ts.null_count:
-            raise ValueError("interactions.split.method=temporal needs timestamps, and this source has none "
+            raise DataError("interactions.split.method=temporal needs timestamps, and this source has none "
                              f"({ts.null_count} of {len(ts)} pairs lack one); use method: random")
         micros = pc.cast(pc.cast(ts, pa.timestamp("us", tz="UTC")), pa.int64()).to_numpy()
         last_ts = _coo_to_csr(rows, cols, micros / 1e6, maps.shape)
@@ -377,8 +381,10 @@ def load_interactions(out_dir: "Path | str") -> Interactions:
     from musicrec.io import load_csr
 
     d = Path(out_dir)
-    users = pd.read_parquet(d / "users.parquet")
-    items = pd.read_parquet(d / "items.parquet")
+    with reading(d, "run the interactions stage first"):
+        users = pd.read_parquet(d / "users.parquet")
+        items = pd.read_parquet(d / "items.parquet")
+        m = {n: load_csr(d / f"{n}.npz")
+             for n in ("train", "validation", "test", "query", "train_weighted", "query_weighted")}
     maps = IdMaps(users["user_id"].to_numpy(dtype=object).astype(str), items["item_id"].to_numpy(dtype=object).astype(str))
-    m = {n: load_csr(d / f"{n}.npz") for n in ("train", "validation", "test", "query", "train_weighted", "query_weighted")}
     return Interactions(maps=maps, **m)

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from musicrec.errors import UserError
+
 TMP_PREFIX = ".tmp-"
 
 
@@ -98,7 +100,7 @@ def atomic_path(final: Path | str, *, directory: bool = False) -> Iterator[Path]
 _DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
 
-class DiskFullError(OSError):
+class DiskFullError(UserError, OSError):
     """No space left on the device (or over the file-size limit) while writing an output."""
 
     def __str__(self) -> str:

@@ -59,6 +59,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from musicrec.errors import UserError
+
 BLOCK_BYTES = 1 << 23
 MAX_RECORD_LINES = 200
 SNIFF_RECORDS = 1000
@@ -70,7 +72,7 @@ _SEP_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe", "<SEP>":
 REJECT_SCHEMA = pa.schema([("line", pa.int64()), ("reason", pa.string()), ("raw", pa.string())])
 
 
-class InputFormatError(ValueError):
+class InputFormatError(UserError, ValueError):
     """A raw input file is missing or not in the expected format.
 
     The message names the file, the line (and column where relevant) and what

@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from musicrec.errors import ResourceUnavailable
 from musicrec.s3errors import explain_s3_error
 
 HOST = "127.0.0.1"
@@ -62,7 +63,7 @@ _PORT_ENV = {
 }
 
 
-class ServiceError(RuntimeError):
+class ServiceError(ResourceUnavailable):
     """A service could not be started, reached or stopped; the message says why."""
 
 

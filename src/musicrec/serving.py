@@ -46,13 +46,15 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from musicrec.errors import UserError, reading
+
 COLUMNS = ("rank", "item_id", "name", "artist", "score", "why")
 DEFAULT_ORDER = ("hybrid", "als")
 CONTENT_BASED = ("content", "hybrid")
 _MAX_DIFFLIB_POOL = 20_000
 
 
-class ServingError(ValueError):
+class ServingError(UserError, ValueError):
     """A request that cannot be served (missing folder, bad argument); the message says why."""
 
 
@@ -255,11 +257,13 @@ class Recommender:
             if not (models_dir / f).is_file():
                 raise ServingError(f"{models_dir / f}: missing (the models folder is incomplete; "
                                    "re-run the train stage)")
-        catalog = pd.read_parquet(models_dir / "catalog.parquet")
+        with reading(models_dir / "catalog.parquet", "re-run the train stage"):
+            catalog = pd.read_parquet(models_dir / "catalog.parquet")
         for col in ("name", "artist", "tags"):
             if col not in catalog.columns:
                 catalog[col] = None
-        users = pd.read_parquet(models_dir / "users.parquet")
+        with reading(models_dir / "users.parquet", "re-run the train stage"):
+            users = pd.read_parquet(models_dir / "users.parquet")
         loaded = load_model(models_dir / name, num_threads=1)
         if loaded.n_items != len(catalog):
             raise ServingError(f"{models_dir / name}: fitted on {loaded.n_items} items but the catalogue has "
@@ -294,7 +298,8 @@ class Recommender:
             missing = [str(f) for f in files if not f.is_file()]
             if missing:
                 raise ServingError(f"{', '.join(missing)}: not found (run the interactions stage, or pass --matrices)")
-            m = (load_csr(files[0]) + load_csr(files[1])).tocsr()
+            with reading(d, "re-run the interactions stage"):
+                m = (load_csr(files[0]) + load_csr(files[1])).tocsr()
             if m.shape != (len(self.user_ids), self.n_items):
                 raise ServingError(f"{d}: matrices have shape {m.shape} but the models folder has "
                                    f"{len(self.user_ids)} users x {self.n_items} items; they come from different runs")

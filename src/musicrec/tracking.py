@@ -29,6 +29,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from musicrec.errors import MissingInputError, ResourceUnavailable
+
 REDACTED = "***redacted***"
 SECRET_KEY_RE = re.compile(r"secret|password|passwd|token|access[_-]?key|credential|api[_-]?key|private[_-]?key", re.I)
 SECRET_ENV_VARS = (
@@ -46,7 +48,7 @@ MAX_PARAM_LEN = 6000
 MAX_TAG_LEN = 8000
 
 
-class TrackingUnavailable(RuntimeError):
+class TrackingUnavailable(ResourceUnavailable):
     """The tracking server cannot be reached; the message names it and the fix."""
 
 
@@ -323,7 +325,7 @@ def log_model_artifacts(models_dir: Path | str, matrices_dir: Path | str | None 
 
     models_dir = Path(models_dir)
     if not models_dir.is_dir():
-        raise FileNotFoundError(f"{models_dir}: models folder not found; nothing to log")
+        raise MissingInputError(f"{models_dir}: models folder not found; nothing to log")
     mlflow.log_artifacts(str(models_dir), artifact_path=MODEL_ARTIFACT)
     logged = [str(models_dir)]
     if matrices_dir is not None:

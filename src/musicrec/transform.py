@@ -38,6 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from musicrec.errors import DataError, MissingInputError, ResourceUnavailable, reading
 from musicrec.io import atomic_path, write_parquet
 from musicrec.schema import PROCESSED_PLAY_COLUMNS
 
@@ -97,7 +98,7 @@ def dask_scheduler(scheduler: str, num_workers: int, *, connect_timeout: str = "
         try:
             client = Client(scheduler, timeout=connect_timeout, set_as_default=True)
         except OSError as err:
-            raise RuntimeError(
+            raise ResourceUnavailable(
                 f"cannot reach the Dask scheduler at {scheduler} (dask.scheduler in params.yaml): {err}. "
                 "Start one with `dask scheduler` + `dask worker`, or set dask.scheduler: threads"
             ) from None
@@ -211,7 +212,7 @@ def iterate_filter(
         if len(new_users) == len(user_counts) and len(new_items) == len(item_counts):
             return new_users, new_items, passes
         users, items = new_users, new_items
-    raise ValueError(
+    raise DataError(
         f"the minimum-activity filter did not reach a fixed point in transform.max_passes={spec.max_passes} "
         f"passes (last pass kept {passes[-1]['users_kept']} users, {passes[-1]['items_kept']} items); "
         "raise transform.max_passes"
@@ -272,8 +273,9 @@ def run_transform(
         rows_src, rows_fs = plays_src, None
     for p in (plays_src, items_src):
         if not exists(p):
-            raise FileNotFoundError(f"{p}: missing input of the transform stage (run the clean stage first)")
-    items = pd.read_parquet(items_src, storage_options=storage_options)
+            raise MissingInputError(f"{p}: missing input of the transform stage (run the clean stage first)")
+    with reading(items_src, "re-run the clean stage"):
+        items = pd.read_parquet(items_src, storage_options=storage_options)
     if callable(partitions):
         import pyarrow.dataset as pads
 

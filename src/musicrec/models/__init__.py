@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from musicrec.errors import DataError
 from musicrec.models.base import FORMAT_VERSION, NotFittedError, Recommender, read_model_json
 from musicrec.models.content import ContentRecommender
 from musicrec.models.ease import EASERecommender
@@ -100,7 +101,7 @@ def load_model(directory: Path | str, *, num_threads: int = 0) -> Recommender:
     directory = Path(directory)
     doc = read_model_json(directory)
     if doc["model"] not in MODEL_CLASSES:
-        raise ValueError(f"{directory / 'model.json'}: unknown model {doc['model']!r}")
+        raise DataError(f"{directory / 'model.json'}: unknown model {doc['model']!r}")
     return MODEL_CLASSES[doc["model"]]._from_saved(directory, doc, num_threads=num_threads)
 
 

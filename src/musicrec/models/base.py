@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from musicrec.errors import DataError
 from musicrec.io import atomic_path
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -280,14 +281,14 @@ class ArrayBundle:
 
     def array(self, key: str, *, dtype: Any = None, shape: tuple[int | None, ...] | None = None) -> np.ndarray:
         if key not in self._arrays:
-            raise ValueError(f"{self.path}: missing array {key!r} (file modified or corrupt)")
+            raise DataError(f"{self.path}: missing array {key!r} (file modified or corrupt)")
         arr = self._arrays[key]
         if dtype is not None and arr.dtype != np.dtype(dtype):
-            raise ValueError(f"{self.path}: array {key!r} has dtype {arr.dtype}, expected {np.dtype(dtype)}")
+            raise DataError(f"{self.path}: array {key!r} has dtype {arr.dtype}, expected {np.dtype(dtype)}")
         if shape is not None and (
             arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape))
         ):
-            raise ValueError(f"{self.path}: array {key!r} has shape {arr.shape}, expected {shape}")
+            raise DataError(f"{self.path}: array {key!r} has shape {arr.shape}, expected {shape}")
         return arr
 
     def csr(self, key: str, *, shape: tuple[int, int] | None = None) -> sp.csr_matrix:
@@ -301,9 +302,9 @@ class ArrayBundle:
         except ValueError as err:
             if str(err).startswith(str(self.path)):
                 raise
-            raise ValueError(f"{self.path}: sparse matrix {key!r} is invalid ({err})") from None
+            raise DataError(f"{self.path}: sparse matrix {key!r} is invalid ({err})") from None
         if shape is not None and m.shape != tuple(shape):
-            raise ValueError(f"{self.path}: sparse matrix {key!r} has shape {m.shape}, expected {shape}")
+            raise DataError(f"{self.path}: sparse matrix {key!r} has shape {m.shape}, expected {shape}")
         return m
 
 
@@ -313,20 +314,20 @@ def read_model_json(directory: Path | str) -> dict[str, Any]:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ValueError(f"{path}: not found; {Path(directory)} is not a saved model directory") from None
+        raise DataError(f"{path}: not found; {Path(directory)} is not a saved model directory") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+        raise DataError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(doc, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+        raise DataError(f"{path}: expected a JSON object")
     checksum = doc.pop("sha256", None)
     if checksum != hashlib.sha256(_canonical(doc)).hexdigest():
-        raise ValueError(f"{path}: checksum mismatch (file modified or corrupt)")
+        raise DataError(f"{path}: checksum mismatch (file modified or corrupt)")
     for key, typ in (("model", str), ("format_version", int), ("params", dict), ("meta", dict),
                      ("files", dict), ("seed", int), ("n_users", int), ("n_items", int)):
         if not isinstance(doc.get(key), typ):
-            raise ValueError(f"{path}: key {key!r} missing or not a {typ.__name__}")
+            raise DataError(f"{path}: key {key!r} missing or not a {typ.__name__}")
     if doc["format_version"] != FORMAT_VERSION:
-        raise ValueError(
+        raise DataError(
             f"{path}: format_version {doc['format_version']} is not supported (expected {FORMAT_VERSION})"
         )
     return doc
@@ -337,11 +338,11 @@ def verify_files(directory: Path, doc: dict[str, Any]) -> None:
     for rel, digest in sorted(doc["files"].items()):
         path = directory / rel
         if ".." in Path(rel).parts or Path(rel).is_absolute():
-            raise ValueError(f"{directory / MODEL_JSON}: bad file entry {rel!r}")
+            raise DataError(f"{directory / MODEL_JSON}: bad file entry {rel!r}")
         if not path.is_file():
-            raise ValueError(f"{path}: missing (listed in {directory / MODEL_JSON})")
+            raise DataError(f"{path}: missing (listed in {directory / MODEL_JSON})")
         if _sha256(path) != digest:
-            raise ValueError(f"{path}: checksum mismatch (file modified or corrupt)")
+            raise DataError(f"{path}: checksum mismatch (file modified or corrupt)")
 
 
 def load_bundle(directory: Path) -> ArrayBundle:
@@ -354,7 +355,7 @@ def load_npz(path: Path) -> ArrayBundle:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, KeyError) as err:
-        raise ValueError(f"{path}: not a valid array .npz file ({err})") from None
+        raise DataError(f"{path}: not a valid array .npz file ({err})") from None
     return ArrayBundle(path, arrays)
 
 
@@ -581,7 +582,7 @@ class Recommender(ABC):
 
         model = load_model(directory, num_threads=num_threads)
         if cls is not Recommender and not isinstance(model, cls):
-            raise ValueError(f"{Path(directory) / MODEL_JSON}: holds a {model.name!r} model, not {cls.name!r}")
+            raise DataError(f"{Path(directory) / MODEL_JSON}: holds a {model.name!r} model, not {cls.name!r}")
         return model
 
     @classmethod
@@ -592,16 +593,16 @@ class Recommender(ABC):
         try:
             model = cls(**doc["params"], seed=doc["seed"], num_threads=num_threads)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{path}: invalid params for model {cls.name!r} ({err})") from None
+            raise DataError(f"{path}: invalid params for model {cls.name!r} ({err})") from None
         if doc["n_users"] < 0 or doc["n_items"] <= 0:
-            raise ValueError(f"{path}: invalid n_users/n_items")
+            raise DataError(f"{path}: invalid n_users/n_items")
         model.n_users, model.n_items = doc["n_users"], doc["n_items"]
         bundle = load_bundle(directory)
         popularity = bundle.array("item_popularity", dtype=np.float32, shape=(model.n_items,))
         try:
             model._set_state(doc["meta"], bundle)
         except (KeyError, TypeError, IndexError) as err:
-            raise ValueError(f"{path}: invalid model state ({type(err).__name__}: {err})") from None
+            raise DataError(f"{path}: invalid model state ({type(err).__name__}: {err})") from None
         model._set_popularity(popularity)
         model._fitted = True
         return model

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from musicrec.errors import DataError
 from musicrec.features import ItemFeatures
 from musicrec.models.base import ArrayBundle, Recommender
 
@@ -86,7 +87,7 @@ class ContentRecommender(Recommender):
         except ValueError as err:
             if str(err).startswith(str(arrays.path)):
                 raise
-            raise ValueError(f"{arrays.path}: invalid item features ({err})") from None
+            raise DataError(f"{arrays.path}: invalid item features ({err})") from None
         if features.n_items != self.n_items:
-            raise ValueError(f"{arrays.path}: item features cover {features.n_items} items, expected {self.n_items}")
+            raise DataError(f"{arrays.path}: item features cover {features.n_items} items, expected {self.n_items}")
         self.features = features.reweighted(self.tag_weight, self.audio_weight)

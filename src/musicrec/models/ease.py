@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
+from musicrec.errors import DataError
 from musicrec.models.item_item import ItemItemModel
 
 
@@ -35,7 +36,7 @@ class EASERecommender(ItemItemModel):
         n = self.n_items
         if n > self.max_items:
             gib = 2 * 8 * n * n / 2**30
-            raise ValueError(
+            raise DataError(
                 f"EASE needs a dense {n} x {n} item-item matrix (~{gib:.1f} GiB to fit) but the catalogue has "
                 f"{n} items > train.ease.max_items={self.max_items}; raise train.ease.max_items or use "
                 "rp3beta/itemknn for large catalogues"

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from musicrec.errors import DataError
 from musicrec.models.base import ArrayBundle, Recommender, minmax_rows, top_n
 from musicrec.models.content import ContentRecommender
 
@@ -162,21 +163,21 @@ class HybridRecommender(Recommender):
             verify_files(directory, doc)
         comp = doc["meta"].get("component_params")
         if not isinstance(comp, dict) or not all(isinstance(v, dict) for v in comp.values()):
-            raise ValueError(f"{path}: meta.component_params missing or not a mapping of mappings")
+            raise DataError(f"{path}: meta.component_params missing or not a mapping of mappings")
         try:
             model = cls(**doc["params"], seed=doc["seed"], num_threads=num_threads, component_params=comp)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{path}: invalid params for model 'hybrid' ({err})") from None
+            raise DataError(f"{path}: invalid params for model 'hybrid' ({err})") from None
         parts = {}
         for sub, expected in (("collaborative", model.collaborative), ("content", "content")):
             sub_doc = read_model_json(directory / sub)
             if sub_doc["model"] != expected:
-                raise ValueError(f"{directory / sub / MODEL_JSON}: holds {sub_doc['model']!r}, expected {expected!r}")
+                raise DataError(f"{directory / sub / MODEL_JSON}: holds {sub_doc['model']!r}, expected {expected!r}")
             from musicrec.models import MODEL_CLASSES
 
             parts[sub] = MODEL_CLASSES[expected]._from_saved(directory / sub, sub_doc, num_threads=num_threads)
             if (parts[sub].n_users, parts[sub].n_items) != (doc["n_users"], doc["n_items"]):
-                raise ValueError(f"{directory / sub / MODEL_JSON}: shape differs from the hybrid's")
+                raise DataError(f"{directory / sub / MODEL_JSON}: shape differs from the hybrid's")
         model.collab, model.content = parts["collaborative"], parts["content"]
         model.n_users, model.n_items = doc["n_users"], doc["n_items"]
         from musicrec.models.base import load_bundle

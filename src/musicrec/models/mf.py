@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from musicrec.errors import ResourceUnavailable
 from musicrec.models.base import ArrayBundle, Recommender, _order_rank, check_n, cosine_rows, mask_rows, top_n
 
 # Rows scored at once by the fused recommend path: small enough that a chunk's
@@ -78,7 +79,7 @@ def _backend(kind: str, use_gpu: bool | str = False):
                 return implicit.gpu.als.AlternatingLeastSquares, True
             return implicit.gpu.bpr.BayesianPersonalizedRanking, True
         if use_gpu is True:
-            raise RuntimeError(f"train.{kind}.use_gpu is true but {why}; set it to auto to fall back to the CPU, "
+            raise ResourceUnavailable(f"train.{kind}.use_gpu is true but {why}; set it to auto to fall back to the CPU, "
                                "or install implicit with CUDA support (README: Scaling out)")
         log.info("train.%s.use_gpu=auto: %s; training on the CPU", kind, why)
     if kind == "als":
@@ -333,7 +334,7 @@ class ALSRecommender(_MFModel):
         if use_gpu is True:  # fail fast, before any data is read or model fitted
             ok, why = gpu_available()
             if not ok:
-                raise RuntimeError(f"train.als.use_gpu is true but {why}; set it to auto to fall back to the CPU, "
+                raise ResourceUnavailable(f"train.als.use_gpu is true but {why}; set it to auto to fall back to the CPU, "
                                    "or install implicit with CUDA support (README: Scaling out)")
         self.fitted_on_gpu: bool | None = None
         self._model = None
