@@ -65,7 +65,8 @@ def test_broken_clean_accounting_is_reported_as_a_bug(tmp_path, capsys, monkeypa
     assert code == EXIT_BUG != EXIT_USER_ERROR
     assert "Traceback (most recent call last)" in err and "RuntimeError: accounting bug in" in err, err
     assert err.rstrip().splitlines()[-1] == bug_text("musicrec clean")
-    assert bug_text("musicrec clean") == "musicrec clean: internal error (a bug): please report it with the traceback above"
+    assert bug_text("musicrec clean") == ("musicrec clean: internal error (a bug): "
+                                          "please report it with the traceback above")
     assert not out.exists(), "nothing is written when the stage fails"
 
 
@@ -99,6 +100,8 @@ def test_interrupt_exits_130(capsys):
 
 
 @pytest.mark.parametrize("exc", [ValueError("shapes (3,) and (4,) disagree"), OSError("[Errno 5] Input/output error"),
+                                 FileNotFoundError(2, "No such file or directory", "data/.tmp-x"),
+                                 PermissionError(1, "Operation not permitted"),  # no file named: os.kill & co
                                  KeyError("user_id"), RuntimeError("wrote 3 rows, expected 4")])
 def test_builtin_exceptions_are_bugs(exc, capsys):
     """A plain ValueError / OSError / RuntimeError is no longer taken for a user error."""
@@ -111,6 +114,22 @@ def test_builtin_exceptions_are_bugs(exc, capsys):
     assert exit_.value.code == EXIT_BUG
     assert f"{type(exc).__name__}: " in err and "Traceback (most recent call last)" in err
     assert err.rstrip().endswith(bug_text("musicrec"))
+
+
+@pytest.mark.parametrize("exc, message", [
+    (PermissionError(13, "Permission denied", "data/raw/kaggle/Music Info.csv"),
+     "data/raw/kaggle/Music Info.csv: Permission denied"),
+    (OSError(30, "Read-only file system", "data/interim"), "data/interim: Read-only file system"),
+    (PermissionError(13, "Permission denied", "a.tmp", None, "a"), "a.tmp -> a: Permission denied"),
+])
+def test_os_errors_only_the_environment_causes_are_user_errors(exc, message, capsys, monkeypatch):
+    monkeypatch.delenv("MUSICREC_DEBUG", raising=False)
+
+    def main():
+        raise exc
+
+    assert _run(main, "clean") == EXIT_USER_ERROR
+    assert capsys.readouterr().err == f"musicrec clean: error: {message}\n"
 
 
 def _exception_classes():

@@ -29,6 +29,7 @@ builtin still catches it. The classes defined elsewhere on this base:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,6 +62,26 @@ class MissingInputError(FileAccessError, FileNotFoundError):
 class ResourceUnavailable(UserError, RuntimeError):
     """Something the params ask for is not available here: a service that does not answer (Dask
     scheduler, MLflow, S3) or a device (a GPU)."""
+
+
+# OS errors that say something about the machine, never about the code: permission denied, a read-only
+# file system, no space left (outside musicrec.io.atomic_path, which raises DiskFullError itself)
+_ENVIRONMENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+
+
+def environment_error(exc: BaseException) -> FileAccessError | None:
+    """The user error for an ``OSError`` on a named file that only the environment can cause, else None.
+
+    The safety net of :func:`musicrec.stage.run_main` for the read and write boundaries
+    that do not wrap their ``OSError`` s yet: ``PermissionError: [Errno 13] ... 'data/raw/x.csv'``
+    becomes ``data/raw/x.csv: Permission denied``. A missing file is not in this class
+    (a wrong path computed by the code is a bug); wrap those reads in :func:`reading`.
+    """
+    if isinstance(exc, OSError) and not isinstance(exc, UserError) and exc.errno in _ENVIRONMENT_ERRNOS \
+            and exc.filename is not None:
+        other = f" -> {exc.filename2}" if exc.filename2 is not None else ""
+        return FileAccessError(f"{os.fsdecode(exc.filename)}{other}: {exc.strerror or os.strerror(exc.errno)}")
+    return None
 
 
 def _one_line(err: BaseException) -> str:
@@ -96,4 +117,6 @@ def reading(path: Path | str, hint: str = "") -> Iterator[None]:
         raise FileAccessError(f"{path}: cannot be read: {what}{tail}") from err
     except ValueError as err:
         msg = _one_line(err)
-        raise DataError(f"{msg if msg.startswith(os.fspath(path)) else f'{path}: not a valid file: {msg}'}{tail}") from err
+        if not msg.startswith(os.fspath(path)):
+            msg = f"{path}: not a valid file: {msg}"
+        raise DataError(f"{msg}{tail}") from err

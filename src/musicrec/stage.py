@@ -2,9 +2,10 @@
 
 ``run_stage(main, name)`` prints a :class:`musicrec.errors.UserError` (bad
 params, bad input files, missing outputs of an earlier stage, unreachable
-services, a full disk) as one paragraph on stderr and exits with status 2,
-instead of a traceback from deep inside a library; ``MUSICREC_DEBUG=1`` shows
-the traceback as well. Any other exception is a bug: its full traceback is
+services, a full disk; also a permission denied on a named file, see
+:func:`musicrec.errors.environment_error`) as one paragraph on stderr and exits
+with status 2, instead of a traceback from deep inside a library;
+``MUSICREC_DEBUG=1`` shows the traceback as well. Any other exception is a bug: its full traceback is
 printed, then a line asking to report it, and the exit status is
 :data:`EXIT_BUG` (70, ``EX_SOFTWARE`` of sysexits.h).
 """
@@ -17,7 +18,7 @@ import textwrap
 import traceback
 from collections.abc import Callable
 
-from musicrec.errors import UserError
+from musicrec.errors import UserError, environment_error
 
 EXIT_USER_ERROR = 2
 EXIT_BUG = 70  # EX_SOFTWARE
@@ -49,21 +50,26 @@ def bug_text(prog: str) -> str:
 
 
 def run_main(main: Callable[[], object], prog: str) -> None:
-    """Run ``main``; UserError -> one paragraph + exit 2, Ctrl-C -> exit 130, anything else -> traceback + exit 70."""
+    """Run ``main``; a UserError -> one paragraph + exit 2, Ctrl-C -> exit 130, anything else -> traceback + exit 70.
+
+    An ``OSError`` that only the environment causes (permission denied, read-only file system,
+    no space left, on a named file: :func:`musicrec.errors.environment_error`) counts as a user error.
+    """
     try:
         main()
-    except UserError as err:
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; no output was replaced", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:
+        err = exc if isinstance(exc, UserError) else environment_error(exc)
+        if err is None:
+            traceback.print_exc()
+            print(bug_text(prog), file=sys.stderr, flush=True)
+            sys.exit(EXIT_BUG)
         if os.environ.get("MUSICREC_DEBUG"):
             traceback.print_exc()
         print(user_error_text(prog, err), file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted; no output was replaced", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
-    except Exception:
-        traceback.print_exc()
-        print(bug_text(prog), file=sys.stderr, flush=True)
-        sys.exit(EXIT_BUG)
 
 
 def run_stage(main: Callable[[], object], name: str) -> None:

@@ -79,8 +79,7 @@ def _backend(kind: str, use_gpu: bool | str = False):
                 return implicit.gpu.als.AlternatingLeastSquares, True
             return implicit.gpu.bpr.BayesianPersonalizedRanking, True
         if use_gpu is True:
-            raise ResourceUnavailable(f"train.{kind}.use_gpu is true but {why}; set it to auto to fall back to the CPU, "
-                               "or install implicit with CUDA support (README: Scaling out)")
+            raise no_gpu_error(kind, why)
         log.info("train.%s.use_gpu=auto: %s; training on the CPU", kind, why)
     if kind == "als":
         from implicit.cpu.als import AlternatingLeastSquares
@@ -89,6 +88,12 @@ def _backend(kind: str, use_gpu: bool | str = False):
     from implicit.cpu.bpr import BayesianPersonalizedRanking
 
     return BayesianPersonalizedRanking, False
+
+
+def no_gpu_error(kind: str, why: str) -> ResourceUnavailable:
+    """``train.<kind>.use_gpu: true`` on a machine where implicit cannot use a GPU (``why``)."""
+    return ResourceUnavailable(f"train.{kind}.use_gpu is true but {why}; set it to auto to fall back to the CPU, "
+                               "or install implicit with CUDA support (README: Scaling out)")
 
 
 def _one_blas_thread():
@@ -334,8 +339,7 @@ class ALSRecommender(_MFModel):
         if use_gpu is True:  # fail fast, before any data is read or model fitted
             ok, why = gpu_available()
             if not ok:
-                raise ResourceUnavailable(f"train.als.use_gpu is true but {why}; set it to auto to fall back to the CPU, "
-                                   "or install implicit with CUDA support (README: Scaling out)")
+                raise no_gpu_error("als", why)
         self.fitted_on_gpu: bool | None = None
         self._model = None
 
