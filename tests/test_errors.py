@@ -230,3 +230,39 @@ def test_saved_model_too_big_for_ease_is_a_data_error():
 
     with pytest.raises(DataError, match=r"train\.ease\.max_items=2"):
         build_model("ease", {"l2": 1.0, "max_items": 2}, seed=0).fit(sp.csr_matrix(sp.eye(3, format="csr")))
+
+
+def _cli(monkeypatch, *argv: str) -> int:
+    monkeypatch.setattr(sys, "argv", ["musicrec", *argv])
+    monkeypatch.delitem(sys.modules, "musicrec.__main__", raising=False)  # imported by the module walk above
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("musicrec", run_name="__main__", alter_sys=True)
+    return exit_.value.code
+
+
+def test_cli_corrupt_model_folder_is_a_user_error(tmp_path, capsys, monkeypatch):
+    import pandas as pd
+
+    monkeypatch.delenv("MUSICREC_DEBUG", raising=False)
+    models = tmp_path / "models"
+    (models / "als").mkdir(parents=True)
+    (models / "als" / "model.json").write_text("{not json", encoding="utf-8")
+    pd.DataFrame({"item_id": ["t1"], "name": ["n"], "artist": ["a"]}).to_parquet(models / "catalog.parquet")
+    pd.DataFrame({"user_id": ["u1"]}).to_parquet(models / "users.parquet")
+    assert _cli(monkeypatch, "similar", "t1", "--models", str(models)) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith(f"musicrec: error: {models / 'als' / 'model.json'}: not valid JSON") and "Traceback" not in err
+    assert err.count("\n") == 1
+
+
+def test_cli_bug_keeps_its_traceback(tmp_path, capsys, monkeypatch):
+    from musicrec import serving
+
+    def broken(models_dir):
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(serving, "available_models", broken)
+    assert _cli(monkeypatch, "models", "--models", str(tmp_path)) == EXIT_BUG
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "IndexError: list index out of range" in err
+    assert err.rstrip().splitlines()[-1] == bug_text("musicrec")
