@@ -11,8 +11,11 @@ Common options (after the command): ``--models data/models``, ``--model NAME``
 data/processed/matrices`` (user histories), ``--json``; ``--run-id RUN_ID``
 (with ``--tracking-uri``, default ``MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``)
 loads the models and user histories from that MLflow run instead of the local
-folders. Unknown ids print close matches and exit with status 2. The logic
-lives in :mod:`musicrec.serving`.
+folders. Unknown ids print close matches and exit with status 2, like every
+error the user can fix (:class:`musicrec.errors.UserError`: a wrong argument, a
+missing or corrupt models folder); anything else is a bug and keeps its
+traceback (exit status 70, see :mod:`musicrec.stage`). The logic lives in
+:mod:`musicrec.serving`.
 """
 
 from __future__ import annotations

@@ -112,11 +112,11 @@ def reading(path: Path | str, hint: str = "") -> Iterator[None]:
         raise MissingInputError(f"{err.filename or path}: not found{tail}") from err
     except OSError as err:
         what = err.strerror or _one_line(err)
-        if err.filename and os.fspath(err.filename) != os.fspath(path):
+        if err.filename is not None and str(err.filename) != str(path):
             what = f"{err.filename}: {what}"
         raise FileAccessError(f"{path}: cannot be read: {what}{tail}") from err
     except ValueError as err:
         msg = _one_line(err)
-        if not msg.startswith(os.fspath(path)):
+        if not msg.startswith(str(path)):
             msg = f"{path}: not a valid file: {msg}"
         raise DataError(f"{msg}{tail}") from err
