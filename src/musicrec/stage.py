@@ -30,7 +30,9 @@ def run_stage(main: Callable[[], None], name: str) -> None:
         if os.environ.get("MUSICREC_DEBUG"):
             traceback.print_exc()
         msg = " ".join(str(err).split()) if "\n  " not in str(err) else str(err)
-        print(textwrap.fill(f"musicrec {name}: error: {msg}", width=100) if "\n" not in msg
+        # a path in the message is never split (a wrap at a hyphen or inside a long word would break it)
+        print(textwrap.fill(f"musicrec {name}: error: {msg}", width=100, break_on_hyphens=False,
+                            break_long_words=False) if "\n" not in msg
               else f"musicrec {name}: error: {msg}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
