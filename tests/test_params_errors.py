@@ -467,8 +467,9 @@ def key_line(key: str) -> str:
     (False, r"(Input should be a valid integer|must be auto or a whole number).* \(got False\)$"),
     (1.5, r"(Input should be a valid integer|must be auto or a whole number).* \(got 1\.5\)$"),
     (8.0, r"(Input should be a valid integer|must be auto or a whole number).* \(got 8\.0\)$"),
-    ("3", r"(Input should be a valid integer: digits without quotes|must be auto or a whole number).* \(got '3'\)$"),
-    ("1e20", r"(Input should be a valid integer|must be auto or a whole number).* \(got '1e20'\)$"),
+    ("3", r"(Input should be a valid integer: decimal digits without quotes or leading zeros|must be auto or a "
+          r"whole number).* \(got '3'\)$"),
+    (1e20, r"(Input should be a valid integer|must be auto or a whole number).* \(got 1e\+20\)$"),
     (10**20, r"(less than or equal to \d+|1 to 4096).* \(got 100000000000000000000\)$"),
     (10**400, r"(less than or equal to \d+|1 to 4096).* \(got 1000000000.*\.\.\..*\)$"),
 ], ids=["true", "false", "1.5", "8.0", "quoted", "1e20", "1e20_digits", "400_digits"])
@@ -481,7 +482,7 @@ def test_every_int_param_is_strict_and_bounded(tmp_path: Path, key: str, value: 
 @pytest.mark.parametrize("key", FLOAT_KEYS)
 @pytest.mark.parametrize("value, expected", [
     (True, r"Input should be a valid number \(got True\)$"),
-    ("0.5", r"Input should be a valid number without quotes .* \(got '0\.5'\)$"),
+    ("0.5", r"Input should be a valid number without quotes \(got '0\.5'\)$"),
     (float("inf"), r"Input should be a finite number \(got inf\)$"),
     (float("-inf"), r"(Input should be a finite number \(got -inf\)|greater than)"),
     (float("nan"), r"Input should be a finite number \(got nan\)$"),
@@ -504,6 +505,48 @@ def test_yaml_spellings_of_inf_and_nan_are_refused(tmp_path: Path, key: str, spe
 
 
 BASE_VALUE = {"train.als.alpha": "10.0", "mlflow.timeout_s": "10", "interactions.bm25_k1": "100.0"}
+
+
+# Plain scalars are read as YAML 1.2 (like DVC), not YAML 1.1: no yes/on booleans, no octal/hex/base-60 integers;
+# 1e6 is a float. (old text in params.yaml, new text, the message line expected or the loaded value)
+RESOLUTION_CASES = [
+    ("chunk_rows: 500000", "chunk_rows: 1e20", r"data\.chunk_rows: Input should be a valid integer \(got 1e\+20\)$"),
+    ("chunk_rows: 500000", "chunk_rows: 1:30", r"data\.chunk_rows: Input should be a valid integer: decimal digits "
+                                               r"without quotes or leading zeros \(got '1:30'\)$"),
+    ("chunk_rows: 500000", "chunk_rows: 0777", r"data\.chunk_rows: .* \(got '0777'\)$"),
+    ("chunk_rows: 500000", "chunk_rows: 0x7A120", r"data\.chunk_rows: .* \(got '0x7A120'\)$"),
+    ("chunk_rows: 500000", "chunk_rows: 0b1010", r"data\.chunk_rows: .* \(got '0b1010'\)$"),
+    ("chunk_rows: 500000", "chunk_rows: true", r"data\.chunk_rows: Input should be a valid integer \(got True\)$"),
+    ("chunk_rows: 500000", "chunk_rows: 5.0e+5",
+     r"data\.chunk_rows: Input should be a valid integer \(got 500000\.0\)$"),
+    ("required: true", "required: yes", r"mlflow\.required: Input should be a valid boolean \(got 'yes'\)$"),
+    ("required: true", "required: on", r"mlflow\.required: Input should be a valid boolean \(got 'on'\)$"),
+    ("required: true", "required: 1", r"mlflow\.required: Input should be a valid boolean \(got 1\)$"),
+    ("unmatched: keep", "unmatched: no", r"data\.unmatched: Input should be 'keep' or 'drop' \(got 'no'\)$"),
+    ("use_gpu: false", "use_gpu: off", r"train\.als\.use_gpu: must be false, true or auto \(got 'off'\)$"),
+    ("seed: 42", "seed: 2020-01-01", r"seed: Input should be a valid integer \(got datetime\.date\(2020, 1, 1\)\)$"),
+    ("alpha: 10.0", "alpha: 1e1", ("train.als.alpha", 10.0)),
+    ("learning_rate: 0.01", "learning_rate: 1E-2", ("train.bpr.learning_rate", 0.01)),
+    ("chunk_rows: 500000", "chunk_rows: 500_000", ("data.chunk_rows", 500_000)),
+    ("required: true", "required: True", ("mlflow.required", True)),
+]
+
+
+@pytest.mark.parametrize("old, new, expected", RESOLUTION_CASES, ids=[c[1] for c in RESOLUTION_CASES])
+def test_scalars_are_read_as_yaml_1_2(tmp_path: Path, old: str, new: str, expected: Any) -> None:
+    path = tmp_path / "params.yaml"
+    assert TEXT.count(old) == 1, old
+    path.write_text(TEXT.replace(old, new))
+    if isinstance(expected, tuple):
+        key, value = expected
+        got: Any = load_params(path)
+        for part in key.split("."):
+            got = getattr(got, part)
+        assert got == value and type(got) is type(value)
+        return
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    assert re.search(r"(?m)^  " + expected, str(err.value)), str(err.value)
 
 
 @pytest.mark.parametrize("key, ann", LITERAL_KEYS, ids=[k for k, _ in LITERAL_KEYS])

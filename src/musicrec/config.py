@@ -380,9 +380,9 @@ def describe_validation_errors(err: ValidationError, prefix: str = "") -> list[s
         elif e["type"] == "invalid_key":
             msg = "keys must be names (text)"
         elif e["type"] == "int_type" and isinstance(e.get("input"), str):
-            msg += ": digits without quotes (YAML reads 1e6 as text: write 1000000)"
+            msg += ": decimal digits without quotes or leading zeros"
         elif e["type"] == "float_type" and isinstance(e.get("input"), str):
-            msg += " without quotes (YAML reads 1e6 as text: write 1.0e+6)"
+            msg += " without quotes"
         # a model validator that names one of its fields ("data.raw_root '/etc' is ...") reports under that key
         named = re.match(rf"^({re.escape(key)}\.[A-Za-z_][\w.]*) (.*)$", msg, re.S)
         if named:
@@ -476,6 +476,24 @@ class _ParamsLoader(yaml.SafeLoader):
             if isinstance(value_node, yaml.MappingNode):
                 self._paths[id(value_node)] = name
         return super().construct_mapping(node, deep=deep)
+
+
+# Plain scalars are resolved as YAML 1.2 (its core schema, as DVC reads params.yaml), not as PyYAML's YAML 1.1:
+# only true/false are booleans, integers are decimal and 1e6 is a float. YAML 1.1's yes/no/on/off, 0x1F, 0b101,
+# 1:30 (base 60) and 0777 (octal in 1.1, decimal in 1.2) stay text, which the strict types refuse naming the key.
+_CORE_SCHEMA = (
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:int", r"^[-+]?(?:0|[1-9][0-9_]*)$", "-+0123456789"),
+    ("tag:yaml.org,2002:float", r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*\.[0-9_]*)(?:[eE][-+]?[0-9]+)?"
+                                r"|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+     "-+0123456789."),
+)
+_ParamsLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in {t for t, _, _ in _CORE_SCHEMA}]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _tag, _regexp, _first in _CORE_SCHEMA:  # int before float: "10" is an int, "10.0" and "1e6" floats
+    _ParamsLoader.add_implicit_resolver(_tag, re.compile(_regexp), list(_first))
 
 
 def _at(text: str, index: int) -> str:
