@@ -349,17 +349,23 @@ _REPR.maxstring = _REPR.maxlong = _REPR.maxother = MAX_VALUE_CHARS
 _PLAIN_KEY = re.compile(r"[A-Za-z_][\w-]*\Z")
 
 
+def _cut(text: str, limit: int = MAX_VALUE_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def shorten(value: Any) -> str:
     """``repr(value)`` in at most :data:`MAX_VALUE_CHARS` characters, in bounded time for any value."""
-    text = _REPR.repr(value)
-    return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS - 3] + "..."
+    try:
+        return _cut(_REPR.repr(value))
+    except ValueError:  # an int of more than sys.get_int_max_str_digits() digits
+        return f"<{type(value).__name__} too large to print>"
 
 
 def _key(loc: Iterable[Any]) -> str:
+    """``train.als.factors``: a plain key as it is, a list index as a number, any other key quoted and cut."""
     parts = [p if isinstance(p, str) and _PLAIN_KEY.match(p) else str(p) if type(p) is int else shorten(p)
              for p in loc]
-    key = ".".join(parts) or "(top level)"
-    return key if len(key) <= MAX_VALUE_CHARS else key[:MAX_VALUE_CHARS - 3] + "..."
+    return _cut(".".join(parts) or "(top level)")
 
 
 def describe_validation_errors(err: ValidationError, prefix: str = "") -> list[str]:
@@ -387,9 +393,7 @@ def describe_validation_errors(err: ValidationError, prefix: str = "") -> list[s
         named = re.match(rf"^({re.escape(key)}\.[A-Za-z_][\w.]*) (.*)$", msg, re.S)
         if named:
             key, msg = named.group(1), named.group(2)
-        msg = " ".join(msg.split())
-        if len(msg) > 4 * MAX_VALUE_CHARS:
-            msg = msg[:4 * MAX_VALUE_CHARS - 3] + "..."
+        msg = _cut(" ".join(msg.split()), 4 * MAX_VALUE_CHARS)
         got = e.get("input")
         suffix = "" if e["type"] in ("missing", "invalid_key") or isinstance(got, dict) else f" (got {shorten(got)})"
         lines.append(f"{key}: {msg}{suffix}")
@@ -413,8 +417,7 @@ def parse_params(raw: Any, path: Path | str = "params.yaml") -> Params:
     """Validate an already-parsed params mapping."""
     path = Path(path)
     if not isinstance(raw, dict):
-        raise ParamsError(f"{path}: expected a YAML mapping at the top level, got "
-                          f"{_yaml_kind(raw)}")
+        raise ParamsError(f"{path}: expected a YAML mapping at the top level, got {_yaml_kind(raw)}")
     try:
         return Params.model_validate(raw)
     except ValidationError as err:
@@ -428,15 +431,42 @@ class _Refused(yaml.MarkedYAMLError):
     """YAML a params file must not use (aliases, merge keys, duplicate keys, deep nesting)."""
 
 
+# Plain scalars are resolved as YAML 1.2 (its core schema, as DVC reads params.yaml), not as PyYAML's YAML 1.1:
+# only true/false are booleans, integers are decimal and 1e6 is a float. YAML 1.1's yes/no/on/off, 0x1F, 0b101,
+# 1:30 (base 60) and 0777 (octal in 1.1, decimal in 1.2) stay text, which the strict types refuse naming the key.
+_CORE_SCHEMA = (  # int before float: "10" is an int, "10.0" and "1e6" are floats
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:int", r"^[-+]?(?:0|[1-9][0-9_]*)$", "-+0123456789"),
+    ("tag:yaml.org,2002:float", r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*\.[0-9_]*)(?:[eE][-+]?[0-9]+)?"
+                                r"|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+     "-+0123456789."),
+)
+
+
+def _core_schema_resolvers() -> dict[str, list[tuple[str, re.Pattern[str]]]]:
+    """SafeLoader's implicit resolvers (null, timestamp, ...) with bool, int and float as in YAML 1.2."""
+    tags = {tag for tag, _, _ in _CORE_SCHEMA}
+    table = {first: [(tag, rx) for tag, rx in resolvers if tag not in tags]
+             for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    for tag, regexp, firsts in _CORE_SCHEMA:
+        for first in firsts:
+            table.setdefault(first, []).append((tag, re.compile(regexp)))
+    return table
+
+
 class _ParamsLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that refuses, with the line and column, what a params file never needs.
 
     Anchors and aliases are refused while composing, so an alias bomb ("billion
-    laughs") is stopped at its first anchor before anything is expanded; nesting
+    laughs") is stopped at its first anchor before anything is expanded; so are
+    explicit tags (``!!int``, ``!!python/...``, ``!custom``); nesting
     is bounded by :data:`MAX_DEPTH`; merge keys (``<<``) and a key given twice in
     one mapping (YAML forbids it; DVC refuses such a file, PyYAML would keep the
-    last copy) are refused with both lines.
+    last copy) are refused with both lines. Scalars are read as YAML 1.2 (see
+    :data:`_CORE_SCHEMA`).
     """
+
+    yaml_implicit_resolvers = _core_schema_resolvers()
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -448,6 +478,10 @@ class _ParamsLoader(yaml.SafeLoader):
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise _Refused(problem="YAML anchors and aliases (&name, *name) are not allowed in a params file; "
                            "write each value out", problem_mark=event.start_mark)
+        if getattr(event, "tag", None) not in (None, "!"):
+            tag = shorten(event.tag.replace("tag:yaml.org,2002:", "!!", 1))
+            raise _Refused(problem=f"explicit YAML tags ({tag}) are not allowed in a params file; write the plain "
+                           "value", problem_mark=event.start_mark)
         if self._depth >= MAX_DEPTH:
             raise _Refused(problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=event.start_mark)
         self._depth += 1
@@ -455,6 +489,15 @@ class _ParamsLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as err:  # e.g. a 5000-digit int
+            raise _Refused(problem=f"cannot read the value {shorten(node.value)} "
+                           f"({_cut(' '.join(str(err).split()), 100)})", problem_mark=node.start_mark) from None
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         where = self._paths.get(id(node), "")
@@ -478,24 +521,6 @@ class _ParamsLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-# Plain scalars are resolved as YAML 1.2 (its core schema, as DVC reads params.yaml), not as PyYAML's YAML 1.1:
-# only true/false are booleans, integers are decimal and 1e6 is a float. YAML 1.1's yes/no/on/off, 0x1F, 0b101,
-# 1:30 (base 60) and 0777 (octal in 1.1, decimal in 1.2) stay text, which the strict types refuse naming the key.
-_CORE_SCHEMA = (
-    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
-    ("tag:yaml.org,2002:int", r"^[-+]?(?:0|[1-9][0-9_]*)$", "-+0123456789"),
-    ("tag:yaml.org,2002:float", r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*\.[0-9_]*)(?:[eE][-+]?[0-9]+)?"
-                                r"|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
-     "-+0123456789."),
-)
-_ParamsLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in {t for t, _, _ in _CORE_SCHEMA}]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-for _tag, _regexp, _first in _CORE_SCHEMA:  # int before float: "10" is an int, "10.0" and "1e6" floats
-    _ParamsLoader.add_implicit_resolver(_tag, re.compile(_regexp), list(_first))
-
-
 def _at(text: str, index: int) -> str:
     """``line L, column C`` of character ``index`` of ``text`` (both from 1)."""
     line, line_start = text.count("\n", 0, index) + 1, text.rfind("\n", 0, index) + 1
@@ -516,7 +541,7 @@ def _yaml_error(path: Path, text: str, err: yaml.YAMLError) -> str:
         if "'\\t'" in problem:
             problem += "; indent with spaces, not tabs"
         kind = "refused" if isinstance(err, _Refused) else "not valid YAML"
-        return f"{path}: {where}{kind}: {problem}"
+        return f"{path}: {where}{kind}: {_cut(problem, 200)}"
     return f"{path}: not valid YAML: {shorten(' '.join(str(err).split()))}"
 
 
