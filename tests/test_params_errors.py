@@ -734,3 +734,24 @@ def test_stage_with_hostile_params_exits_2_and_keeps_previous_outputs(tmp_path: 
     assert len(res.stderr) < 1000 and "\n\n" not in res.stderr.strip(), res.stderr
     assert [p.name for p in out.iterdir()] == ["part.0.parquet"] and (out / "part.0.parquet").read_bytes() == \
         b"previous output" and report.read_text() == "{}"
+
+
+@pytest.mark.parametrize("stage, args", [
+    ("generate", ["--out", "previous"]),
+    ("interactions", ["--plays", "plays", "--out", "previous", "--report", "report.json"]),
+    ("train", ["--matrices", "m", "--items", "i", "--out", "previous", "--report", "report.json", "--run-id-file",
+               "run_id"]),
+    ("evaluate", ["--matrices", "m", "--items", "i", "--models", "previous", "--run-id-file", "run_id", "--metrics",
+                  "report.json", "--details", "d.json", "--plots", "plots", "--report", "r.md", "--figures", "f"]),
+], ids=["generate", "interactions", "train", "evaluate"])
+def test_every_stage_refuses_hostile_params_in_one_paragraph(tmp_path: Path, stage: str, args: list[str]) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text(TEXT.replace("  popularity: {}", f"  popularity: {{bombs: {bomb()}}}"))
+    (tmp_path / "previous").mkdir()
+    (tmp_path / "previous" / "kept").write_text("previous output")
+    res = _run_stage(f"{stage}.py", params, tmp_path, *args)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert re.fullmatch(rf"musicrec {stage}: error: {re.escape(str(params))}: line \d+, column 24: {ALIASES}",
+                        " ".join(res.stderr.split())), res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "previous"]
+    assert [p.name for p in (tmp_path / "previous").iterdir()] == ["kept"]
