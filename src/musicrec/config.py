@@ -3,14 +3,16 @@
 ``load_params`` reads ``params.yaml`` and returns a frozen, typed :class:`Params`.
 Unknown keys, missing keys, wrong types and out-of-range values raise
 :class:`ParamsError` whose message names the file and every offending key
-(``train.als.factors: must be greater than 0 (got -4)``).
+(``train.als.factors: Input should be greater than 0 (got -4)``).
 
 The file is hostile input: it is read as UTF-8 of at most :data:`MAX_FILE_BYTES`,
-by a YAML loader that refuses anchors/aliases (no alias bombs), merge keys,
-duplicate keys at any depth and nesting deeper than :data:`MAX_DEPTH`. Types are
-strict (no bool -> int, 1.5 -> int or "3" -> int), floats finite, every number has
-an upper bound and every string a maximum length; errors print at most
-:data:`MAX_ERRORS` keys with each value cut to :data:`MAX_VALUE_CHARS` characters.
+by a YAML loader that refuses anchors/aliases (no alias bombs), explicit tags, merge
+keys, duplicate keys at any depth and nesting deeper than :data:`MAX_DEPTH`, and
+reads scalars as YAML 1.2 (as DVC does). Types are strict (no bool -> int, 1.5 -> int
+or "3" -> int), floats finite, every number has an upper bound and every string a
+maximum length; errors print at most :data:`MAX_ERRORS` keys with each value cut to
+:data:`MAX_VALUE_CHARS` characters. Every problem is one :class:`ParamsError` naming
+the file and the line/column or the key.
 """
 
 from __future__ import annotations
