@@ -64,12 +64,9 @@ def validate_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
     try:
         return _params_schema(name).model_validate(params).model_dump()
     except ValidationError as err:
-        lines = []
-        for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"])
-            msg = "unknown key (misspelled?)" if e["type"] == "extra_forbidden" else e["msg"]
-            lines.append(f"train.{name}.{key}: {msg}")
-        raise ValueError("; ".join(lines)) from None
+        from musicrec.config import describe_validation_errors
+
+        raise ValueError("; ".join(describe_validation_errors(err, prefix=f"train.{name}"))) from None
 
 
 def build_model(
