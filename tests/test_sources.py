@@ -48,7 +48,10 @@ def test_hetrec_zip(tmp_path: Path) -> None:
     invariant(rep)
     ua = rep["files"]["hetrec2011-lastfm-2k.zip:user_artists.dat"]
     assert ua["rows_read"] == ua["kept"] == 92_834 and ua["quarantined"] == 0 and ua["reasons"] == {}
-    assert rep["totals"]["quarantined"] == 0
+    # the only rows quarantined: 4 tag assignments dated 1956/1957, before TIME_RANGE (the date is not used)
+    assert rep["totals"]["quarantined"] == 4
+    ta = rep["files"]["hetrec2011-lastfm-2k.zip:user_taggedartists.dat"]
+    assert ta["reasons"] == {"timestamp_out_of_range": 4}
     assert rep["files"]["hetrec2011-lastfm-2k.zip:artists.dat"]["kept"] == 17_632
     assert rep["files"]["hetrec2011-lastfm-2k.zip:tags.dat"]["rows_read"] == 11_946
     assert rep["files"]["hetrec2011-lastfm-2k.zip:user_taggedartists.dat"]["rows_read"] == 186_479
@@ -82,7 +85,9 @@ def test_taste_profile_with_subset_metadata(tmp_path: Path, meta: str) -> None:
     invariant(rep)
     f = rep["files"]["10000.txt"]
     assert f["rows_read"] == f["kept"] == 42_739
-    assert rep["files"][meta]["kept"] == 10_000
+    # 21 MSD titles hold C0 controls (U+0019 / U+0013 / U+0014: a right quote or dash cut to its low byte upstream,
+    # "I\x19m Moving On"): quarantined as control_character, never kept silently
+    assert rep["files"][meta]["kept"] == 9_979 and rep["files"][meta]["reasons"] == {"control_character": 21}
     j = rep["join"]
     assert j["metadata_file"] == meta
     assert 150 <= j["play_items_matched"] <= 170 and 700 <= j["plays_matched"] <= 900  # ~160 songs / ~800 triplets
@@ -105,7 +110,7 @@ def test_msd_song_data_metadata_columns(tmp_path: Path) -> None:
     os.symlink(need("msd-subset-10k", "song_data.csv"), d / "song_data.csv")
     clean("taste_profile", d, tmp_path / "out", chunk_rows=100_000, max_playcount=100_000, unmatched="drop")
     items = pd.read_parquet(tmp_path / "out" / "items.parquet").set_index("item_id")
-    assert len(items) == 10_000
+    assert len(items) == 9_979  # 21 titles with C0 control characters are quarantined (control_character)
     row = items.loc["TRARRZU128F4253CA2"]
     assert row["name"] == "Je Sais Que La Terre Est Plate" and row["artist"] == "Raphaël"
     assert row["year"] == 2008 and row["duration_ms"] == 148741 and pd.isna(row["danceability"])

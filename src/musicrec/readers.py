@@ -11,10 +11,15 @@ What the reader handles, and how (each is counted, never silently dropped):
 * Encodings: UTF-8 (a leading BOM is removed and reported), or Latin-1 when a
   spec says so (HetRec ``tags.dat``). In a UTF-8 file a line that is not valid
   UTF-8 is decoded as Latin-1 (every byte is valid there) and counted in
-  ``ReaderStats.encoding_fallback_lines``. UTF-16 files, files with NUL bytes,
-  gzip data under a plain name and zip archives under a text name are refused
-  with :class:`InputFormatError`.
-* Line ends: LF and CRLF (the CR is removed); a final line without a newline is
+  ``ReaderStats.encoding_fallback_lines``. UTF-16 files, files with a NUL byte
+  anywhere (any encoding; the error names its line), gzip data under a plain
+  name and zip archives under a text name are refused with :class:`InputFormatError`.
+* Control characters: a record whose kept field holds a C0 control character
+  (U+0001-U+0008, U+000E-U+001F, or DEL U+007F, anywhere in the field; VT, FF or
+  a lone CR inside the stripped value) is rejected as ``control_character``
+  (TAB and LF are data). Ignored extra columns are not checked.
+* Line ends: LF and CRLF (the CR is removed, also where a CRLF ends a read
+  block inside a quoted field); a final line without a newline is
   read, and if it does not have the expected fields it is rejected as
   ``truncated_last_line``.
 * Quoting (CSV specs only): RFC 4180 double quotes, separators and newlines
@@ -25,7 +30,11 @@ What the reader handles, and how (each is counted, never silently dropped):
   specs treat quotes as ordinary characters (artist names contain them).
 * Headers: where a header is expected its column names are matched by name
   (case-insensitive, aliases allowed, any order; extra columns allowed when the
-  spec says so); a missing header is tolerated when the first line is data
+  spec says so). The canonical name wins over an alias wherever the alias
+  stands: the alias column is then an extra column (ignored and reported in
+  ``ReaderStats.header_notes``) or, where extras are not allowed, the header is
+  refused; two columns for one field (a name twice, or two aliases) are
+  refused. A missing header is tolerated when the first line is data
   (a first line with no digit at all is taken as a header with unknown names). A
   header where none is expected is rejected as ``unexpected_header``. A header
   with the wrong columns, or a file whose first records all have the wrong
@@ -47,6 +56,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
 import zipfile
 import zlib
 from collections import deque
@@ -213,6 +223,7 @@ class ReaderStats:
     encoding_fallback_lines: int = 0
     trailing_newline: bool = True
     physical_lines: int = 0
+    header_notes: list[str] = field(default_factory=list)  # e.g. an alias column ignored (reported if any)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -221,6 +232,7 @@ class ReaderStats:
             "encoding_fallback_lines": self.encoding_fallback_lines,
             "trailing_newline": self.trailing_newline,
             "physical_lines": self.physical_lines,
+            **({"header_notes": list(self.header_notes)} if self.header_notes else {}),
         }
 
 
@@ -262,18 +274,42 @@ def _decode(data: bytes, encoding: str, stats: ReaderStats) -> str:
                     parts.append(raw.decode("latin-1"))
                     stats.encoding_fallback_lines += 1
             text = "\n".join(parts)
-    return text.replace("\r\n", "\n") if "\r" in text else text
+    if "\r" not in text:
+        return text
+    text = text.replace("\r\n", "\n")
+    # ``data`` always ends just before a newline (or at the end of the file): a final CR is the CR of a
+    # CRLF cut by the block boundary (inside a quoted field it would otherwise be kept)
+    return text[:-1] if text.endswith("\r") else text
 
 
 def _check_head(block: bytes, name: str, encoding: str) -> None:
     if block.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise InputFormatError(f"{name}: line 1: the file is UTF-16 encoded (byte-order mark {block[:2].hex()}); expected UTF-8 text")
-    if encoding != "latin-1" and b"\x00" in block[:65536]:
-        pos = block.index(b"\x00")
-        line = block[:pos].count(b"\n") + 1
-        raise InputFormatError(f"{name}: line {line}: NUL byte found; expected a text file, this looks binary (or UTF-16)")
     if block.startswith(_GZIP_MAGIC):
         raise InputFormatError(f"{name}: line 1: the data is gzip-compressed (bytes 1f 8b); expected plain text")
+
+
+def _check_nul(data: bytes, name: str, first_line: int) -> None:
+    """Refuse a NUL byte anywhere in the file (every encoding): the file is binary, UTF-16 or corrupt."""
+    pos = data.find(b"\x00")
+    if pos >= 0:
+        line = first_line + data.count(b"\n", 0, pos)
+        raise InputFormatError(f"{name}: line {line}: NUL byte found; expected a text file, this looks binary "
+                               f"(or UTF-16, or corrupt)")
+
+
+# C0 controls that are never text: anywhere in a field (leading / trailing ones too, which the
+# whitespace stripping would otherwise drop silently); VT, FF and a lone CR only inside the
+# stripped value (at its ends they are whitespace). TAB and LF are data (TSV separator, CSV
+# multi-line fields); NUL refuses the whole file (_check_nul).
+_CONTROL_ANY = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+_CONTROL_INNER = re.compile(r"[\x0b\x0c\r]")
+_CONTROL_PREFILTER = r"[\x00-\x08\x0b-\x0d\x0e-\x1f\x7f]"
+
+
+def has_control_character(value: str) -> bool:
+    """Whether a field value (before whitespace stripping) holds a refused control character."""
+    return bool(_CONTROL_ANY.search(value) or _CONTROL_INNER.search(value.strip()))
 
 
 def _iter_line_blocks(fh: BinaryIO, name: str, encoding: str, stats: ReaderStats) -> Iterator[tuple[int, str, bool]]:
@@ -303,6 +339,7 @@ def _iter_line_blocks(fh: BinaryIO, name: str, encoding: str, stats: ReaderStats
             else:
                 stats.physical_lines = line_no - 1
             return
+        _check_nul(block, name, line_no)  # the carry (no newline in it) was checked with its own block
         data = carry + block if carry else block
         cut = data.rfind(b"\n")
         if cut < 0:
@@ -422,13 +459,30 @@ def _resolve_header(first: str, line_no: int, spec: TableSpec, name: str, stats:
         return default, False, len(spec.columns)
     positions = []
     missing = []
+    ambiguous = []
+    shadowed = []
     for col in spec.columns:
-        names = spec.names_for(col)
-        idx = [i for i, n in enumerate(normed) if n in names]
-        if not idx:
-            missing.append(col)
+        canonical, *aliases = spec.names_for(col)
+        exact = [i for i, n in enumerate(normed) if n == canonical]
+        alias = [i for i, n in enumerate(normed) if n in aliases]
+        if len(exact) > 1 or (not exact and len(alias) > 1):
+            found = exact if exact else alias
+            ambiguous.append(f"{col} is given by {len(found)} columns "
+                             f"({', '.join(f'{fields[i].strip()!r} (column {i + 1})' for i in found)})")
+        elif exact:
+            positions.append(exact[0])  # the canonical name wins wherever an alias stands
+            shadowed += [(i, col) for i in alias]
+        elif alias:
+            positions.append(alias[0])
         else:
-            positions.append(idx[0])
+            missing.append(col)
+    if ambiguous or (shadowed and not spec.extra_columns):
+        what = "; ".join(ambiguous + [f"{col} is given both by its own column and by {fields[i].strip()!r} "
+                                      f"(column {i + 1}, an alias of {col})" for i, col in shadowed])
+        raise InputFormatError(
+            f"{name}: line {line_no}: header is ambiguous: {what}; expected one column per field of "
+            f"{','.join(spec.columns)}. Remove or rename the duplicate column"
+        )
     if missing or (not spec.extra_columns and len(fields) != len(spec.columns)):
         other = [s for s in _SEP_NAMES if s != spec.sep and s in first]
         hint = f" (it looks {_SEP_NAMES[other[0]]}-separated)" if other and len(fields) == 1 else ""
@@ -439,6 +493,9 @@ def _resolve_header(first: str, line_no: int, spec: TableSpec, name: str, stats:
             f"{','.join(fields)[:300]!r}{hint}"
         )
     stats.header = "present"
+    stats.header_notes = [f"{name}: line {line_no}: column {i + 1} {fields[i].strip()!r} (an alias of {col}) is "
+                          f"ignored as an extra column: the file also has the column {col}, which is used"
+                          for i, col in shadowed]
     return positions, True, len(fields)
 
 
@@ -495,6 +552,19 @@ def _to_table(recs: list[str], nums: np.ndarray, spec: TableSpec, positions: lis
         rej_line.append(pa.array(bad_l, pa.int64()))
         rej_raw.append(pa.array(bad_r, pa.string()))
         rej_reason.append(pa.array(bad_w, pa.string()))
+
+    suspect = pc.match_substring_regex(good["_raw"], _CONTROL_PREFILTER)
+    if pc.any(suspect).as_py():
+        bad = np.zeros(good.num_rows, dtype=bool)
+        for i in np.flatnonzero(np.asarray(suspect.to_numpy(zero_copy_only=False), dtype=bool)):
+            fields = _split_one(good["_raw"][int(i)].as_py(), spec) or []
+            bad[i] = any(has_control_character(fields[p]) for p in positions)
+        if bad.any():
+            mask = pa.array(bad)
+            rej_line.append(good["_line"].filter(mask).combine_chunks())
+            rej_raw.append(good["_raw"].filter(mask).combine_chunks())
+            rej_reason.append(pa.array(["control_character"] * int(bad.sum()), pa.string()))
+            good = good.filter(pa.array(~bad))
 
     rejects = pa.table({
         "line": pa.concat_arrays(rej_line),

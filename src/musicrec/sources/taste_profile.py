@@ -20,7 +20,8 @@ Normalisation and mapping:
   several tracks (MSD duplicates) maps to the first track listed in the
   metadata file (counted as ``songs_with_several_tracks``). Unmatched plays
   keep the SO id (``unmatched="keep"``) or are dropped.
-* Metadata: ``year`` 0 -> null; ``duration`` seconds -> ``duration_ms`` (rounded);
+* Metadata: ``year`` 0 -> null; ``duration`` seconds -> ``duration_ms`` (rounded; a value
+  that is not finite or does not fit int64 is ``invalid_numeric_field``);
   MSD ``danceability``/``energy`` are 0.0 for "not computed" -> null.
 """
 
@@ -36,7 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from musicrec.readers import InputFile, InputFormatError, TableSpec
+from musicrec.readers import InputFile, InputFormatError, TableSpec, has_control_character
 from musicrec.sources import (
     MSD_SONG_ID, MSD_TRACK_ID, SHA1_ID, Catalog, Checks, Context, FileReport, PlaysBatch, dedup_text,
     dedupe_items, empty_to_null, find_file, make_items, parse_numbers, parse_playcount, plays_table,
@@ -97,12 +98,12 @@ def _zero_to_null(arr: pa.Array) -> pa.Array:
 
 def _build_song_data(f: pa.Table, checks: Checks) -> pa.Table:
     _ids(f, checks)
-    num = {c: parse_numbers(f[c], checks) for c in ("year", "duration", "danceability", "energy", "key", "loudness",
+    num = {c: parse_numbers(f[c], checks) for c in ("danceability", "energy", "key", "loudness",
                                                       "mode", "tempo", "time_signature")}
     items = make_items(
         f.num_rows, item_id=f["track_id"], name=empty_to_null(f["title"]), artist=empty_to_null(f["artist_name"]),
-        year=_zero_to_null(pc.cast(pc.round(num["year"]), pa.int64())),
-        duration_ms=pc.cast(pc.round(pc.multiply(num["duration"], 1000.0)), pa.int64()),
+        year=_zero_to_null(parse_numbers(f["year"], checks, "int")),
+        duration_ms=parse_numbers(f["duration"], checks, "int", scale=1000.0),
         danceability=_zero_to_null(num["danceability"]), energy=_zero_to_null(num["energy"]),
         key=num["key"], loudness=num["loudness"], mode=num["mode"], tempo=num["tempo"],
         time_signature=num["time_signature"],
@@ -130,12 +131,14 @@ def _read_sqlite(inp: InputFile, ctx: Context, rep: FileReport) -> tuple[pa.Tabl
             raw = pa.array(["\t".join("" if v is None else str(v) for v in r[1:]) for r in rows], pa.string())
             f = pa.table({**text, "_line": rowid, "_raw": raw})
             checks = Checks(f.num_rows)
+            checks.fail(np.array([any(isinstance(v, str) and has_control_character(v) for v in r[1:]) for r in rows],
+                                 dtype=bool), "control_character")
             _ids(f, checks)
-            dur = parse_numbers(f["duration"], checks)
+            dur = parse_numbers(f["duration"], checks, "int", scale=1000.0)
             year = parse_numbers(f["year"], checks, "int")
             t = make_items(f.num_rows, item_id=f["track_id"], name=empty_to_null(f["title"]),
                            artist=empty_to_null(f["artist"]), year=_zero_to_null(year),
-                           duration_ms=pc.cast(pc.round(pc.multiply(dur, 1000.0)), pa.int64())).append_column("_song", f["song_id"])
+                           duration_ms=dur).append_column("_song", f["song_id"])
             ok = pa.array(checks.ok)
             rej = checks.rejects(f["_line"], f["_raw"])
             rep.rows_read += f.num_rows
@@ -182,6 +185,7 @@ def load_catalog(inputs: Inputs, ctx: Context) -> Catalog:
     vals = pa.array(first["track"].tolist(), pa.string())
     return Catalog(
         items=items, id_map=(keys, vals), files={inputs.meta.name: rep}, quarantine=[*quarantine, dups],
+        join=(f"{inputs.plays.name}: song (SO id)", f"{inputs.meta.name}: song_id"),
         stats={"metadata_file": inputs.meta.name, "mapped_songs": len(keys),
                "songs_with_several_tracks": int((per_song > 1).sum())},
     )
