@@ -902,6 +902,13 @@ def test_corpus_covers_the_issue() -> None:
     kinds = Counter(type(c.expect).__name__ for c in CASES)
     assert all(kinds[k] >= 5 for k in ("Parsed", "Quarantined", "Error")), kinds
     assert len(STAGE_CASES) >= 3
+    # every quarantine reason of the vocabulary is produced by at least one case
+    covered = {r for c in CASES if isinstance(c.expect, Quarantined) for rs in c.expect.reasons.values() for r in rs}
+    assert set(REASONS) - covered == set()
+    # round 2 classes: each on more than one source or field
+    per_reason = Counter(r for c in CASES if isinstance(c.expect, Quarantined) for rs in c.expect.reasons.values()
+                         for r in rs)
+    assert all(per_reason[r] >= 2 for r in ("control_character", "invalid_numeric_field", "timestamp_out_of_range"))
 
 
 # --------------------------------------------------------------------------- summary table

@@ -40,6 +40,20 @@ def plays_ok(out: Path) -> pd.DataFrame:
     return plays
 
 
+def test_every_header_name_selects_one_column() -> None:
+    """No header name (canonical or alias) of a spec stands for two columns: the reader's header rules need it."""
+    import importlib
+
+    from musicrec.readers import TableSpec
+
+    specs = [v for m in ("kaggle", "taste_profile", "lastfm_1k", "lastfm_360k", "hetrec")
+             for v in vars(importlib.import_module(f"musicrec.sources.{m}")).values() if isinstance(v, TableSpec)]
+    assert len(specs) >= 9
+    for spec in specs:
+        names = [n for c in spec.columns for n in spec.names_for(c)]
+        assert len(names) == len(set(names)), spec.description
+
+
 def test_hetrec_zip(tmp_path: Path) -> None:
     zdir = need("hetrec2011-lastfm-2k", "hetrec2011-lastfm-2k.zip").parent
     cap = CleanParams().cap_for("hetrec_lastfm_2k")  # the default cap of artist-level sources (10,000,000)

@@ -263,8 +263,11 @@ def parse_iso_utc(col: pa.Array | pa.ChunkedArray, checks: Checks) -> pa.Array:
     """
     checks.fail(pc.equal(col, ""), "missing_timestamp")
     ts = pc.strptime(col, format=ISO_UTC, unit="s", error_is_null=True)
-    checks.fail(pc.invert(pc.equal(pc.strftime(ts, format=ISO_UTC), col)), "invalid_timestamp")
-    checks.fail(pc.invert(_in_time_range(ts)), "timestamp_out_of_range")
+    real = pc.equal(pc.strftime(ts, format=ISO_UTC), col)
+    in_range = _in_time_range(ts)
+    checks.fail(pc.invert(real), "invalid_timestamp")
+    checks.fail(pc.invert(in_range), "timestamp_out_of_range")
+    ts = pc.if_else(pc.and_(real, in_range), ts, pa.scalar(None, ts.type))  # null where refused
     return pc.cast(pc.cast(ts, pa.timestamp("us")), pa.timestamp("us", tz="UTC"))
 
 
