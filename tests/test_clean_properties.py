@@ -11,7 +11,7 @@ Checked for every example:
   and ``quarantine.parquet`` holds exactly the quarantined rows, each with a
   reason from :data:`musicrec.sources.REASONS` and a physical line in the file;
 * an independent oracle of the documented rules (reader: RFC 4180 quoting,
-  whitespace stripping, C0 control characters refused; Kaggle adapter: ``TOKEN_ID``
+  whitespace stripping, C0 control characters refused in these id / count fields; Kaggle adapter: ``TOKEN_ID``
   ids, integer play counts with an optional ``.0`` fraction and leading zeros in
   1..max_playcount; clean: first of exact
   duplicates kept, unmatched keep/drop) predicts the kept plays exactly, in order,
@@ -54,7 +54,7 @@ _INT = re.compile(r"-?[0-9]+(\.0*)?")
 # Characters on which Python's str.strip and Arrow's utf8_trim_whitespace agree; no CR (CRLF
 # files are made by replacing every LF), no BOM.
 ALPHABET = st.sampled_from(list("aAzZ09 ,\"\n\t.:-_;'") + ["é", "ß", "\u00a0", "\u3000", "🎵", "\x01", "\x1f"])
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")  # refused anywhere in a field (the only ones ALPHABET has)
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")  # refused anywhere in an id / number field (ALPHABET has only these)
 TEXT = st.text(ALPHABET, max_size=12)
 
 valid_rows = st.tuples(

@@ -14,10 +14,17 @@ What the reader handles, and how (each is counted, never silently dropped):
   ``ReaderStats.encoding_fallback_lines``. UTF-16 files, files with a NUL byte
   anywhere (any encoding; the error names its line), gzip data under a plain
   name and zip archives under a text name are refused with :class:`InputFormatError`.
-* Control characters: a record whose kept field holds a C0 control character
-  (U+0001-U+0008, U+000E-U+001F, or DEL U+007F, anywhere in the field; VT, FF or
-  a lone CR inside the stripped value) is rejected as ``control_character``
-  (TAB and LF are data). Ignored extra columns are not checked.
+* Control characters: a C0 control character (U+0001-U+0008, U+000E-U+001F, or
+  DEL U+007F, anywhere in the field; VT, FF or a lone CR inside the stripped
+  value; TAB and LF are data) is treated by the kind of field, as the spec
+  declares it (``TableSpec.text_columns``). In an identifier or numeric field it
+  rejects the record as ``control_character``. In a free-text field (titles,
+  names, tags) each one is replaced by U+FFFD and the record is kept; the
+  characters replaced and the records they are in are counted in
+  ``ReaderStats.control_characters_replaced`` /
+  ``rows_with_control_characters_replaced`` (the real MSD has titles like
+  ``I\x19m Moving On``: a right quote cut down to its low byte upstream).
+  Ignored extra columns are not checked. See :func:`strip_fields`.
 * Line ends: LF and CRLF (the CR is removed, also where a CRLF ends a read
   block inside a quoted field); a final line without a newline is
   read, and if it does not have the expected fields it is rejected as
@@ -56,7 +63,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import re
 import zipfile
 import zlib
 from collections import deque
@@ -195,7 +201,10 @@ class TableSpec:
     ``"none"`` (no header; one is rejected as ``unexpected_header``) or
     ``"optional"`` (either, silently). ``aliases`` lists other accepted header
     names per column (compared lower-case, stripped). ``extra_columns`` allows
-    header columns beyond ``columns`` (then ignored).
+    header columns beyond ``columns`` (then ignored). ``text_columns``: the
+    free-text columns (display text: titles, names, tags, genres), where a
+    control character is replaced by U+FFFD; every other column is an identifier
+    or a number, where one rejects the record (``control_character``).
     """
 
     columns: tuple[str, ...]
@@ -205,7 +214,13 @@ class TableSpec:
     encoding: Literal["utf-8", "latin-1"] = "utf-8"
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     extra_columns: bool = False
+    text_columns: tuple[str, ...] = ()
     description: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.text_columns) - set(self.columns)
+        if unknown:
+            raise ValueError(f"text_columns {sorted(unknown)} are not columns of the spec {self.columns}")
 
     def names_for(self, column: str) -> tuple[str, ...]:
         return (column.lower(), *(a.lower() for a in self.aliases.get(column, ())))
@@ -224,6 +239,8 @@ class ReaderStats:
     trailing_newline: bool = True
     physical_lines: int = 0
     header_notes: list[str] = field(default_factory=list)  # e.g. an alias column ignored (reported if any)
+    control_characters_replaced: int = 0  # by U+FFFD, in the free-text fields of the records passed on
+    rows_with_control_characters_replaced: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -232,7 +249,15 @@ class ReaderStats:
             "encoding_fallback_lines": self.encoding_fallback_lines,
             "trailing_newline": self.trailing_newline,
             "physical_lines": self.physical_lines,
+            **self.control_dict(),
             **({"header_notes": list(self.header_notes)} if self.header_notes else {}),
+        }
+
+    def control_dict(self) -> dict[str, int]:
+        """The control-character replacement counts (all an input that is not a text file reports)."""
+        return {
+            "control_characters_replaced": self.control_characters_replaced,
+            "rows_with_control_characters_replaced": self.rows_with_control_characters_replaced,
         }
 
 
@@ -299,17 +324,50 @@ def _check_nul(data: bytes, name: str, first_line: int) -> None:
 
 
 # C0 controls that are never text: anywhere in a field (leading / trailing ones too, which the
-# whitespace stripping would otherwise drop silently); VT, FF and a lone CR only inside the
-# stripped value (at its ends they are whitespace). TAB and LF are data (TSV separator, CSV
-# multi-line fields); NUL refuses the whole file (_check_nul).
-_CONTROL_ANY = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
-_CONTROL_INNER = re.compile(r"[\x0b\x0c\r]")
+# whitespace stripping would otherwise drop silently: U+001C-U+001F are whitespace); VT, FF and a
+# lone CR only inside the stripped value (at its ends they are whitespace). TAB and LF are data
+# (TSV separator, CSV multi-line fields); NUL refuses the whole file (_check_nul).
+_CONTROL_ANY = r"[\x00-\x08\x0e-\x1f\x7f]"
+_CONTROL_INNER = r"[\x0b\x0c\r]"
 _CONTROL_PREFILTER = r"[\x00-\x08\x0b-\x1f\x7f]"  # a superset of both, on the whole record
+REPLACEMENT_CHARACTER = "\ufffd"
 
 
-def has_control_character(value: str) -> bool:
-    """Whether a field value (before whitespace stripping) holds a refused control character."""
-    return bool(_CONTROL_ANY.search(value) or _CONTROL_INNER.search(value.strip()))
+def strip_fields(fields: pa.Table, spec: TableSpec, stats: ReaderStats) -> tuple[pa.Table, np.ndarray]:
+    """Strip the ``spec.columns`` of ``fields`` of whitespace and apply the control-character rule.
+
+    ``fields``: the raw (unstripped) field values of each record in the spec columns, and ``_raw``,
+    the record's text (any superset of its fields, looked at first so that clean data costs one
+    scan). In a ``spec.text_columns`` field each control character is replaced by U+FFFD (counted
+    in ``stats``, for the records passed on); in any other field one marks the record. Returns the
+    stripped table and the mask of marked records (rejected as ``control_character`` by the caller).
+    """
+    n = fields.num_rows
+    bad = np.zeros(n, dtype=bool)
+    replaced = np.zeros(n, dtype=np.int64)
+    suspect = bool(n) and bool(pc.any(pc.match_substring_regex(fields["_raw"], _CONTROL_PREFILTER)).as_py())
+
+    def count(arr: pa.Array | pa.ChunkedArray, pattern: str) -> np.ndarray:
+        return np.asarray(pc.count_substring_regex(arr, pattern).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+    out: dict[str, pa.Array | pa.ChunkedArray] = {}
+    for c in spec.columns:
+        raw = fields[c]
+        if suspect and c in spec.text_columns:
+            replaced += count(raw, _CONTROL_ANY)
+            value = pc.utf8_trim_whitespace(pc.replace_substring_regex(raw, _CONTROL_ANY, REPLACEMENT_CHARACTER))
+            replaced += count(value, _CONTROL_INNER)
+            value = pc.replace_substring_regex(value, _CONTROL_INNER, REPLACEMENT_CHARACTER)
+        else:
+            value = pc.utf8_trim_whitespace(raw)
+            if suspect:
+                hit = pc.or_(pc.match_substring_regex(raw, _CONTROL_ANY), pc.match_substring_regex(value, _CONTROL_INNER))
+                bad |= np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)
+        out[c] = value
+    stats.control_characters_replaced += int(replaced[~bad].sum())
+    stats.rows_with_control_characters_replaced += int((replaced[~bad] > 0).sum())
+    rest = {c: fields[c] for c in fields.column_names if c not in out}
+    return pa.table({**out, **rest}), bad
 
 
 def _iter_line_blocks(fh: BinaryIO, name: str, encoding: str, stats: ReaderStats) -> Iterator[tuple[int, str, bool]]:
@@ -500,8 +558,8 @@ def _resolve_header(first: str, line_no: int, spec: TableSpec, name: str, stats:
 
 
 def _to_table(recs: list[str], nums: np.ndarray, spec: TableSpec, positions: list[int], width: int,
-              last_line: int | None) -> tuple[pa.Table, pa.Table]:
-    """Split records into fields; return (good fields table, rejects table)."""
+              last_line: int | None, stats: ReaderStats) -> tuple[pa.Table, pa.Table]:
+    """Split records into fields; return (the fields of the good records, stripped, and the rejects table)."""
     names = list(spec.columns)
     arr = pa.array(recs, pa.string())
     lines = pa.array(nums, pa.int64())
@@ -517,7 +575,7 @@ def _to_table(recs: list[str], nums: np.ndarray, spec: TableSpec, positions: lis
     parts = pc.split_pattern(f_arr, spec.sep)
     ok = pc.equal(pc.list_value_length(parts), width)
     good_parts = parts.filter(ok)
-    cols = {n: pc.utf8_trim_whitespace(pc.list_element(good_parts, p)) for n, p in zip(names, positions)}
+    cols = {n: pc.list_element(good_parts, p) for n, p in zip(names, positions)}  # stripped by strip_fields
     cols["_line"] = f_lines.filter(ok)
     cols["_raw"] = f_arr.filter(ok)
     good = pa.table(cols)
@@ -543,7 +601,7 @@ def _to_table(recs: list[str], nums: np.ndarray, spec: TableSpec, positions: lis
                 bad_w.append("malformed_quoting" if fields is None else "wrong_field_count")
                 continue
             for n, p in zip(names, positions):
-                slow_rows[n].append(fields[p].strip())
+                slow_rows[n].append(fields[p])
             slow_rows["_line"].append(int(nums[i]))
             slow_rows["_raw"].append(rec)
         if slow_rows["_line"]:
@@ -553,18 +611,13 @@ def _to_table(recs: list[str], nums: np.ndarray, spec: TableSpec, positions: lis
         rej_raw.append(pa.array(bad_r, pa.string()))
         rej_reason.append(pa.array(bad_w, pa.string()))
 
-    suspect = pc.match_substring_regex(good["_raw"], _CONTROL_PREFILTER)
-    if pc.any(suspect).as_py():
-        bad = np.zeros(good.num_rows, dtype=bool)
-        for i in np.flatnonzero(np.asarray(suspect.to_numpy(zero_copy_only=False), dtype=bool)):
-            fields = _split_one(good["_raw"][int(i)].as_py(), spec) or []
-            bad[i] = any(has_control_character(fields[p]) for p in positions)
-        if bad.any():
-            mask = pa.array(bad)
-            rej_line.append(good["_line"].filter(mask).combine_chunks())
-            rej_raw.append(good["_raw"].filter(mask).combine_chunks())
-            rej_reason.append(pa.array(["control_character"] * int(bad.sum()), pa.string()))
-            good = good.filter(pa.array(~bad))
+    good, bad = strip_fields(good, spec, stats)
+    if bad.any():
+        mask = pa.array(bad)
+        rej_line.append(good["_line"].filter(mask).combine_chunks())
+        rej_raw.append(good["_raw"].filter(mask).combine_chunks())
+        rej_reason.append(pa.array(["control_character"] * int(bad.sum()), pa.string()))
+        good = good.filter(pa.array(~bad))
 
     rejects = pa.table({
         "line": pa.concat_arrays(rej_line),
@@ -615,7 +668,7 @@ def iter_records(inp: InputFile, spec: TableSpec, chunk_rows: int, stats: Reader
         nonlocal sniffed, sniff_ok, first_wrong
         assert positions is not None
         ll = last_line if (last_line is not None and len(nums) and nums[-1] == last_line) else None
-        good, rej = _to_table(recs, nums, spec, positions, width, ll)
+        good, rej = _to_table(recs, nums, spec, positions, width, ll, stats)
         if extra:
             rej = pa.concat_tables([rej, _rejects_table(extra)]).sort_by("line")
         if not sniff_ok:

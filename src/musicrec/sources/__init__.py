@@ -41,8 +41,11 @@ REASONS: dict[str, str] = {
     "unterminated_quote": "a quoted CSV field is never closed",
     "malformed_quoting": "quotes that do not follow CSV rules",
     "unexpected_header": "a header line in a file that has none",
-    "control_character": "a field holds a control character (U+0001-U+0008, U+000E-U+001F, U+007F anywhere; "
-                         "U+000B, U+000C or a lone CR inside the value); a NUL byte anywhere refuses the file",
+    "control_character": "an identifier or numeric field holds a control character (U+0001-U+0008, "
+                         "U+000E-U+001F, U+007F anywhere; U+000B, U+000C or a lone CR inside the value). In a "
+                         "free-text field (TableSpec.text_columns: titles, names, tags) each one is replaced by "
+                         "U+FFFD and the row kept, counted in the file's reader stats "
+                         "(control_characters_replaced); a NUL byte anywhere refuses a text file",
     # plays
     "missing_user_id": "empty user id",
     "malformed_user_id": "user id not in the source's id format",
@@ -377,8 +380,8 @@ _WS = re.compile(r"\s+")
 def name_key(artist: str | None, title: str | None = None) -> str:
     """Deterministic item id for a name-only item: ``name:`` + 16 hex digits of BLAKE2b of the
     normalised names (Unicode NFKC, case-folded, inner whitespace collapsed). The two names are
-    joined with U+001F, which cannot occur in them: the reader quarantines fields with C0 control
-    characters (``control_character``) before any key is built."""
+    joined with U+001F, which cannot occur in them: the reader replaces the C0 control characters
+    of name fields (free text) by U+FFFD before any key is built."""
     def norm(s: str | None) -> str:
         return _WS.sub(" ", unicodedata.normalize("NFKC", s or "").casefold()).strip()
     payload = norm(artist) if title is None else norm(artist) + "\x1f" + norm(title)

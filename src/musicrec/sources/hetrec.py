@@ -24,6 +24,9 @@ Normalisation:
   joined with ``", "``; tag assignments naming an unknown tag or artist are
   counted (``join.tag_assignments_unknown_*``) and not used.
 * No timestamps on plays.
+* Control characters: replaced by U+FFFD (and counted) in artist names and tag
+  values (free text); in an id, a weight or a date field they quarantine the row
+  (``control_character``).
 """
 
 from __future__ import annotations
@@ -48,9 +51,9 @@ TOP_TAGS = 10
 USER_ARTISTS_SPEC = TableSpec(columns=("userid", "artistid", "weight"), sep="\t", header="required",
                               description="HetRec user-artist plays")
 ARTISTS_SPEC = TableSpec(columns=("id", "name"), sep="\t", header="required", extra_columns=True,
-                         description="HetRec artists")
+                         text_columns=("name",), description="HetRec artists")
 TAGS_SPEC = TableSpec(columns=("tagid", "tagvalue"), sep="\t", header="required", encoding="latin-1",
-                      description="HetRec tags")
+                      text_columns=("tagvalue",), description="HetRec tags")
 TAGGED_SPEC = TableSpec(columns=("userid", "artistid", "tagid", "day", "month", "year"), sep="\t", header="required",
                         extra_columns=True, description="HetRec tag assignments")
 

@@ -14,6 +14,9 @@ Normalisation (beyond the reader's whitespace stripping):
   empty or NaN -> null; other non-numbers, ``inf``, overflows (``1e999``) and
   values beyond int64 quarantine the row (``invalid_numeric_field``).
 * ``spotify_preview_url`` and ``spotify_id`` are not part of the cleaned schema (dropped).
+* Control characters: replaced by U+FFFD (and counted) in ``name``, ``artist``,
+  ``tags`` and ``genre`` (free text: ``INFO_SPEC.text_columns``); in an id, a play
+  count or a number they quarantine the row (``control_character``).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from musicrec.sources import (
 INFO_SPEC = TableSpec(
     columns=("track_id", "name", "artist", "tags", "genre", "year", "duration_ms", *AUDIO_FEATURES),
     sep=",", header="required", quoting=True, extra_columns=True,
-    aliases={"track_id": ("item_id", "trackid")},
+    aliases={"track_id": ("item_id", "trackid")}, text_columns=("name", "artist", "tags", "genre"),
     description="Kaggle track metadata",
 )
 HISTORY_SPEC = TableSpec(
