@@ -42,7 +42,8 @@ if str(ROOT / "src") not in sys.path:  # so that ``python tests/test_bad_inputs.
 
 from musicrec.clean import clean  # noqa: E402
 from musicrec.readers import InputFormatError  # noqa: E402
-from musicrec.schema import KAGGLE_HISTORY, KAGGLE_MUSIC_INFO, KAGGLE_MUSIC_INFO_COLUMNS  # noqa: E402
+from musicrec.readers import BLOCK_BYTES  # noqa: E402
+from musicrec.schema import AUDIO_FEATURES, KAGGLE_HISTORY, KAGGLE_MUSIC_INFO, KAGGLE_MUSIC_INFO_COLUMNS  # noqa: E402
 from musicrec.sources import REASONS, name_key  # noqa: E402
 
 # --------------------------------------------------------------------------- outcomes
@@ -204,6 +205,71 @@ def _sqlite_without_songs() -> bytes:
         con.commit()
         con.close()
         return (Path(d) / "x.db").read_bytes()
+
+
+def info_with(tid: str, **values: str) -> str:
+    """A Music Info row with some columns set (others as in :func:`info_row`)."""
+    row = {"track_id": tid, "name": "Song", "artist": "Artist", "spotify_preview_url": "http://p", "spotify_id": "sp",
+           "tags": '"Rock, Indie"', "genre": "Rock", "year": "2004", "duration_ms": "200000",
+           **dict(zip(AUDIO_FEATURES, FEATS.split(","))), **values}
+    return ",".join(row[c] for c in KAGGLE_MUSIC_INFO_COLUMNS)
+
+
+SONG_DATA = "song_data.csv"
+SONG_DATA_HEADER = ",track_id,song_id,artist_name,title,year,duration,danceability,energy,key,loudness,mode,tempo,time_signature"
+
+
+def song_data_row(i: int, tr: str, so: str, year: str = "2004", duration: str = "200.5", tempo: str = "120") -> str:
+    return f"{i},{tr},{so},Art,Title,{year},{duration},0.5,0.5,1,-5,1,{tempo},4"
+
+
+def _sqlite_songs(rows: list[tuple]) -> Callable[[], bytes]:
+    """A track_metadata.db with table songs(track_id, title, song_id, artist_name, duration, year)."""
+    def make() -> bytes:
+        import sqlite3
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            con = sqlite3.connect(Path(d) / "x.db")
+            con.execute("CREATE TABLE songs (track_id text, title text, song_id text, artist_name text, duration real, "
+                        "year int)")
+            con.executemany("INSERT INTO songs VALUES (?,?,?,?,?,?)", rows)
+            con.commit()
+            con.close()
+            return (Path(d) / "x.db").read_bytes()
+    return make
+
+
+def _nul_past_64k() -> bytes:
+    """A history of ~100 KB whose only NUL byte is on line 8002, far past the first 64 KiB."""
+    rows = [f"TRA,u{i},1" for i in range(8000)]
+    assert len(lines(HIST_HEADER, *rows)) > 65536 + 1024
+    return lines(HIST_HEADER, *rows) + b"TRB,u\x00x,1\n" + lines("TRC,v1,1")
+
+
+def _crlf_on_block_boundary() -> bytes:
+    """A CRLF file whose first read block ends on the CRLF inside the quoted name of TRB: TRA's (unquoted) artist
+    is padded so that this CRLF is the last line end of the first BLOCK_BYTES."""
+    head = (INFO_HEADER + "\r\n").encode()
+    tra = info_row("TRA", artist="{pad}", tags="rock").encode()  # no quote: the csv module limits quoted records
+    trb = 'TRB,"two\r'.encode()
+    pad = BLOCK_BYTES - 10 - len(head) - (len(tra) - len(b"{pad}")) - 2 - len(trb)
+    data = head + tra.replace(b"{pad}", b"A" * pad) + b"\r\n" + trb
+    assert len(data) == BLOCK_BYTES - 10  # the LF of TRB's inner CRLF is byte BLOCK_BYTES - 10 (0-based)
+    return data + lines('\nlines"' + info_row("TRB")[len("TRB,Song"):], info_row("TRC"), sep="\r\n")
+
+
+def _warned(*patterns: str) -> Callable[[Path, dict], None]:
+    """The report has exactly one warning, matching every regex."""
+    def check(out: Path, rep: dict) -> None:
+        assert len(rep.get("warnings", [])) == 1, rep.get("warnings")
+        for pat in patterns:
+            assert re.search(pat, rep["warnings"][0]), (pat, rep["warnings"][0])
+    return check
+
+
+def _no_warning(out: Path, rep: dict) -> None:
+    assert "warnings" not in rep
 
 
 def _very_long_line() -> bytes:
@@ -583,6 +649,182 @@ CASES: list[Case] = [
          hetrec(user_artists__dat=b"2\t51\t13\r\n2\t52\t10\r\n3\t51\t1\r\n"),
          Parsed(HETREC_KEPT), check=reader(UA, header="missing")),
     # ---- round 2: numbers, text bytes, headers, dates, HetRec tags
+    Case("kaggle_info_numbers_overflow_inf_and_int64", "kaggle",
+         kaggle(info=lines(INFO_HEADER, info_row("TRA"), info_row("TRB"), info_row("TRC"),
+                           info_with("TRD", year="1e30"), info_with("TRE", duration_ms="1e400"),
+                           info_with("TRF", tempo="1e999"), info_with("TRG", tempo="inf"),
+                           info_with("TRH", loudness="-1e999"), info_with("TRI", year="9.3e18"),
+                           info_with("TRJ", duration_ms="-9.3e18"), info_with("TRK", tempo="Infinity"),
+                           info_with("TRL", energy="1e308"), info_with("TRM", duration_ms="9.2e18"),
+                           info_with("TRN", year="2004.0", key="NaN"), info_with("TRO", year="0000000000000000000002004"))),
+         Quarantined({INFO: 7, HIST: 3}, {INFO: {"invalid_numeric_field": 8}}),
+         check=all_of(item_field("TRL", "energy", 1e308), item_field("TRM", "duration_ms", 9_200_000_000_000_000_000),
+                      item_field("TRN", "year", 2004), item_field("TRO", "year", 2004),
+                      lambda out, rep: pd.isna(items(out).loc["TRN", "key"]),
+                      expect_qlines(INFO, {i: "invalid_numeric_field" for i in range(5, 13)})),
+         note="every numeric field is a finite value of its Arrow type or the row is quarantined: inf written out "
+              "and an overflow (1e999) alike, and year/duration_ms beyond int64"),
+    Case("kaggle_playcount_leading_zeros_do_not_count", "kaggle",
+         kaggle(hist=lines(HIST_HEADER, "TRA,u1," + "0" * 30 + "3", "TRA,u2," + "0" * 20 + "1000.0", "TRA,u3,-" + "0" * 20 + "1",
+                           "TRA,u4," + "0" * 25, "TRA,u5,00" + "9" * 19, "TRA,u6,0" + "1" * 18)),
+         Quarantined({INFO: 3, HIST: 2}, {HIST: {"playcount_out_of_range": 4}}), kwargs={"max_playcount": 1000},
+         check=expect_plays(["u1", "TRA", 3], ["u2", "TRA", 1000])),
+    Case("taste_song_data_numbers_overflow", "taste_profile",
+         taste(meta=lines(SONG_DATA_HEADER, song_data_row(0, TR1, SO1), song_data_row(1, TR2, SO2, year="1e30"),
+                          song_data_row(2, "TRAAAAAAAAAAAAAAA3", SO3, duration="1e300"),
+                          song_data_row(3, "TRAAAAAAAAAAAAAAA4", "SOAAAAAAAAAAAAAAA4", tempo="1e999")),
+               meta_name=SONG_DATA),
+         Quarantined({TRIP: 3, SONG_DATA: 1}, {SONG_DATA: {"invalid_numeric_field": 3}}),
+         check=item_field(TR1, "duration_ms", 200500), note="duration seconds x 1000 must still fit int64"),
+    Case("taste_sqlite_numbers_and_control_characters", "taste_profile",
+         taste(meta=_sqlite_songs([(TR1, "One", SO1, "Art", 200.5, 2004), (TR2, "Two", SO2, "Art", 1e300, 2004),
+                                   ("TRAAAAAAAAAAAAAAA3", "Three", SO3, "Art", float("inf"), 2004),
+                                   ("TRAAAAAAAAAAAAAAA4", "I\x19m Four", "SOAAAAAAAAAAAAAAA4", "Art\x14", 1.0, 2004),
+                                   ("TRAAAAAAAAAAAAAAA5\x1f", "Five", "SOAAAAAAAAAAAAAAA5", "Art", 1.0, 2004),
+                                   ("TRAAAAAAAAAAAAAAA6", " Six\x1f", "SOAAAAAAAAAAAAAAA6", "Art", 1.0, 2004)]),
+               meta_name="track_metadata.db"),
+         Quarantined({TRIP: 3, "track_metadata.db": 3},
+                     {"track_metadata.db": {"invalid_numeric_field": 2, "control_character": 1}}),
+         check=all_of(item_field(TR1, "year", 2004), item_field("TRAAAAAAAAAAAAAAA4", "name", "I\ufffdm Four"),
+                      item_field("TRAAAAAAAAAAAAAAA4", "artist", "Art\ufffd"),
+                      item_field("TRAAAAAAAAAAAAAAA6", "name", "Six\ufffd"),
+                      reader("track_metadata.db", control_characters_replaced=3, rows_with_control_characters_replaced=2),
+                      expect_qlines("track_metadata.db", {2: "invalid_numeric_field", 3: "invalid_numeric_field",
+                                                          5: "control_character"})),
+         note="the SQLite songs table follows the rule of the text files (SONGS_DB_SPEC): a control character "
+              "in a title or artist is replaced by U+FFFD, one in a track id (even a trailing U+001F, whitespace "
+              "to the stripping) quarantines the row"),
+    Case("hetrec_ids_and_weights_with_leading_zeros", "hetrec_lastfm_2k",
+         hetrec(user_artists__dat=b"userID\tartistID\tweight\r\n2\t51\t13\r\n0002\t051\t013\r\n2\t52\t10\r\n"
+                                  b"0000000000000000000003\t51\t00000000000000000000001\r\n4\t" + b"1" * 19 + b"\t1\r\n"),
+         Quarantined(HETREC_KEPT, {UA: {"duplicate_row": 1, "malformed_item_id": 1}}),
+         check=expect_plays(["2", "51", 13], ["2", "52", 10], ["3", "51", 1]),
+         note="numeric ids are canonical integers: 0002/051 is user 2, artist 51 (so line 3 repeats line 2)"),
+    Case("kaggle_history_nul_byte_past_64k", "kaggle", kaggle(hist=_nul_past_64k),
+         Error((r"User Listening History\.csv", r"line 8002\b", r"NUL byte", r"expected a text file")), stage=True,
+         note="a NUL byte anywhere refuses the file, wherever it stands (not only in the first 64 KiB)"),
+    Case("hetrec_tags_nul_byte_in_latin1_file", "hetrec_lastfm_2k",
+         hetrec(tags__dat=b"tagID\ttagValue\r\n1\tmetal\r\n2\tp\x00p\r\n"),
+         Error((r"hetrec2011-lastfm-2k\.zip:tags\.dat", r"line 3\b", r"NUL byte", r"expected a text file"))),
+    Case("kaggle_info_crlf_on_read_block_boundary_in_quoted_field", "kaggle", kaggle(info=_crlf_on_block_boundary),
+         Parsed(K), check=all_of(item_field("TRB", "name", "two\nlines"), item_field("TRC", "genre", "Rock"),
+                                 lambda out, rep: len(items(out).loc["TRA", "artist"]) > BLOCK_BYTES - 1000),
+         note="the CR of the CRLF that ends the first 8 MiB read block is inside a quoted name: removed like any CRLF"),
+    Case("control_characters_in_fields_kaggle", "kaggle",
+         kaggle(info=lines(INFO_HEADER, info_row("TRA"), info_row("TRB"), info_row("TRC"),
+                           info_row("TRD", name="So\x01ng", artist="\x02Art"), info_row("TRE", artist="Art\x7f"),
+                           info_row("TRF", name="Song\x1f"), info_row("TRG", tags='"rock,\x0bpop"'),
+                           info_row("TRH", name="\tTabbed\t"), info_row("TRI\x1f"), info_with("TRJ", tempo="120\x01"),
+                           info_with("TRK", year="20\x1b04")),
+                hist=lines(HIST_HEADER, "TRA,u1,3", "TRB,u\x1b2,1", "TRC,u1,2\x08", "TRC,u3,2\r", "TRB,u4\x0c,1")),
+         Quarantined({INFO: 8, HIST: 3}, {INFO: {"control_character": 3}, HIST: {"control_character": 2}}),
+         check=all_of(item_field("TRD", "name", "So\ufffdng"), item_field("TRD", "artist", "\ufffdArt"),
+                      item_field("TRE", "artist", "Art\ufffd"), item_field("TRF", "name", "Song\ufffd"),
+                      item_field("TRG", "tags", "rock, \ufffdpop"), item_field("TRH", "name", "Tabbed"),
+                      reader(INFO, control_characters_replaced=5, rows_with_control_characters_replaced=4),
+                      reader(HIST, control_characters_replaced=0, rows_with_control_characters_replaced=0),
+                      expect_qlines(INFO, {10: "control_character", 11: "control_character", 12: "control_character"}),
+                      expect_qlines(HIST, {3: "control_character", 4: "control_character"})),
+         note="C0 controls (and DEL) in an id or a number quarantine the row, also at a field's end where stripping "
+              "would drop them; in a name, artist or tag each is replaced by U+FFFD (counted in the reader stats) "
+              "and the row kept; TAB, VT, FF and CR at a field's ends are whitespace"),
+    Case("control_characters_in_lastfm1k_names_keep_items_distinct", "lastfm_1k",
+         {EV: lines(ev(traid="", art="y\x1fz", track="T"), ev(traid="", art="y", track="z\x1fT"),
+                    ev(artid="x\x1fy", art="z", traid="", track="T"), ev(ts="2009-05-04T23:08:57Z\x1f"),
+                    ev(traid="", art="A", track="B\rC"), ev())},
+         Quarantined({EV: 4}, {EV: {"control_character": 2}}),
+         check=all_of(output(items=4), reader(EV, control_characters_replaced=3, rows_with_control_characters_replaced=3),
+                      expect_qlines(EV, {3: "control_character", 4: "control_character"}),
+                      lambda out, rep: [r[1] for r in plays(out)] == [
+                          name_key("y\ufffdz", "T"), name_key("y", "z\ufffdT"), name_key("A", "B\ufffdC"), MB],
+                      item_field(name_key("y", "z\ufffdT"), "name", "z\ufffdT"),
+                      item_field(name_key("y\ufffdz", "T"), "artist", "y\ufffdz")),
+         note="U+001F inside a name is replaced by U+FFFD, so the two items (y|zT and yz|T) stay two items; a lone CR "
+              "inside a name is replaced too; in an id (artist MBID) or the timestamp it quarantines the row"),
+    Case("control_characters_other_sources", "lastfm_360k",
+         {P360: lines(f"{U1}\t\tDie \x02rzte\t5", f"{U1}\t\tbetty\t3", f"{U2}\t\tbet\x1fty\t3",
+                      f"{U2}\t{MB2}\x1f\tbetty\t3", f"{U2}\t\tbetty\t3\x01")},
+         Quarantined({P360: 3}, {P360: {"control_character": 2}}),
+         check=all_of(lambda out, rep: [r[1] for r in plays(out)] == [name_key("Die \ufffdrzte"), name_key("betty"),
+                                                                        name_key("bet\ufffdty")],
+                      reader(P360, control_characters_replaced=2, rows_with_control_characters_replaced=2))),
+    Case("control_characters_hetrec", "hetrec_lastfm_2k",
+         hetrec(artists__dat=b"id\tname\turl\tpictureURL\n51\tDuran Duran\tu\tp\n52\tMorcheeba\tu\tp\n53\tMor\x0bcheeba\tu\tp\n"
+                             b"54\tOK\tu\x01rl\tp\n55\x1f\tFive\tu\tp\n",
+                tags__dat=b"tagID\ttagValue\r\n1\tmetal\r\n2\tpop\r\n3\tro\x1fck\r\n4\x7f\tjazz\r\n"),
+         Quarantined({UA: 3, AR: 4, TG: 3, TA: 1}, {AR: {"control_character": 1}, TG: {"control_character": 1}}),
+         check=all_of(lambda out, rep: sorted(items(out).index) == ["51", "52", "53", "54"],
+                      item_field("53", "name", "Mor\ufffdcheeba"), item_field("54", "name", "OK"),
+                      reader(AR, control_characters_replaced=1, rows_with_control_characters_replaced=1),
+                      reader(TG, control_characters_replaced=1, rows_with_control_characters_replaced=1),
+                      expect_qlines(AR, {6: "control_character"}), expect_qlines(TG, {5: "control_character"})),
+         note="an ignored extra column (url) with a control character does not quarantine the row"),
+    Case("taste_unique_tracks_msd_control_characters", "taste_profile",
+         taste(meta=lines(f"{TR1}<SEP>{SO1}<SEP>Art<SEP>One", f"{TR2}<SEP>{SO2}<SEP>The White Stripes<SEP>I\x19m Slowly",
+                          f"TRAAAAAAAAAAAAAAA3<SEP>{SO3}\x14<SEP>Art<SEP>Three")),
+         Quarantined({TRIP: 3, UNIQ: 2}, {UNIQ: {"control_character": 1}}),
+         check=all_of(join(plays_unmatched=0), item_field(TR2, "name", "I\ufffdm Slowly"),
+                      reader(UNIQ, control_characters_replaced=1, rows_with_control_characters_replaced=1)),
+         note="the real MSD subset has 21 such titles (U+2019 cut to U+0019): kept, with U+FFFD"),
+    Case("kaggle_history_alias_before_canonical_refused", "kaggle",
+         kaggle(hist=lines("item_id,track_id,user_id,playcount", "TRX,TRA,u1,3")),
+         Error((r"User Listening History\.csv", r"line 1\b", r"track_id is given both by its own column and by "
+                r"'item_id' \(column 1, an alias of track_id\)", r"expected one column per field")), stage=True),
+    Case("kaggle_history_two_aliases_refused", "kaggle", kaggle(hist=lines("trackid,song_id,user_id,playcount", "TRA,TRA,u1,3")),
+         Error((r"User Listening History\.csv", r"line 1\b", r"track_id is given by 2 columns",
+                r"'trackid' \(column 1\), 'song_id' \(column 2\)"))),
+    Case("kaggle_history_canonical_twice_refused", "kaggle", kaggle(hist=lines(HIST_HEADER + ",USER_ID", "TRA,u1,3,u2")),
+         Error((r"User Listening History\.csv", r"line 1\b", r"user_id is given by 2 columns"))),
+    Case("kaggle_info_alias_before_canonical_is_an_extra_column", "kaggle",
+         kaggle(info=lines("item_id," + INFO_HEADER, "TRX," + info_row("TRA"), "TRY," + info_row("TRB"), "TRZ," + info_row("TRC"))),
+         Parsed(K), check=all_of(lambda out, rep: sorted(items(out).index) == ["TRA", "TRB", "TRC"],
+                                 join(plays_unmatched=0),
+                                 _warned(r"Music Info\.csv: line 1: column 1 'item_id' \(an alias of track_id\) is "
+                                         r"ignored as an extra column", r"also has the column track_id"),
+                                 lambda out, rep: len(rep["files"][INFO]["reader"]["header_notes"]) == 1),
+         note="the canonical column wins wherever the alias stands"),
+    Case("kaggle_history_columns_swapped_under_header_warns", "kaggle",
+         kaggle(hist=lines(HIST_HEADER, "u1,TRA,3", "u2,TRB,1", "u1,TRC,2")),
+         Parsed({INFO: 3, HIST: 3}),
+         check=all_of(join(plays_matched=0, plays_unmatched=3),
+                      _warned(r"none of the 3 valid plays matched the item metadata",
+                              r"User Listening History\.csv: track_id \(e\.g\. 'u1'\)",
+                              r"Music Info\.csv: track_id \(e\.g\. 'TRA'\)", r"swapped"))),
+    Case("hetrec_user_artists_header_swapped_warns", "hetrec_lastfm_2k",
+         hetrec(user_artists__dat=b"artistID\tuserID\tweight\r\n2\t51\t13\r\n2\t52\t10\r\n3\t51\t1\r\n"),
+         Parsed(HETREC_KEPT),
+         check=_warned(r"none of the 3 valid plays", r"user_artists\.dat: artistID \(e\.g\. '2'\)",
+                       r"artists\.dat: id \(e\.g\. '51'\)")),
+    Case("taste_no_play_matches_warns", "taste_profile", taste(trip=lines(f"{U1}\t{SO3}\t2")),
+         Parsed({TRIP: 1, UNIQ: 2}),
+         check=_warned(r"none of the 1 valid plays", r"10000\.txt: song \(SO id\) \(e\.g\. 'SOAAAAAAAAAAAAAAA3'\)",
+                       r"unique_tracks\.txt: song_id")),
+    Case("some_plays_matching_does_not_warn", "kaggle", kaggle(hist=lines(HIST_HEADER, "TRA,u1,3", "TRZ,u2,1")),
+         Parsed({INFO: 3, HIST: 2}), check=all_of(join(plays_unmatched=1), _no_warning)),
+    Case("lastfm1k_impossible_dates_and_range", "lastfm_1k",
+         {EV: lines(*(ev(ts=t) for t in (
+             "2009-05-04T23:08:57Z", "2009-02-30T12:00:00Z", "2009-04-31T12:00:00Z", "2008-12-31T23:59:60Z",
+             "2009-05-04T24:00:00Z", "2009-02-29T12:00:00Z", "2009-5-4T1:02:03Z", "2009-05-04T23:08:57.5Z",
+             "2008-02-29T12:00:00Z", "1970-01-01T00:00:00Z", "2099-12-31T23:59:59Z",
+             "1969-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "2100-01-01T00:00:00Z")))},
+         Quarantined({EV: 4}, {EV: {"invalid_timestamp": 7, "timestamp_out_of_range": 3}}),
+         check=lambda out, rep: [str(t) for t in pd.read_parquet(out / "plays")["timestamp"]] == [
+             "2009-05-04 23:08:57+00:00", "2008-02-29 12:00:00+00:00", "1970-01-01 00:00:00+00:00",
+             "2099-12-31 23:59:59+00:00"],
+         note="real dates only (never normalised to another day); valid range [1970-01-01, 2100-01-01) UTC"),
+    Case("hetrec_tag_assignment_dates", "hetrec_lastfm_2k",
+         hetrec(user_taggedartists__dat=b"userID\tartistID\ttagID\tday\tmonth\tyear\r\n2\t51\t2\t1\t4\t2009\r\n"
+                b"2\t51\t1\t30\t2\t2009\r\n2\t51\t1\t31\t4\t2009\r\n2\t51\t1\t1\t13\t2009\r\n2\t51\t1\t0\t4\t2009\r\n"
+                b"2\t51\t1\tx\t4\t2009\r\n2\t51\t1\t1\t4\t1956\r\n2\t52\t1\t01\t04\t2009\r\n3\t51\t1\t29\t2\t2008\r\n"
+                b"3\t52\t2\t1\t1\t2100\r\n"),
+         Quarantined({UA: 3, AR: 2, TG: 2, TA: 3}, {TA: {"invalid_date": 5, "timestamp_out_of_range": 2}}),
+         check=all_of(item_field("51", "tags", "metal, pop"), item_field("52", "tags", "metal"))),
+    Case("hetrec_tags_duplicate_ids", "hetrec_lastfm_2k",
+         hetrec(tags__dat=b"tagID\ttagValue\r\n1\tmetal\r\n2\tpop\r\n2\tPop\r\n1\trock\r\n01\tmetal\r\n"),
+         Quarantined(HETREC_KEPT, {TG: {"duplicate_row": 2, "duplicate_tag_conflict": 1}}),
+         check=all_of(item_field("51", "tags", "pop"), expect_qlines(TG, {4: "duplicate_row", 5: "duplicate_tag_conflict",
+                                                                         6: "duplicate_row"})),
+         note="a conflicting tag id is quarantined (first kept), never dropped silently"),
     # ---- round 2: paths, archives, compressed inputs, limits
 ]
 
@@ -696,6 +938,13 @@ def test_corpus_covers_the_issue() -> None:
     kinds = Counter(type(c.expect).__name__ for c in CASES)
     assert all(kinds[k] >= 5 for k in ("Parsed", "Quarantined", "Error")), kinds
     assert len(STAGE_CASES) >= 3
+    # every quarantine reason of the vocabulary is produced by at least one case
+    covered = {r for c in CASES if isinstance(c.expect, Quarantined) for rs in c.expect.reasons.values() for r in rs}
+    assert set(REASONS) - covered == set()
+    # round 2 classes: each on more than one source or field
+    per_reason = Counter(r for c in CASES if isinstance(c.expect, Quarantined) for rs in c.expect.reasons.values()
+                         for r in rs)
+    assert all(per_reason[r] >= 2 for r in ("control_character", "invalid_numeric_field", "timestamp_out_of_range"))
 
 
 # --------------------------------------------------------------------------- summary table

@@ -407,6 +407,18 @@ def _stage(tmp_path: Path, inp: Path) -> subprocess.CompletedProcess:
     )
 
 
+def test_no_play_matching_the_metadata_warns_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    d = tmp_path / "raw"
+    write(d / "Music Info.csv", INFO_HEADER + "\n" + info_row("TRA") + "\n" + info_row("TRB") + "\n")
+    write(d / "User Listening History.csv", "track_id,user_id,playcount\nu1,TRA,3\nu2,TRB,1\n")  # columns swapped
+    rep = run("kaggle", d, tmp_path / "out")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("clean: warning: none of the 2 valid plays matched the item metadata")
+    assert "User Listening History.csv: track_id (e.g. 'u1')" in err and "Music Info.csv: track_id (e.g. 'TRA')" in err
+    assert rep["warnings"] == [err.removeprefix("clean: warning: ").strip()]
+    assert (rep["join"]["plays_matched"], rep["join"]["plays_unmatched"]) == (0, 2)
+
+
 def test_stage_exits_2_on_missing_file(tmp_path: Path) -> None:
     d = tmp_path / "raw"
     write(d / "Music Info.csv", INFO_HEADER + "\n" + info_row("TRA") + "\n")

@@ -11,28 +11,37 @@ Checked for every example:
   and ``quarantine.parquet`` holds exactly the quarantined rows, each with a
   reason from :data:`musicrec.sources.REASONS` and a physical line in the file;
 * an independent oracle of the documented rules (reader: RFC 4180 quoting,
-  whitespace stripping; Kaggle adapter: ``TOKEN_ID`` ids, integer play counts
-  with an optional ``.0`` fraction in 1..max_playcount; clean: first of exact
+  whitespace stripping, C0 control characters refused in these id / count fields; Kaggle adapter: ``TOKEN_ID``
+  ids, integer play counts with an optional ``.0`` fraction and leading zeros in
+  1..max_playcount; clean: first of exact
   duplicates kept, unmatched keep/drop) predicts the kept plays exactly, in order,
   whenever no stray quote makes the record boundaries ambiguous; with one, every
   kept row still obeys those rules, is unique, and its ids occur in the input.
+
+Also properties of the value parsers: the duplicate key is injective; numbers are
+finite values of their Arrow type or fail the row; timestamps are real dates and
+times in :data:`musicrec.sources.TIME_RANGE` or fail the row.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import re
+from datetime import datetime, timezone
+from itertools import combinations
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from musicrec.clean import clean
 from musicrec.schema import KAGGLE_HISTORY, KAGGLE_MUSIC_INFO, KAGGLE_MUSIC_INFO_COLUMNS
-from musicrec.sources import REASONS, TOKEN_ID
+from musicrec.sources import REASONS, TIME_RANGE, TOKEN_ID, Checks, dedup_text, parse_iso_utc, parse_numbers
 
 MAX_PLAYCOUNT = 1000
 FEATS = "0.5,0.6,1,-5.0,1,0.1,0.2,0.0,0.1,0.5,120.0,4"
@@ -44,7 +53,8 @@ _TOKEN = re.compile(TOKEN_ID.strip("^$"))
 _INT = re.compile(r"-?[0-9]+(\.0*)?")
 # Characters on which Python's str.strip and Arrow's utf8_trim_whitespace agree; no CR (CRLF
 # files are made by replacing every LF), no BOM.
-ALPHABET = st.sampled_from(list("aAzZ09 ,\"\n\t.:-_;'") + ["é", "ß", "\u00a0", "\u3000", "🎵"])
+ALPHABET = st.sampled_from(list("aAzZ09 ,\"\n\t.:-_;'") + ["é", "ß", "\u00a0", "\u3000", "🎵", "\x01", "\x1f"])
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")  # refused anywhere in an id / number field (ALPHABET has only these)
 TEXT = st.text(ALPHABET, max_size=12)
 
 valid_rows = st.tuples(
@@ -81,13 +91,13 @@ def records(row: tuple) -> list[list[str]]:
 
 def normalise(fields: list[str]) -> tuple[str, str, int] | None:
     """(track, user, count) when the record is a valid play under the documented rules, else None."""
-    if len(fields) != 3:
+    if len(fields) != 3 or any(_CONTROL.search(f) for f in fields):
         return None
     track, user, count = (f.strip() for f in fields)
     if not (_TOKEN.fullmatch(track) and _TOKEN.fullmatch(user) and _INT.fullmatch(count)):
         return None
     digits = count.split(".")[0]
-    if len(digits.lstrip("-")) > 18:
+    if len(digits.lstrip("-").lstrip("0")) > 18:
         return None
     n = int(digits)
     return (track, user, n) if 1 <= n <= MAX_PLAYCOUNT else None
@@ -161,3 +171,56 @@ def test_random_history_rows_lose_nothing(tmp_path_factory: pytest.TempPathFacto
             assert _TOKEN.fullmatch(track) and _TOKEN.fullmatch(user) and 1 <= n <= MAX_PLAYCOUNT
             assert track in text and user in text
             assert unmatched == "keep" or track in CATALOG
+
+
+KEY_TEXT = st.text(st.sampled_from(list("a1:,") + ["\x1f", "é", "🎵"]), max_size=5)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(KEY_TEXT, KEY_TEXT, KEY_TEXT), min_size=2, max_size=12))
+def test_duplicate_key_is_injective(rows: list[tuple[str, str, str]]) -> None:
+    keys = dedup_text(*(pa.array([r[i] for r in rows], pa.string()) for i in range(3))).to_pylist()
+    for (a, ka), (b, kb) in combinations(zip(rows, keys), 2):
+        assert (ka == kb) == (a == b), (a, b, ka)
+
+
+NUMBER = st.one_of(st.floats(), st.integers(-2 ** 70, 2 ** 70), st.floats(-1e20, 1e20))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(NUMBER, min_size=1, max_size=20), st.sampled_from(["float", "int"]))
+def test_numbers_are_finite_values_of_their_type_or_fail_the_row(values: list, kind: str) -> None:
+    texts = [repr(v) for v in values]  # floats: 'inf', 'nan', '1e+300', '-0.0'; ints: exact digits
+    checks = Checks(len(texts))
+    got = parse_numbers(pa.array(texts, pa.string()), checks, kind).to_pylist()
+    for text, ok, value in zip(texts, checks.ok, got):
+        x = float(text) if text not in ("inf", "-inf") else None
+        if x is not None and math.isnan(x):
+            assert ok and value is None  # NaN: a missing value
+        elif kind == "float":
+            assert ok == (x is not None and math.isfinite(x)), text
+            assert value == (x if ok else None)
+        else:
+            r = round(x) if x is not None and math.isfinite(x) else None  # half to even, like Arrow
+            fits = r is not None and -2 ** 63 <= r < 2 ** 63
+            assert ok == fits, text
+            assert value == (r if fits else None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 9999), st.integers(0, 13), st.integers(0, 32), st.integers(0, 25),
+                          st.integers(0, 61), st.integers(0, 61)), min_size=1, max_size=20))
+def test_timestamps_are_real_dates_in_range_or_fail_the_row(parts: list[tuple[int, ...]]) -> None:
+    texts = ["{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}Z".format(*p) for p in parts]
+    checks = Checks(len(texts))
+    got = parse_iso_utc(pa.array(texts, pa.string()), checks).to_pylist()
+    for p, ok, code, value in zip(parts, checks.ok, checks.code, got):
+        try:
+            dt = datetime(*p, tzinfo=timezone.utc)
+        except ValueError:  # 30 Feb, month 13, hour 24, second 60: never normalised
+            assert not ok and checks.reasons[code] == "invalid_timestamp", p
+            continue
+        if TIME_RANGE[0] <= dt < TIME_RANGE[1]:
+            assert ok and value == dt, p
+        else:
+            assert not ok and checks.reasons[code] == "timestamp_out_of_range", p

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +13,7 @@ import pytest
 
 from musicrec.clean import clean
 from musicrec.config import CleanParams
+from musicrec.readers import TableSpec
 from musicrec.schema import ITEM_COLUMNS, PLAY_COLUMNS
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
@@ -40,6 +43,30 @@ def plays_ok(out: Path) -> pd.DataFrame:
     return plays
 
 
+def source_specs() -> list[TableSpec]:
+    specs = [v for m in ("kaggle", "taste_profile", "lastfm_1k", "lastfm_360k", "hetrec")
+             for v in vars(importlib.import_module(f"musicrec.sources.{m}")).values() if isinstance(v, TableSpec)]
+    assert len(specs) >= 10
+    return specs
+
+
+def test_every_header_name_selects_one_column() -> None:
+    """No header name (canonical or alias) of a spec stands for two columns: the reader's header rules need it."""
+    for spec in source_specs():
+        names = [n for c in spec.columns for n in spec.names_for(c)]
+        assert len(names) == len(set(names)), spec.description
+
+
+def test_display_text_columns_are_declared_free_text() -> None:
+    """The control-character rule depends on the kind of field: every display-text column (name, artist, title,
+    tag value, genre) and nothing else (ids, MBIDs, numbers) is in its spec's ``text_columns``."""
+    for spec in source_specs():
+        text = {c for c in spec.columns if re.search(r"name|artist|title|tag|genre", c) and not re.search(r"id$|mbid", c)}
+        assert set(spec.text_columns) == text, spec.description
+    with pytest.raises(ValueError, match=r"text_columns \['titel'\] are not columns"):
+        TableSpec(columns=("id", "title"), sep="\t", header="none", text_columns=("titel",))
+
+
 def test_hetrec_zip(tmp_path: Path) -> None:
     zdir = need("hetrec2011-lastfm-2k", "hetrec2011-lastfm-2k.zip").parent
     cap = CleanParams().cap_for("hetrec_lastfm_2k")  # the default cap of artist-level sources (10,000,000)
@@ -48,7 +75,10 @@ def test_hetrec_zip(tmp_path: Path) -> None:
     invariant(rep)
     ua = rep["files"]["hetrec2011-lastfm-2k.zip:user_artists.dat"]
     assert ua["rows_read"] == ua["kept"] == 92_834 and ua["quarantined"] == 0 and ua["reasons"] == {}
-    assert rep["totals"]["quarantined"] == 0
+    # the only rows quarantined: 4 tag assignments dated 1956/1957, before TIME_RANGE (the date is not used)
+    assert rep["totals"]["quarantined"] == 4
+    ta = rep["files"]["hetrec2011-lastfm-2k.zip:user_taggedartists.dat"]
+    assert ta["reasons"] == {"timestamp_out_of_range": 4}
     assert rep["files"]["hetrec2011-lastfm-2k.zip:artists.dat"]["kept"] == 17_632
     assert rep["files"]["hetrec2011-lastfm-2k.zip:tags.dat"]["rows_read"] == 11_946
     assert rep["files"]["hetrec2011-lastfm-2k.zip:user_taggedartists.dat"]["rows_read"] == 186_479
@@ -82,7 +112,11 @@ def test_taste_profile_with_subset_metadata(tmp_path: Path, meta: str) -> None:
     invariant(rep)
     f = rep["files"]["10000.txt"]
     assert f["rows_read"] == f["kept"] == 42_739
-    assert rep["files"][meta]["kept"] == 10_000
+    # 21 MSD titles hold 22 C0 controls (U+0019 / U+0013 / U+0014: a right quote or dash cut to its low byte
+    # upstream, "I\x19m Moving On"): free text, so each is replaced by U+FFFD and counted, and every track is kept
+    assert rep["files"][meta]["kept"] == 10_000 and rep["files"][meta]["reasons"] == {}
+    reader = rep["files"][meta]["reader"]
+    assert (reader["control_characters_replaced"], reader["rows_with_control_characters_replaced"]) == (22, 21)
     j = rep["join"]
     assert j["metadata_file"] == meta
     assert 150 <= j["play_items_matched"] <= 170 and 700 <= j["plays_matched"] <= 900  # ~160 songs / ~800 triplets
@@ -105,7 +139,10 @@ def test_msd_song_data_metadata_columns(tmp_path: Path) -> None:
     os.symlink(need("msd-subset-10k", "song_data.csv"), d / "song_data.csv")
     clean("taste_profile", d, tmp_path / "out", chunk_rows=100_000, max_playcount=100_000, unmatched="drop")
     items = pd.read_parquet(tmp_path / "out" / "items.parquet").set_index("item_id")
-    assert len(items) == 10_000
+    assert len(items) == 10_000  # the 21 titles with C0 control characters are kept, with U+FFFD
+    assert items.loc["TRABHWW128F424E9D2", "name"] == "I\ufffdm Moving On"  # U+0019 (a cut-down U+2019) replaced
+    assert items["name"].str.count("\ufffd").sum() == 22 and items["name"].str.contains("\ufffd").sum() == 21
+    assert not items["name"].str.contains(r"[\x00-\x1f\x7f]").any()
     row = items.loc["TRARRZU128F4253CA2"]
     assert row["name"] == "Je Sais Que La Terre Est Plate" and row["artist"] == "Raphaël"
     assert row["year"] == 2008 and row["duration_ms"] == 148741 and pd.isna(row["danceability"])

@@ -21,6 +21,12 @@ and the id/text normalisation documented in their module docstrings):
   metadata in ``items.parquet``, so every play's item is in the items table),
   ``"drop"`` drops it and counts it as ``unmatched_dropped``. Items with
   metadata but no plays stay in ``items.parquet`` and are counted.
+* Plays that match no metadata at all (a catalog source where not one play
+  joins, e.g. a history whose columns are swapped under a correct header): a
+  warning naming the columns the join compares, with a sample id from each side,
+  is printed on stderr and listed under ``warnings`` in the report (as are
+  header notes of the reader, e.g. an alias column ignored because the
+  canonical column is present). The report has ``warnings`` only when there is one.
 * Accounting: per file and overall, ``rows_read == kept + quarantined +
   unmatched_dropped`` (checked before returning; a violation is a bug and raises).
 
@@ -29,6 +35,7 @@ The output bytes depend only on the input bytes and the arguments.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -223,7 +230,22 @@ def clean(
                          matched_items=len(matched_items), unmatched_items=len(unmatched_ids),
                          users=len(users), items_with_plays=len(kept_items), items_total=items.num_rows,
                          plays_kept=plays_kept, playcount_sum=playcount_sum, with_ts=with_ts, parts=max(part, 1))
+        warnings = [n for rep in files.values() for n in rep.reader.get("header_notes", [])]
+        if not derived and plays_unmatched and not plays_matched:
+            warnings.append(_no_match_warning(catalog, cat_ids, unmatched_ids, plays_unmatched))
+        if warnings:
+            report["warnings"] = warnings
+    for w in warnings:
+        print(f"clean: warning: {w}", file=sys.stderr)
     return report
+
+
+def _no_match_warning(catalog: Catalog, cat_ids: pa.Array, unmatched_ids: set[str], n: int) -> str:
+    plays_side, meta_side = catalog.join or ("plays: item id", "metadata: item id")
+    meta_sample = repr(pc.min(cat_ids).as_py()) if len(cat_ids) else "none: the metadata has no valid item"
+    return (f"none of the {n} valid plays matched the item metadata: the join compares {plays_side} "
+            f"(e.g. {min(unmatched_ids)!r}) with {meta_side} (e.g. {meta_sample}); check that the columns are "
+            f"not swapped or mislabelled and that both files come from the same data set")
 
 
 def _report(source: str, input_dir: Path, files: dict[str, FileReport], catalog: Catalog, ctx: Context,

@@ -11,10 +11,22 @@ What the reader handles, and how (each is counted, never silently dropped):
 * Encodings: UTF-8 (a leading BOM is removed and reported), or Latin-1 when a
   spec says so (HetRec ``tags.dat``). In a UTF-8 file a line that is not valid
   UTF-8 is decoded as Latin-1 (every byte is valid there) and counted in
-  ``ReaderStats.encoding_fallback_lines``. UTF-16 files, files with NUL bytes,
-  gzip data under a plain name and zip archives under a text name are refused
-  with :class:`InputFormatError`.
-* Line ends: LF and CRLF (the CR is removed); a final line without a newline is
+  ``ReaderStats.encoding_fallback_lines``. UTF-16 files, files with a NUL byte
+  anywhere (any encoding; the error names its line), gzip data under a plain
+  name and zip archives under a text name are refused with :class:`InputFormatError`.
+* Control characters: a C0 control character (U+0001-U+0008, U+000E-U+001F, or
+  DEL U+007F, anywhere in the field; VT, FF or a lone CR inside the stripped
+  value; TAB and LF are data) is treated by the kind of field, as the spec
+  declares it (``TableSpec.text_columns``). In an identifier or numeric field it
+  rejects the record as ``control_character``. In a free-text field (titles,
+  names, tags) each one is replaced by U+FFFD and the record is kept; the
+  characters replaced and the records they are in are counted in
+  ``ReaderStats.control_characters_replaced`` /
+  ``rows_with_control_characters_replaced`` (the real MSD has titles like
+  ``I\x19m Moving On``: a right quote cut down to its low byte upstream).
+  Ignored extra columns are not checked. See :func:`strip_fields`.
+* Line ends: LF and CRLF (the CR is removed, also where a CRLF ends a read
+  block inside a quoted field); a final line without a newline is
   read, and if it does not have the expected fields it is rejected as
   ``truncated_last_line``.
 * Quoting (CSV specs only): RFC 4180 double quotes, separators and newlines
@@ -25,7 +37,11 @@ What the reader handles, and how (each is counted, never silently dropped):
   specs treat quotes as ordinary characters (artist names contain them).
 * Headers: where a header is expected its column names are matched by name
   (case-insensitive, aliases allowed, any order; extra columns allowed when the
-  spec says so); a missing header is tolerated when the first line is data
+  spec says so). The canonical name wins over an alias wherever the alias
+  stands: the alias column is then an extra column (ignored and reported in
+  ``ReaderStats.header_notes``) or, where extras are not allowed, the header is
+  refused; two columns for one field (a name twice, or two aliases) are
+  refused. A missing header is tolerated when the first line is data
   (a first line with no digit at all is taken as a header with unknown names). A
   header where none is expected is rejected as ``unexpected_header``. A header
   with the wrong columns, or a file whose first records all have the wrong
@@ -187,7 +203,10 @@ class TableSpec:
     ``"none"`` (no header; one is rejected as ``unexpected_header``) or
     ``"optional"`` (either, silently). ``aliases`` lists other accepted header
     names per column (compared lower-case, stripped). ``extra_columns`` allows
-    header columns beyond ``columns`` (then ignored).
+    header columns beyond ``columns`` (then ignored). ``text_columns``: the
+    free-text columns (display text: titles, names, tags, genres), where a
+    control character is replaced by U+FFFD; every other column is an identifier
+    or a number, where one rejects the record (``control_character``).
     """
 
     columns: tuple[str, ...]
@@ -197,7 +216,13 @@ class TableSpec:
     encoding: Literal["utf-8", "latin-1"] = "utf-8"
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     extra_columns: bool = False
+    text_columns: tuple[str, ...] = ()
     description: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.text_columns) - set(self.columns)
+        if unknown:
+            raise ValueError(f"text_columns {sorted(unknown)} are not columns of the spec {self.columns}")
 
     def names_for(self, column: str) -> tuple[str, ...]:
         return (column.lower(), *(a.lower() for a in self.aliases.get(column, ())))
@@ -215,6 +240,9 @@ class ReaderStats:
     encoding_fallback_lines: int = 0
     trailing_newline: bool = True
     physical_lines: int = 0
+    header_notes: list[str] = field(default_factory=list)  # e.g. an alias column ignored (reported if any)
+    control_characters_replaced: int = 0  # by U+FFFD, in the free-text fields of the records passed on
+    rows_with_control_characters_replaced: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -223,6 +251,15 @@ class ReaderStats:
             "encoding_fallback_lines": self.encoding_fallback_lines,
             "trailing_newline": self.trailing_newline,
             "physical_lines": self.physical_lines,
+            **self.control_dict(),
+            **({"header_notes": list(self.header_notes)} if self.header_notes else {}),
+        }
+
+    def control_dict(self) -> dict[str, int]:
+        """The control-character replacement counts (all an input that is not a text file reports)."""
+        return {
+            "control_characters_replaced": self.control_characters_replaced,
+            "rows_with_control_characters_replaced": self.rows_with_control_characters_replaced,
         }
 
 
@@ -264,18 +301,75 @@ def _decode(data: bytes, encoding: str, stats: ReaderStats) -> str:
                     parts.append(raw.decode("latin-1"))
                     stats.encoding_fallback_lines += 1
             text = "\n".join(parts)
-    return text.replace("\r\n", "\n") if "\r" in text else text
+    if "\r" not in text:
+        return text
+    text = text.replace("\r\n", "\n")
+    # ``data`` always ends just before a newline (or at the end of the file): a final CR is the CR of a
+    # CRLF cut by the block boundary (inside a quoted field it would otherwise be kept)
+    return text[:-1] if text.endswith("\r") else text
 
 
 def _check_head(block: bytes, name: str, encoding: str) -> None:
     if block.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise InputFormatError(f"{name}: line 1: the file is UTF-16 encoded (byte-order mark {block[:2].hex()}); expected UTF-8 text")
-    if encoding != "latin-1" and b"\x00" in block[:65536]:
-        pos = block.index(b"\x00")
-        line = block[:pos].count(b"\n") + 1
-        raise InputFormatError(f"{name}: line {line}: NUL byte found; expected a text file, this looks binary (or UTF-16)")
     if block.startswith(_GZIP_MAGIC):
         raise InputFormatError(f"{name}: line 1: the data is gzip-compressed (bytes 1f 8b); expected plain text")
+
+
+def _check_nul(data: bytes, name: str, first_line: int) -> None:
+    """Refuse a NUL byte anywhere in the file (every encoding): the file is binary, UTF-16 or corrupt."""
+    pos = data.find(b"\x00")
+    if pos >= 0:
+        line = first_line + data.count(b"\n", 0, pos)
+        raise InputFormatError(f"{name}: line {line}: NUL byte found; expected a text file, this looks binary "
+                               f"(or UTF-16, or corrupt)")
+
+
+# C0 controls that are never text: anywhere in a field (leading / trailing ones too, which the
+# whitespace stripping would otherwise drop silently: U+001C-U+001F are whitespace); VT, FF and a
+# lone CR only inside the stripped value (at its ends they are whitespace). TAB and LF are data
+# (TSV separator, CSV multi-line fields); NUL refuses the whole file (_check_nul).
+_CONTROL_ANY = r"[\x00-\x08\x0e-\x1f\x7f]"
+_CONTROL_INNER = r"[\x0b\x0c\r]"
+_CONTROL_PREFILTER = r"[\x00-\x08\x0b-\x1f\x7f]"  # a superset of both, on the whole record
+REPLACEMENT_CHARACTER = "\ufffd"
+
+
+def strip_fields(fields: pa.Table, spec: TableSpec, stats: ReaderStats) -> tuple[pa.Table, np.ndarray]:
+    """Strip the ``spec.columns`` of ``fields`` of whitespace and apply the control-character rule.
+
+    ``fields``: the raw (unstripped) field values of each record in the spec columns, and ``_raw``,
+    the record's text (any superset of its fields, looked at first so that clean data costs one
+    scan). In a ``spec.text_columns`` field each control character is replaced by U+FFFD (counted
+    in ``stats``, for the records passed on); in any other field one marks the record. Returns the
+    stripped table and the mask of marked records (rejected as ``control_character`` by the caller).
+    """
+    n = fields.num_rows
+    bad = np.zeros(n, dtype=bool)
+    replaced = np.zeros(n, dtype=np.int64)
+    suspect = bool(n) and bool(pc.any(pc.match_substring_regex(fields["_raw"], _CONTROL_PREFILTER)).as_py())
+
+    def count(arr: pa.Array | pa.ChunkedArray, pattern: str) -> np.ndarray:
+        return np.asarray(pc.count_substring_regex(arr, pattern).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+    out: dict[str, pa.Array | pa.ChunkedArray] = {}
+    for c in spec.columns:
+        raw = fields[c]
+        if suspect and c in spec.text_columns:
+            replaced += count(raw, _CONTROL_ANY)
+            value = pc.utf8_trim_whitespace(pc.replace_substring_regex(raw, _CONTROL_ANY, REPLACEMENT_CHARACTER))
+            replaced += count(value, _CONTROL_INNER)
+            value = pc.replace_substring_regex(value, _CONTROL_INNER, REPLACEMENT_CHARACTER)
+        else:
+            value = pc.utf8_trim_whitespace(raw)
+            if suspect:
+                hit = pc.or_(pc.match_substring_regex(raw, _CONTROL_ANY), pc.match_substring_regex(value, _CONTROL_INNER))
+                bad |= np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)
+        out[c] = value
+    stats.control_characters_replaced += int(replaced[~bad].sum())
+    stats.rows_with_control_characters_replaced += int((replaced[~bad] > 0).sum())
+    rest = {c: fields[c] for c in fields.column_names if c not in out}
+    return pa.table({**out, **rest}), bad
 
 
 def _iter_line_blocks(fh: BinaryIO, name: str, encoding: str, stats: ReaderStats) -> Iterator[tuple[int, str, bool]]:
@@ -305,6 +399,7 @@ def _iter_line_blocks(fh: BinaryIO, name: str, encoding: str, stats: ReaderStats
             else:
                 stats.physical_lines = line_no - 1
             return
+        _check_nul(block, name, line_no)  # the carry (no newline in it) was checked with its own block
         data = carry + block if carry else block
         cut = data.rfind(b"\n")
         if cut < 0:
@@ -424,13 +519,30 @@ def _resolve_header(first: str, line_no: int, spec: TableSpec, name: str, stats:
         return default, False, len(spec.columns)
     positions = []
     missing = []
+    ambiguous = []
+    shadowed = []
     for col in spec.columns:
-        names = spec.names_for(col)
-        idx = [i for i, n in enumerate(normed) if n in names]
-        if not idx:
-            missing.append(col)
+        canonical, *aliases = spec.names_for(col)
+        exact = [i for i, n in enumerate(normed) if n == canonical]
+        alias = [i for i, n in enumerate(normed) if n in aliases]
+        if len(exact) > 1 or (not exact and len(alias) > 1):
+            found = exact if exact else alias
+            ambiguous.append(f"{col} is given by {len(found)} columns "
+                             f"({', '.join(f'{fields[i].strip()!r} (column {i + 1})' for i in found)})")
+        elif exact:
+            positions.append(exact[0])  # the canonical name wins wherever an alias stands
+            shadowed += [(i, col) for i in alias]
+        elif alias:
+            positions.append(alias[0])
         else:
-            positions.append(idx[0])
+            missing.append(col)
+    if ambiguous or (shadowed and not spec.extra_columns):
+        what = "; ".join(ambiguous + [f"{col} is given both by its own column and by {fields[i].strip()!r} "
+                                      f"(column {i + 1}, an alias of {col})" for i, col in shadowed])
+        raise InputFormatError(
+            f"{name}: line {line_no}: header is ambiguous: {what}; expected one column per field of "
+            f"{','.join(spec.columns)}. Remove or rename the duplicate column"
+        )
     if missing or (not spec.extra_columns and len(fields) != len(spec.columns)):
         other = [s for s in _SEP_NAMES if s != spec.sep and s in first]
         hint = f" (it looks {_SEP_NAMES[other[0]]}-separated)" if other and len(fields) == 1 else ""
@@ -441,12 +553,15 @@ def _resolve_header(first: str, line_no: int, spec: TableSpec, name: str, stats:
             f"{','.join(fields)[:300]!r}{hint}"
         )
     stats.header = "present"
+    stats.header_notes = [f"{name}: line {line_no}: column {i + 1} {fields[i].strip()!r} (an alias of {col}) is "
+                          f"ignored as an extra column: the file also has the column {col}, which is used"
+                          for i, col in shadowed]
     return positions, True, len(fields)
 
 
 def _to_table(recs: list[str], nums: np.ndarray, spec: TableSpec, positions: list[int], width: int,
-              last_line: int | None) -> tuple[pa.Table, pa.Table]:
-    """Split records into fields; return (good fields table, rejects table)."""
+              last_line: int | None, stats: ReaderStats) -> tuple[pa.Table, pa.Table]:
+    """Split records into fields; return (the fields of the good records, stripped, and the rejects table)."""
     names = list(spec.columns)
     arr = pa.array(recs, pa.string())
     lines = pa.array(nums, pa.int64())
@@ -462,7 +577,7 @@ def _to_table(recs: list[str], nums: np.ndarray, spec: TableSpec, positions: lis
     parts = pc.split_pattern(f_arr, spec.sep)
     ok = pc.equal(pc.list_value_length(parts), width)
     good_parts = parts.filter(ok)
-    cols = {n: pc.utf8_trim_whitespace(pc.list_element(good_parts, p)) for n, p in zip(names, positions)}
+    cols = {n: pc.list_element(good_parts, p) for n, p in zip(names, positions)}  # stripped by strip_fields
     cols["_line"] = f_lines.filter(ok)
     cols["_raw"] = f_arr.filter(ok)
     good = pa.table(cols)
@@ -488,7 +603,7 @@ def _to_table(recs: list[str], nums: np.ndarray, spec: TableSpec, positions: lis
                 bad_w.append("malformed_quoting" if fields is None else "wrong_field_count")
                 continue
             for n, p in zip(names, positions):
-                slow_rows[n].append(fields[p].strip())
+                slow_rows[n].append(fields[p])
             slow_rows["_line"].append(int(nums[i]))
             slow_rows["_raw"].append(rec)
         if slow_rows["_line"]:
@@ -497,6 +612,14 @@ def _to_table(recs: list[str], nums: np.ndarray, spec: TableSpec, positions: lis
         rej_line.append(pa.array(bad_l, pa.int64()))
         rej_raw.append(pa.array(bad_r, pa.string()))
         rej_reason.append(pa.array(bad_w, pa.string()))
+
+    good, bad = strip_fields(good, spec, stats)
+    if bad.any():
+        mask = pa.array(bad)
+        rej_line.append(good["_line"].filter(mask).combine_chunks())
+        rej_raw.append(good["_raw"].filter(mask).combine_chunks())
+        rej_reason.append(pa.array(["control_character"] * int(bad.sum()), pa.string()))
+        good = good.filter(pa.array(~bad))
 
     rejects = pa.table({
         "line": pa.concat_arrays(rej_line),
@@ -547,7 +670,7 @@ def iter_records(inp: InputFile, spec: TableSpec, chunk_rows: int, stats: Reader
         nonlocal sniffed, sniff_ok, first_wrong
         assert positions is not None
         ll = last_line if (last_line is not None and len(nums) and nums[-1] == last_line) else None
-        good, rej = _to_table(recs, nums, spec, positions, width, ll)
+        good, rej = _to_table(recs, nums, spec, positions, width, ll, stats)
         if extra:
             rej = pa.concat_tables([rej, _rejects_table(extra)]).sort_by("line")
         if not sniff_ok:

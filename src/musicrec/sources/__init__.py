@@ -21,6 +21,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -40,6 +41,11 @@ REASONS: dict[str, str] = {
     "unterminated_quote": "a quoted CSV field is never closed",
     "malformed_quoting": "quotes that do not follow CSV rules",
     "unexpected_header": "a header line in a file that has none",
+    "control_character": "an identifier or numeric field holds a control character (U+0001-U+0008, "
+                         "U+000E-U+001F, U+007F anywhere; U+000B, U+000C or a lone CR inside the value). In a "
+                         "free-text field (TableSpec.text_columns: titles, names, tags) each one is replaced by "
+                         "U+FFFD and the row kept, counted in the file's reader stats "
+                         "(control_characters_replaced); a NUL byte anywhere refuses a text file",
     # plays
     "missing_user_id": "empty user id",
     "malformed_user_id": "user id not in the source's id format",
@@ -50,13 +56,18 @@ REASONS: dict[str, str] = {
     "playcount_out_of_range": "play count < 1 or above the cap (clean.max_playcount; clean.max_artist_playcount "
                               "for artist-level sources)",
     "missing_timestamp": "empty timestamp in an event source",
-    "invalid_timestamp": "timestamp not in ISO-8601 UTC form",
+    "invalid_timestamp": "timestamp not a real date and time in ISO-8601 UTC form YYYY-MM-DDTHH:MM:SSZ "
+                         "(30 Feb, a leap second 23:59:60 and 24:00 are refused, never normalised)",
+    "timestamp_out_of_range": "timestamp or date before 1970-01-01 or from 2100-01-01 on (UTC); see TIME_RANGE",
     "duplicate_row": "exact duplicate of an earlier row of the same file",
     # items / metadata
     "duplicate_item_conflict": "item id seen before with different metadata (first kept)",
-    "invalid_numeric_field": "a numeric metadata field is not a number",
+    "invalid_numeric_field": "a numeric metadata field is not a finite decimal number that fits its column type "
+                             "(text, inf, an overflow such as 1e999, a year or duration beyond int64)",
     "missing_tag_id": "empty or non-numeric tag id",
+    "duplicate_tag_conflict": "tag id seen before with a different tag value (first kept)",
     "malformed_id": "an auxiliary id (HetRec user/artist/tag) is not numeric",
+    "invalid_date": "day / month / year fields that are not integers forming a real calendar date",
 }
 
 ITEM_SCHEMA = pa.schema(
@@ -88,9 +99,16 @@ MSD_TRACK_ID = r"^TR[A-Z0-9]{16}$"
 MSD_SONG_ID = r"^SO[A-Z0-9]{16}$"
 SHA1_ID = r"^[0-9a-fA-F]{40}$"
 MBID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-NUMERIC_ID = r"^[0-9]{1,18}$"
+NUMERIC_ID = r"^[0-9]{1,18}$"  # checked after leading zeros are stripped (see numeric_ids)
 _INT = r"^-?[0-9]+(\.0*)?$"
 _FLOAT = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_LEADING_ZEROS = (r"^(-?)0*([0-9])", r"\1\2")  # "007" -> "7", "-0003" -> "-3", "000" -> "0"
+_INT64_BOUND = 2.0 ** 63  # int64 holds [-2**63, 2**63)
+
+#: Valid timestamps and dates: [start, end) in UTC. Fixed (never the current date), so that the
+#: data stages stay deterministic; pre-1970 values are refused (the temporal split needs epoch >= 0).
+TIME_RANGE = (datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
+ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
 
 
 @dataclass(frozen=True)
@@ -133,6 +151,8 @@ class Catalog:
     derived from the plays). ``id_map``: raw play item id -> catalog item id
     (Taste Profile SO -> TR); None means play item ids are catalog ids.
     ``quarantine``: rejected metadata rows (``file``, ``line``, ``reason``, ``raw``).
+    ``join``: what the plays-to-metadata join compares, ``(plays "file: column",
+    metadata "file: column")``, named in the warning when no play matches.
     """
 
     items: pa.Table | None
@@ -140,6 +160,7 @@ class Catalog:
     files: dict[str, FileReport] = field(default_factory=dict)
     quarantine: list[pa.Table] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+    join: tuple[str, str] | None = None
 
 
 @dataclass
@@ -203,39 +224,95 @@ def parse_playcount(col: pa.Array | pa.ChunkedArray, checks: Checks, max_playcou
     """Validate a play-count column into ``checks``; return int64 values (0 where invalid).
 
     Accepted: decimal integers, optionally written with a ``.0`` fraction
-    (``"3.0"`` -> 3). Rejected: empty, non-integers, NaN, < 1, > max_playcount.
+    (``"3.0"`` -> 3) and with any number of leading zeros (stripped before the
+    18-digit limit is applied). Rejected: empty, non-integers, NaN, < 1, > max_playcount.
     """
     checks.fail(pc.equal(col, ""), "missing_playcount")
     is_int = pc.match_substring_regex(col, _INT)
     checks.fail(pc.invert(is_int), "playcount_not_integer")
     digits = pc.replace_substring_regex(pc.if_else(is_int, col, "0"), r"\.0*$", "")
-    too_long = pc.greater(pc.utf8_length(digits), 18)
+    digits = pc.replace_substring_regex(digits, *_LEADING_ZEROS)
+    too_long = pc.greater(pc.utf8_length(pc.replace_substring_regex(digits, "^-", "")), 18)
     checks.fail(too_long, "playcount_out_of_range")
     values = pc.cast(pc.if_else(too_long, "0", digits), pa.int64())
     checks.fail(pc.or_(pc.less(values, 1), pc.greater(values, max_playcount)), "playcount_out_of_range")
     return values
 
 
+def numeric_ids(col: pa.Array | pa.ChunkedArray, checks: Checks, what: str | None,
+                reason: str | None = None) -> pa.Array:
+    """Decimal-integer ids (HetRec): leading zeros stripped (``"051"`` -> ``"51"``, one id), then at most
+    18 digits. ``what``: record ``missing_<what>`` / ``malformed_<what>``; else ``reason`` for any bad id."""
+    canon = pc.replace_substring_regex(col, *_LEADING_ZEROS)
+    if what is not None:
+        checks.check_id(canon, what, NUMERIC_ID)
+    else:
+        checks.fail(pc.invert(pc.match_substring_regex(canon, NUMERIC_ID)), reason or "malformed_id")
+    return canon
+
+
+def _in_time_range(ts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    lo, hi = (pa.scalar(t.replace(tzinfo=None), pa.timestamp("s")) for t in TIME_RANGE)
+    return pc.and_(pc.greater_equal(ts, lo), pc.less(ts, hi))
+
+
 def parse_iso_utc(col: pa.Array | pa.ChunkedArray, checks: Checks) -> pa.Array:
-    """Parse ``YYYY-MM-DDTHH:MM:SSZ`` (Last.fm 1K) into timestamp[us, UTC]."""
+    """Parse ``YYYY-MM-DDTHH:MM:SSZ`` (Last.fm 1K) into timestamp[us, UTC].
+
+    Only real dates and times: the parsed value must print back as the same text,
+    so 30 Feb, 31 Apr, 23:59:60, 24:00 and unpadded fields are ``invalid_timestamp``
+    (never normalised to another day); values outside :data:`TIME_RANGE` are
+    ``timestamp_out_of_range``.
+    """
     checks.fail(pc.equal(col, ""), "missing_timestamp")
-    ts = pc.strptime(col, format="%Y-%m-%dT%H:%M:%SZ", unit="us", error_is_null=True)
-    checks.fail(pc.is_null(ts), "invalid_timestamp")
-    return pc.cast(ts, pa.timestamp("us", tz="UTC"))
+    ts = pc.strptime(col, format=ISO_UTC, unit="s", error_is_null=True)
+    real = pc.equal(pc.strftime(ts, format=ISO_UTC), col)
+    in_range = _in_time_range(ts)
+    checks.fail(pc.invert(real), "invalid_timestamp")
+    checks.fail(pc.invert(in_range), "timestamp_out_of_range")
+    ts = pc.if_else(pc.and_(real, in_range), ts, pa.scalar(None, ts.type))  # null where refused
+    return pc.cast(pc.cast(ts, pa.timestamp("us")), pa.timestamp("us", tz="UTC"))
 
 
-def parse_numbers(col: pa.Array | pa.ChunkedArray, checks: Checks, kind: str = "float") -> pa.Array:
-    """Parse an optional numeric metadata column: empty/NaN -> null, other non-numbers fail the row."""
+def check_date(day: pa.Array | pa.ChunkedArray, month: pa.Array | pa.ChunkedArray,
+               year: pa.Array | pa.ChunkedArray, checks: Checks) -> None:
+    """Validate separate day / month / year fields (HetRec tag assignments): integers (leading zeros
+    allowed) forming a real calendar date (``invalid_date``) within :data:`TIME_RANGE`
+    (``timestamp_out_of_range``)."""
+    parts = [pc.replace_substring_regex(c, *_LEADING_ZEROS) for c in (year, month, day)]
+    ok = pc.and_(pc.and_(pc.match_substring_regex(parts[0], r"^[0-9]{4}$"),
+                         pc.match_substring_regex(parts[1], r"^[0-9]{1,2}$")),
+                 pc.match_substring_regex(parts[2], r"^[0-9]{1,2}$"))
+    text = pc.binary_join_element_wise(parts[0], pc.utf8_lpad(parts[1], 2, "0"), pc.utf8_lpad(parts[2], 2, "0"), "-")
+    text = pc.if_else(ok, text, "")
+    ts = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
+    checks.fail(pc.invert(pc.equal(pc.strftime(ts, format="%Y-%m-%d"), text)), "invalid_date")
+    checks.fail(pc.invert(_in_time_range(ts)), "timestamp_out_of_range")
+
+
+def parse_numbers(col: pa.Array | pa.ChunkedArray, checks: Checks, kind: str = "float", scale: float = 1.0) -> pa.Array:
+    """Parse an optional numeric metadata column into float64 (``kind="float"``) or int64 (``"int"``).
+
+    Empty, ``nan``/``null``/``none``/``na`` -> null. ``invalid_numeric_field`` for any other
+    value that is not a decimal number, or whose value (times ``scale``, then rounded half to
+    even for ``"int"``) is not finite or does not fit int64: ``inf`` written out and an overflow
+    such as ``1e999`` are both refused, never kept as infinity.
+    """
     lowered = pc.utf8_lower(col)
     empty = pc.or_(pc.equal(col, ""), pc.is_in(lowered, pa.array(["nan", "null", "none", "na"])))
     good = pc.match_substring_regex(col, _FLOAT)
-    checks.fail(pc.and_(pc.invert(empty), pc.invert(good)), "invalid_numeric_field")
-    clean = pc.if_else(good, col, pa.scalar(None, pa.string()))
-    values = pc.cast(clean, pa.float64())
+    values = pc.cast(pc.if_else(good, col, pa.scalar(None, pa.string())), pa.float64())
+    if scale != 1.0:
+        values = pc.multiply(values, scale)
     if kind == "int":
-        rounded = pc.round(values)
-        return pc.cast(rounded, pa.int64())
-    return values
+        values = pc.round(values)
+        fits = pc.and_(pc.greater_equal(values, -_INT64_BOUND), pc.less(values, _INT64_BOUND))
+    else:
+        fits = pc.is_finite(values)
+    fits = pc.fill_null(fits, False)
+    checks.fail(pc.and_(pc.invert(empty), pc.invert(fits)), "invalid_numeric_field")
+    values = pc.if_else(fits, values, pa.scalar(None, pa.float64()))
+    return pc.cast(values, pa.int64()) if kind == "int" else values
 
 
 def normalise_tags(col: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -265,15 +342,16 @@ def make_items(n: int, **cols: Any) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=ITEM_SCHEMA)
 
 
-def dedupe_items(items: pa.Table, lines: np.ndarray, raws: list[str] | pa.Array, file: str) -> tuple[pa.Table, pa.Table]:
-    """Keep the first row per ``item_id``; later rows are ``duplicate_row`` (same metadata)
-    or ``duplicate_item_conflict`` (different metadata). Returns (kept, quarantine)."""
+def dedupe_items(items: pa.Table, lines: np.ndarray, raws: list[str] | pa.Array, file: str,
+                 key: str = "item_id", conflict: str = "duplicate_item_conflict") -> tuple[pa.Table, pa.Table]:
+    """Keep the first row per ``key``; later rows are ``duplicate_row`` (same values in every
+    column) or ``conflict`` (different values). Returns (kept, quarantine)."""
     df = items.to_pandas(types_mapper=None)
-    dup_id = df.duplicated("item_id", keep="first").to_numpy()
+    dup_id = df.duplicated(key, keep="first").to_numpy()
     if not dup_id.any():
         return items, quarantine_table(file, np.empty(0, np.int64), [], [])
     dup_full = df.duplicated(keep="first").to_numpy()
-    reasons = np.where(dup_full, "duplicate_row", "duplicate_item_conflict")[dup_id]
+    reasons = np.where(dup_full, "duplicate_row", conflict)[dup_id]
     raw_arr = raws if isinstance(raws, pa.Array) else pa.array(raws, pa.string())
     q = quarantine_table(file, np.asarray(lines)[dup_id], reasons.tolist(), pc.filter(raw_arr, pa.array(dup_id)))
     return items.filter(pa.array(~dup_id)), q
@@ -301,7 +379,9 @@ _WS = re.compile(r"\s+")
 
 def name_key(artist: str | None, title: str | None = None) -> str:
     """Deterministic item id for a name-only item: ``name:`` + 16 hex digits of BLAKE2b of the
-    normalised names (Unicode NFKC, case-folded, inner whitespace collapsed)."""
+    normalised names (Unicode NFKC, case-folded, inner whitespace collapsed). The two names are
+    joined with U+001F, which cannot occur in them: the reader replaces the C0 control characters
+    of name fields (free text) by U+FFFD before any key is built."""
     def norm(s: str | None) -> str:
         return _WS.sub(" ", unicodedata.normalize("NFKC", s or "").casefold()).strip()
     payload = norm(artist) if title is None else norm(artist) + "\x1f" + norm(title)
@@ -361,8 +441,13 @@ def get_adapter(source: str) -> ModuleType:
 
 
 def dedup_text(*cols: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Row text for exact-duplicate detection: the normalised fields joined with U+001F."""
-    return pc.binary_join_element_wise(*cols, "\x1f")
+    """Row key for exact-duplicate detection: each normalised field prefixed with its length
+    (``"3:TRA:2:u1:1:3"``), so that the key is injective whatever characters the fields hold
+    (a separator inside a field cannot make two different rows one)."""
+    parts: list[Any] = []
+    for c in cols:
+        parts += [pc.cast(pc.utf8_length(c), pa.string()), c]
+    return pc.binary_join_element_wise(*parts, ":")
 
 
 def plays_table(user: Any, item: Any, playcount: Any, timestamp: Any | None, line: Any, dedup: Any,

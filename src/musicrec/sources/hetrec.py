@@ -5,20 +5,28 @@ File: ``hetrec2011-lastfm-2k.zip`` (members matched by base name; never unzipped
 * ``user_artists.dat``: ``userID  artistID  weight`` (weight = plays) -> plays;
 * ``artists.dat`` (UTF-8): ``id  name  url  pictureURL`` -> items;
 * ``tags.dat`` (Latin-1): ``tagID  tagValue``;
-* ``user_taggedartists.dat``: ``userID  artistID  tagID  day  month  year``.
+* ``user_taggedartists.dat``: ``userID  artistID  tagID  day  month  year`` (the date must be a
+  real calendar date in :data:`~musicrec.sources.TIME_RANGE`, else the assignment is quarantined
+  as ``invalid_date`` / ``timestamp_out_of_range``; it is not otherwise used).
 
 All tab-separated with a header, CRLF line ends (LF accepted). ``user_friends.dat``
 and ``user_taggedartists-timestamps.dat`` are not used.
 
 Normalisation:
 
-* User, artist and tag ids must be decimal integers; ``item_id`` is the artist id
-  as a string (e.g. ``"51"``), ``user_id`` the user id as a string.
+* User, artist and tag ids must be decimal integers (leading zeros are stripped:
+  ``051`` and ``51`` are one id; at most 18 digits after that); ``item_id`` is the
+  artist id as a string (e.g. ``"51"``), ``user_id`` the user id as a string.
+* A tag id listed twice: the first row is kept, a later one is ``duplicate_row``
+  (same lower-cased value) or ``duplicate_tag_conflict`` (another value).
 * ``name`` = ``artist`` = the artist name. ``tags``: the :data:`TOP_TAGS` tags
   applied to the artist by the most users (ties by tag name), lower-cased,
   joined with ``", "``; tag assignments naming an unknown tag or artist are
   counted (``join.tag_assignments_unknown_*``) and not used.
 * No timestamps on plays.
+* Control characters: replaced by U+FFFD (and counted) in artist names and tag
+  values (free text); in an id, a weight or a date field they quarantine the row
+  (``control_character``).
 """
 
 from __future__ import annotations
@@ -33,8 +41,8 @@ import pyarrow.compute as pc
 
 from musicrec.readers import InputFile, TableSpec
 from musicrec.sources import (
-    NUMERIC_ID, Catalog, Checks, Context, FileReport, PlaysBatch, dedup_text, dedupe_items, empty_to_null,
-    find_file, make_items, parse_playcount, plays_table, read_table, stream_plays,
+    Catalog, Checks, Context, FileReport, PlaysBatch, check_date, dedup_text, dedupe_items, empty_to_null,
+    find_file, make_items, numeric_ids, parse_playcount, plays_table, read_table, stream_plays,
 )
 
 ZIP_NAME = "hetrec2011-lastfm-2k.zip"
@@ -43,11 +51,11 @@ TOP_TAGS = 10
 USER_ARTISTS_SPEC = TableSpec(columns=("userid", "artistid", "weight"), sep="\t", header="required",
                               description="HetRec user-artist plays")
 ARTISTS_SPEC = TableSpec(columns=("id", "name"), sep="\t", header="required", extra_columns=True,
-                         description="HetRec artists")
+                         text_columns=("name",), description="HetRec artists")
 TAGS_SPEC = TableSpec(columns=("tagid", "tagvalue"), sep="\t", header="required", encoding="latin-1",
-                      description="HetRec tags")
-TAGGED_SPEC = TableSpec(columns=("userid", "artistid", "tagid"), sep="\t", header="required", extra_columns=True,
-                        description="HetRec tag assignments")
+                      text_columns=("tagvalue",), description="HetRec tags")
+TAGGED_SPEC = TableSpec(columns=("userid", "artistid", "tagid", "day", "month", "year"), sep="\t", header="required",
+                        extra_columns=True, description="HetRec tag assignments")
 
 
 @dataclass(frozen=True)
@@ -68,20 +76,20 @@ def locate(input_dir: Path) -> Inputs:
 
 
 def _build_artists(f: pa.Table, checks: Checks) -> pa.Table:
-    checks.check_id(f["id"], "item_id", NUMERIC_ID)
+    ids = numeric_ids(f["id"], checks, "item_id")
     name = empty_to_null(f["name"])
-    return make_items(f.num_rows, item_id=f["id"], name=name, artist=name)
+    return make_items(f.num_rows, item_id=ids, name=name, artist=name)
 
 
 def _build_tags(f: pa.Table, checks: Checks) -> pa.Table:
-    checks.fail(pc.invert(pc.match_substring_regex(f["tagid"], NUMERIC_ID)), "missing_tag_id")
-    return pa.table({"tagid": f["tagid"], "tag": pc.utf8_lower(f["tagvalue"])})
+    ids = numeric_ids(f["tagid"], checks, None, "missing_tag_id")
+    return pa.table({"tagid": ids, "tag": pc.utf8_lower(f["tagvalue"])})
 
 
 def _build_tagged(f: pa.Table, checks: Checks) -> pa.Table:
-    for c in ("userid", "artistid", "tagid"):
-        checks.fail(pc.invert(pc.match_substring_regex(f[c], NUMERIC_ID)), "malformed_id")
-    return f.select(["userid", "artistid", "tagid"])
+    ids = {c: numeric_ids(f[c], checks, None, "malformed_id") for c in ("userid", "artistid", "tagid")}
+    check_date(f["day"], f["month"], f["year"], checks)
+    return pa.table(ids)
 
 
 def _top_tags(tagged: pd.DataFrame, tags: pd.DataFrame) -> pd.Series:
@@ -107,7 +115,7 @@ def load_catalog(inputs: Inputs, ctx: Context) -> Catalog:
         return table, lines, raws
 
     artists, lines, raws = read("artists.dat", ARTISTS_SPEC, _build_artists, "items")
-    tags, _, _ = read("tags.dat", TAGS_SPEC, _build_tags, "tags")
+    tags, tag_lines, tag_raws = read("tags.dat", TAGS_SPEC, _build_tags, "tags")
     tagged, _, _ = read("user_taggedartists.dat", TAGGED_SPEC, _build_tagged, "tag_assignments")
 
     art_name = inputs.member("artists.dat").name
@@ -117,9 +125,14 @@ def load_catalog(inputs: Inputs, ctx: Context) -> Catalog:
     files[art_name].kept = items.num_rows
     quarantine.append(dups)
 
-    tags_df = tags.to_pandas().drop_duplicates("tagid", keep="first")
+    tag_name = inputs.member("tags.dat").name
+    tags, tag_dups = dedupe_items(tags, tag_lines, tag_raws, tag_name, key="tagid", conflict="duplicate_tag_conflict")
+    files[tag_name].quarantined += tag_dups.num_rows
+    files[tag_name].reasons.update(tag_dups["reason"].to_pylist())
+    files[tag_name].kept = tags.num_rows
+    quarantine.append(tag_dups)
+    tags_df = tags.to_pandas()
     tagged_df = tagged.to_pandas()
-    files[inputs.member("tags.dat").name].kept = tags.num_rows
     files[inputs.member("user_taggedartists.dat").name].kept = tagged.num_rows
     known_artists = set(items["item_id"].to_pylist())
     stats = {
@@ -131,15 +144,16 @@ def load_catalog(inputs: Inputs, ctx: Context) -> Catalog:
     tag_col = pa.array([top_map.get(i) for i in items["item_id"].to_pylist()], pa.string())
     items = items.set_column(items.schema.get_field_index("tags"), "tags", tag_col)
     stats["items_with_tags"] = int(pc.sum(pc.is_valid(tag_col)).as_py() or 0)
-    return Catalog(items=items, files=files, quarantine=quarantine, stats=stats)
+    return Catalog(items=items, files=files, quarantine=quarantine, stats=stats,
+                   join=(f"{inputs.member('user_artists.dat').name}: artistID", f"{art_name}: id"))
 
 
 def _build_plays(f: pa.Table, checks: Checks, max_playcount: int) -> pa.Table:
-    checks.check_id(f["userid"], "user_id", NUMERIC_ID)
-    checks.check_id(f["artistid"], "item_id", NUMERIC_ID)
+    users = numeric_ids(f["userid"], checks, "user_id")
+    artists = numeric_ids(f["artistid"], checks, "item_id")
     counts = parse_playcount(f["weight"], checks, max_playcount)
-    return plays_table(f["userid"], f["artistid"], counts, None, f["_line"],
-                       dedup_text(f["userid"], f["artistid"], pc.cast(counts, pa.string())))
+    return plays_table(users, artists, counts, None, f["_line"],
+                       dedup_text(users, artists, pc.cast(counts, pa.string())))
 
 
 def iter_plays(inputs: Inputs, ctx: Context) -> Iterator[PlaysBatch]:

@@ -11,8 +11,12 @@ Normalisation (beyond the reader's whitespace stripping):
 * ``tags``: lower-cased, split on commas, each stripped, empties dropped, joined
   with ``", "``; ``genre``/``name``/``artist``: empty -> null.
 * ``year``, ``duration_ms``: numbers rounded to int64; audio features float64;
-  empty or NaN -> null; other non-numbers quarantine the row (``invalid_numeric_field``).
+  empty or NaN -> null; other non-numbers, ``inf``, overflows (``1e999``) and
+  values beyond int64 quarantine the row (``invalid_numeric_field``).
 * ``spotify_preview_url`` and ``spotify_id`` are not part of the cleaned schema (dropped).
+* Control characters: replaced by U+FFFD (and counted) in ``name``, ``artist``,
+  ``tags`` and ``genre`` (free text: ``INFO_SPEC.text_columns``); in an id, a play
+  count or a number they quarantine the row (``control_character``).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from musicrec.sources import (
 INFO_SPEC = TableSpec(
     columns=("track_id", "name", "artist", "tags", "genre", "year", "duration_ms", *AUDIO_FEATURES),
     sep=",", header="required", quoting=True, extra_columns=True,
-    aliases={"track_id": ("item_id", "trackid")},
+    aliases={"track_id": ("item_id", "trackid")}, text_columns=("name", "artist", "tags", "genre"),
     description="Kaggle track metadata",
 )
 HISTORY_SPEC = TableSpec(
@@ -83,7 +87,8 @@ def load_catalog(inputs: Inputs, ctx: Context) -> Catalog:
     rep.quarantined += dups.num_rows
     rep.reasons.update(dups["reason"].to_pylist())
     rep.kept = items.num_rows
-    return Catalog(items=items, files={inputs.info.name: rep}, quarantine=[*quarantine, dups])
+    return Catalog(items=items, files={inputs.info.name: rep}, quarantine=[*quarantine, dups],
+                   join=(f"{inputs.history.name}: track_id", f"{inputs.info.name}: track_id"))
 
 
 def _build_plays(f: pa.Table, checks: Checks, max_playcount: int) -> pa.Table:

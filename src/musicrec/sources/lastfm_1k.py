@@ -16,6 +16,9 @@ Normalisation:
   ``malformed_item_id``; no id and no track name is ``missing_item_id``.
 * Items come from the events: ``name`` = track name, ``artist`` = artist name of
   the first kept event of each item.
+* Control characters: replaced by U+FFFD (and counted) in the artist and track
+  names (free text, so a name key never holds U+001F); in the user, the
+  timestamp or an MBID they quarantine the event (``control_character``).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ EVENTS_SPEC = TableSpec(
     aliases={"user": ("userid", "user_id"), "timestamp": ("ts", "time"),
              "artist_mbid": ("artid", "artist_id", "musicbrainz-artist-id"), "artist_name": ("artname", "artist"),
              "track_mbid": ("traid", "track_id", "musicbrainz-track-id"), "track_name": ("traname", "track")},
-    description="Last.fm 1K listening events",
+    text_columns=("artist_name", "track_name"), description="Last.fm 1K listening events",
 )
 
 

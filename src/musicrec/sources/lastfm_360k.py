@@ -14,6 +14,9 @@ Normalisation:
   ``malformed_item_id``; no id and no name is ``missing_item_id``.
 * Items come from the plays: ``name`` = ``artist`` = the artist name of the
   first kept row of each item. No timestamps.
+* Control characters: replaced by U+FFFD (and counted) in the artist name (free
+  text); in the user, the MBID or the play count they quarantine the row
+  (``control_character``).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ PLAYS_SPEC = TableSpec(
     columns=("user", "artist_mbid", "artist_name", "plays"), sep="\t", header="none",
     aliases={"user": ("usersha1", "user_id", "userid"), "artist_mbid": ("artmbid", "artist_id"),
              "artist_name": ("artname", "artist"), "plays": ("playcount", "play_count", "count")},
-    description="Last.fm 360K user-artist play counts",
+    text_columns=("artist_name",), description="Last.fm 360K user-artist play counts",
 )
 
 

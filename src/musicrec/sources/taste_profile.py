@@ -20,8 +20,14 @@ Normalisation and mapping:
   several tracks (MSD duplicates) maps to the first track listed in the
   metadata file (counted as ``songs_with_several_tracks``). Unmatched plays
   keep the SO id (``unmatched="keep"``) or are dropped.
-* Metadata: ``year`` 0 -> null; ``duration`` seconds -> ``duration_ms`` (rounded);
+* Metadata: ``year`` 0 -> null; ``duration`` seconds -> ``duration_ms`` (rounded; a value
+  that is not finite or does not fit int64 is ``invalid_numeric_field``);
   MSD ``danceability``/``energy`` are 0.0 for "not computed" -> null.
+* Control characters: in ``title`` and ``artist`` (free text, also in the SQLite
+  ``songs`` table: :data:`SONGS_DB_SPEC`) each is replaced by U+FFFD and counted
+  (21 titles of the 10k subset hold U+0019 / U+0013 / U+0014, a right quote or a
+  dash cut down to its low byte upstream); in an id or a number one quarantines
+  the row (``control_character``).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from musicrec.readers import InputFile, InputFormatError, TableSpec
+from musicrec.readers import InputFile, InputFormatError, ReaderStats, TableSpec, strip_fields
 from musicrec.sources import (
     MSD_SONG_ID, MSD_TRACK_ID, SHA1_ID, Catalog, Checks, Context, FileReport, PlaysBatch, dedup_text,
     dedupe_items, empty_to_null, find_file, make_items, parse_numbers, parse_playcount, plays_table,
@@ -56,13 +62,18 @@ UNIQUE_TRACKS_SPEC = TableSpec(
     columns=("track_id", "song_id", "artist", "title"), sep="<SEP>", header="optional",
     aliases={"track_id": ("id", "trackid"), "song_id": ("id2", "songid"), "artist": ("artistname", "artist_name"),
              "title": ("songtitle", "song_title")},
-    description="MSD track list",
+    text_columns=("artist", "title"), description="MSD track list",
 )
 SONG_DATA_SPEC = TableSpec(
     columns=("track_id", "song_id", "artist_name", "title", "year", "duration", "danceability", "energy", "key",
              "loudness", "mode", "tempo", "time_signature"),
-    sep=",", header="required", quoting=True, extra_columns=True,
+    sep=",", header="required", quoting=True, extra_columns=True, text_columns=("artist_name", "title"),
     description="MSD subset song metadata",
+)
+#: The ``songs`` table of ``track_metadata.db``, in the order selected (``_raw``: the values joined with tabs).
+SONGS_DB_SPEC = TableSpec(
+    columns=("track_id", "song_id", "title", "artist", "duration", "year"), sep="\t", header="none",
+    text_columns=("title", "artist"), description="MSD track_metadata.db songs",
 )
 
 
@@ -97,12 +108,12 @@ def _zero_to_null(arr: pa.Array) -> pa.Array:
 
 def _build_song_data(f: pa.Table, checks: Checks) -> pa.Table:
     _ids(f, checks)
-    num = {c: parse_numbers(f[c], checks) for c in ("year", "duration", "danceability", "energy", "key", "loudness",
+    num = {c: parse_numbers(f[c], checks) for c in ("danceability", "energy", "key", "loudness",
                                                       "mode", "tempo", "time_signature")}
     items = make_items(
         f.num_rows, item_id=f["track_id"], name=empty_to_null(f["title"]), artist=empty_to_null(f["artist_name"]),
-        year=_zero_to_null(pc.cast(pc.round(num["year"]), pa.int64())),
-        duration_ms=pc.cast(pc.round(pc.multiply(num["duration"], 1000.0)), pa.int64()),
+        year=_zero_to_null(parse_numbers(f["year"], checks, "int")),
+        duration_ms=parse_numbers(f["duration"], checks, "int", scale=1000.0),
         danceability=_zero_to_null(num["danceability"]), energy=_zero_to_null(num["energy"]),
         key=num["key"], loudness=num["loudness"], mode=num["mode"], tempo=num["tempo"],
         time_signature=num["time_signature"],
@@ -121,21 +132,23 @@ def _read_sqlite(inp: InputFile, ctx: Context, rep: FileReport) -> tuple[pa.Tabl
             f"duration, year) ({err})"
         ) from None
     built, quarantine, lines, raws = [], [], [], []
+    stats = ReaderStats()
     try:
         while rows := cur.fetchmany(ctx.chunk_rows):
             cols = list(zip(*rows))
             rowid = np.asarray(cols[0], dtype=np.int64)
-            text = {n: pc.utf8_trim_whitespace(pa.array(["" if v is None else str(v) for v in c], pa.string()))
-                    for n, c in zip(("track_id", "song_id", "title", "artist", "duration", "year"), cols[1:])}
+            text = {n: pa.array(["" if v is None else str(v) for v in c], pa.string())
+                    for n, c in zip(SONGS_DB_SPEC.columns, cols[1:])}
             raw = pa.array(["\t".join("" if v is None else str(v) for v in r[1:]) for r in rows], pa.string())
-            f = pa.table({**text, "_line": rowid, "_raw": raw})
+            f, bad = strip_fields(pa.table({**text, "_line": rowid, "_raw": raw}), SONGS_DB_SPEC, stats)
             checks = Checks(f.num_rows)
+            checks.fail(bad, "control_character")
             _ids(f, checks)
-            dur = parse_numbers(f["duration"], checks)
+            dur = parse_numbers(f["duration"], checks, "int", scale=1000.0)
             year = parse_numbers(f["year"], checks, "int")
             t = make_items(f.num_rows, item_id=f["track_id"], name=empty_to_null(f["title"]),
                            artist=empty_to_null(f["artist"]), year=_zero_to_null(year),
-                           duration_ms=pc.cast(pc.round(pc.multiply(dur, 1000.0)), pa.int64())).append_column("_song", f["song_id"])
+                           duration_ms=dur).append_column("_song", f["song_id"])
             ok = pa.array(checks.ok)
             rej = checks.rejects(f["_line"], f["_raw"])
             rep.rows_read += f.num_rows
@@ -149,6 +162,7 @@ def _read_sqlite(inp: InputFile, ctx: Context, rep: FileReport) -> tuple[pa.Tabl
         raise InputFormatError(f"{inp.path}: cannot read table songs ({err})") from None
     finally:
         con.close()
+    rep.reader = stats.control_dict()
     if not built:
         return None, quarantine, np.empty(0, np.int64), pa.array([], pa.string())
     return pa.concat_tables(built), quarantine, np.concatenate(lines), pa.concat_arrays(raws)
@@ -182,6 +196,7 @@ def load_catalog(inputs: Inputs, ctx: Context) -> Catalog:
     vals = pa.array(first["track"].tolist(), pa.string())
     return Catalog(
         items=items, id_map=(keys, vals), files={inputs.meta.name: rep}, quarantine=[*quarantine, dups],
+        join=(f"{inputs.plays.name}: song (SO id)", f"{inputs.meta.name}: song_id"),
         stats={"metadata_file": inputs.meta.name, "mapped_songs": len(keys),
                "songs_with_several_tracks": int((per_song > 1).sum())},
     )
