@@ -11,6 +11,7 @@ checks what a cleaner does, so nothing depends on reaping or scheduling timing.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from musicrec.io import LOCK_SUFFIX, TMP_PREFIX, atomic_path, remove_stale_temporaries
+from musicrec.io import LOCK_SUFFIX, PRELOCK_SUFFIX, TMP_PREFIX, atomic_path, remove_stale_temporaries
 from musicrec.testing import REPO_ROOT
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT / "src"),
@@ -134,7 +135,8 @@ def test_leftovers_named_after_a_live_unrelated_process_are_removed(tmp_path):
     new = [dead, tmp_path / f"{dead.name}-old", tmp_path / f"{dead.name}{LOCK_SUFFIX}",
            tmp_path / f".tmp-plays-{'f' * 32}"]  # a temporary whose writer removed its lock and died
     unrelated = [tmp_path / f".tmp-playsx-{os.getpid()}-abc12345", tmp_path / f".tmp-items-{os.getpid()}-abc12345",
-                 tmp_path / f".tmp-plays-2024-{'e' * 32}", tmp_path / "plays-keep"]  # 2024: output "plays-2024"
+                 tmp_path / f".tmp-plays-2024-{'e' * 32}", tmp_path / f".tmp-plays-2024-x-{'e' * 32}-pairs",
+                 tmp_path / "plays-keep"]  # temporaries of the outputs "plays-2024" and "plays-2024-x"
     with atomic_path(final, directory=True) as live:  # a live writer of the same output in this process
         (live / "part.0.parquet").write_bytes(b"complete")
         for p in legacy[:2] + new[:2]:
@@ -160,6 +162,49 @@ def test_a_leftover_old_directory_named_like_this_run_does_not_fail_it(tmp_path)
         (tmp / "v2.parquet").write_bytes(b"2")
     assert sorted(p.name for p in final.iterdir()) == ["v2.parquet"]
     assert leftovers(tmp_path) == []
+
+
+HOLDER = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX); "
+          "print('locked', flush=True); sys.stdin.read()")
+
+
+@pytest.mark.parametrize("suffix", [LOCK_SUFFIX, PRELOCK_SUFFIX])
+def test_a_lock_file_decides_whoever_holds_it(tmp_path, suffix):
+    """Held by a live process: everything of its token stays. Held by nobody: all of it goes, lock included."""
+    final = tmp_path / "out"
+    base = tmp_path / f".tmp-out-{'1' * 32}"
+    (base / "sub").mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, f"{base}{suffix}"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        assert remove_stale_temporaries(final) == []
+        assert base.is_dir() and Path(f"{base}{suffix}").exists()
+    finally:
+        holder.stdin.close()
+        holder.wait()
+        holder.stdout.close()
+    assert sorted(remove_stale_temporaries(final)) == sorted([base, Path(f"{base}{suffix}")])
+    assert leftovers(tmp_path) == []
+
+
+def test_a_writer_whose_unlocked_lock_a_cleaner_took_starts_again(tmp_path, monkeypatch):
+    """The one moment a lock file is unlocked (.lock-new, just created): a cleaner removes it, the writer's
+    rename fails, and it starts again with a new token."""
+    final = tmp_path / "out"
+    real_flock, raced = fcntl.flock, []
+
+    def flock(fd, op):
+        if op == fcntl.LOCK_EX and not raced:  # the writer, about to lock its .lock-new
+            raced.extend(remove_stale_temporaries(final))
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(b"complete")
+    assert len(raced) == 1 and raced[0].name.endswith(PRELOCK_SUFFIX), raced
+    assert not tmp.name.startswith(raced[0].name.removesuffix(PRELOCK_SUFFIX)), "a new token"
+    assert final.read_bytes() == b"complete" and leftovers(tmp_path) == []
 
 
 @pytest.fixture(scope="module")

@@ -31,9 +31,10 @@ PRELOCK_SUFFIX = ".lock-new"  # the same lock file before it is locked and renam
 # what follows ".tmp-<name>-" in a name: a writer's token, then what it names ("" the temporary, "-old",
 # LOCK_SUFFIX, a sibling the caller derives such as "-pairs") ...
 _TOKEN_RE = re.compile(r"([0-9a-f]{32})(.*)", re.DOTALL)
-# ... or a name of the PID-based scheme of earlier versions ("<pid>-<random>[-...]", "old-<pid>"); not
-# "<digits>-<token>...", the temporaries of an output named "<name>-<digits>"
-_LEGACY_RE = re.compile(r"\d+-(?![0-9a-f]{32})\w+(?:-.*)?|old-\d+", re.DOTALL | re.ASCII)
+# ... or a name of the PID-based scheme of earlier versions ("<pid>-<random>[-...]", "old-<pid>"), unless it
+# holds a token: ".tmp-plays-2024-x-<token>" is a temporary of the output "plays-2024-x", not a legacy one of "plays"
+_LEGACY_RE = re.compile(r"\d+-\w+(?:[-.].*)?|old-\d+(?:\..*)?", re.DOTALL | re.ASCII)
+_HAS_TOKEN_RE = re.compile(r"-[0-9a-f]{32}")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -100,9 +101,16 @@ def _commit(tmp: Path, final: Path, directory: bool) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
     # rename() cannot put a directory over an existing path, nor a file over a directory
-    if (final.exists() if directory else final.is_dir()):
-        os.replace(final, tmp.with_name(tmp.name + "-old"))  # unique to this call, like tmp
-    os.replace(tmp, final)
+    old = tmp.with_name(tmp.name + "-old") if (final.exists() if directory else final.is_dir()) else None
+    if old is not None:
+        os.replace(final, old)  # a name unique to this call, like tmp
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        if old is not None:  # put the previous output back: the caller's _release removes what is named "-old"
+            with contextlib.suppress(OSError):
+                os.replace(old, final)
+        raise
     _fsync_dir(final.parent)
 
 
@@ -166,7 +174,7 @@ def remove_stale_temporaries(final: Path | str) -> list[Path]:
         rest = name[len(prefix):]
         if m := _TOKEN_RE.fullmatch(rest):
             tokens[m.group(1)] = None
-        elif _LEGACY_RE.fullmatch(rest) and _remove(parent / name):
+        elif _LEGACY_RE.fullmatch(rest) and not _HAS_TOKEN_RE.search(name) and _remove(parent / name):
             removed.append(parent / name)
     for token in tokens:
         removed += _remove_if_writer_gone(parent / f"{prefix}{token}")
