@@ -146,18 +146,20 @@ def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     final = tmp_path / "plays"
+    # names of the PID-based scheme of earlier versions carry no lock: stale, even when the PID in the name
+    # is alive (reused); liveness is the lock a writer holds (tests/test_temporaries.py)
     stale = [tmp_path / f".tmp-plays-{dead.pid}-abc123", tmp_path / f".tmp-plays-{dead.pid}-abc123-pairs",
-             tmp_path / f".tmp-plays-old-{dead.pid}"]
-    alive = [tmp_path / f".tmp-plays-{os.getpid()}-zzz", tmp_path / f".tmp-playsx-{dead.pid}-a",
-             tmp_path / f".tmp-items-{dead.pid}-a", tmp_path / "plays-keep"]
-    for p in stale[:2] + alive[:1]:
-        (p / "sub").mkdir(parents=True)
-        (p / "sub" / "part.parquet").write_bytes(b"partial")
-    for p in stale[2:] + alive[1:]:
-        p.write_bytes(b"x")
-    removed = remove_stale_temporaries(final)
-    assert sorted(removed) == sorted(stale)
-    assert all(p.exists() for p in alive) and not any(p.exists() for p in stale)
+             tmp_path / f".tmp-plays-old-{dead.pid}", tmp_path / f".tmp-plays-{os.getpid()}-zzz"]
+    alive = [tmp_path / f".tmp-playsx-{dead.pid}-a", tmp_path / f".tmp-items-{dead.pid}-a", tmp_path / "plays-keep"]
+    with atomic_path(final, directory=True) as live:  # a live writer of the same output
+        for p in stale[:2] + stale[3:]:
+            (p / "sub").mkdir(parents=True)
+            (p / "sub" / "part.parquet").write_bytes(b"partial")
+        for p in stale[2:3] + alive:
+            p.write_bytes(b"x")
+        removed = remove_stale_temporaries(final)
+        assert sorted(removed) == sorted(stale)
+        assert live.is_dir() and all(p.exists() for p in alive) and not any(p.exists() for p in stale)
     # atomic_path does it before writing
     (tmp_path / f".tmp-plays-{dead.pid}-again").mkdir()
     with atomic_path(final, directory=True) as tmp:

@@ -18,6 +18,13 @@ file it sees against the same rule, so a half-written file is never visible at
 an output path, not even for a moment. At the end the outputs are byte-identical
 to those of an uninterrupted reference run in another clone, and the next
 ``dvc repro`` removes the temporaries the killed runs left next to the outputs.
+
+Whether a temporary is stale is decided by the lock its writer held, which the
+kernel releases when the process dies, not by its PID: a killed stage stays a
+zombie until something reaps it (late where PID 1 is slow to reap orphans), and
+the rerun cleans up all the same. One test makes sure of it: the stage runs under
+a parent that does not reap the processes ``dvc`` leaves (a child subreaper), so
+the killed stage is still a zombie when ``dvc repro`` runs again.
 """
 
 from __future__ import annotations
@@ -31,12 +38,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from musicrec.io import md5_file
+from musicrec.io import LOCK_SUFFIX, PRELOCK_SUFFIX, md5_file
 from musicrec.testing import SMALL_PARAMS, dvc, make_clone, pipeline_env
 from pipeline_clone import reference_clone
 from reliability_log import record
@@ -178,8 +186,9 @@ def kill_group(proc: subprocess.Popen) -> None:
     proc.log_file.close()  # type: ignore[attr-defined]
 
 
-def wait_for_temp(repo: Path, outs: list[str], proc: subprocess.Popen, before: set[str]) -> str | None:
-    """Poll (every ~1 ms) until a new ``.tmp-<out>-*`` of one of ``outs`` appears; None if ``proc`` ended first."""
+def wait_for_temp(repo: Path, outs: list[str], ended: Callable[[], bool], before: set[str]) -> str | None:
+    """Poll (every ~1 ms) until a new temporary ``.tmp-<out>-*`` of one of ``outs`` appears (a lock file is not
+    one: the writer takes its lock before it writes); None if ``ended()`` first."""
     watch: dict[Path, list[str]] = {}
     for o in outs:
         watch.setdefault((repo / o).parent, []).append(f".tmp-{Path(o).name}-*")
@@ -192,9 +201,10 @@ def wait_for_temp(repo: Path, outs: list[str], proc: subprocess.Popen, before: s
                 continue
             for n in names:
                 rel = str((parent / n).relative_to(repo))
-                if rel not in before and any(fnmatch.fnmatch(n, p) for p in pats):
+                if rel not in before and any(fnmatch.fnmatch(n, p) for p in pats) \
+                        and not n.endswith((LOCK_SUFFIX, PRELOCK_SUFFIX)):
                     return rel
-        if proc.poll() is not None:
+        if ended():
             return None
         time.sleep(0.001)
     raise AssertionError(f"no temporary output of {outs} within {RUN_TIMEOUT_S}s")
@@ -226,7 +236,7 @@ def test_sigkill_in_every_stage_then_repro_recovers_byte_identical(reference, tm
             log = tmp_path / f"repro-kill-{stage}.log"
             t0 = time.monotonic()
             proc = start_repro(repo, log)
-            seen = wait_for_temp(repo, outs[stage], proc, before)
+            seen = wait_for_temp(repo, outs[stage], lambda: proc.poll() is not None, before)
             kill_group(proc)
             text = log.read_text()
             assert seen is not None, f"dvc repro ended before stage {stage} wrote anything (rc {proc.returncode}):\n{text[-3000:]}"
@@ -277,6 +287,71 @@ def test_sigkill_in_every_stage_then_repro_recovers_byte_identical(reference, tm
                     "partial_files_seen": len(watcher.violations)},
            stale_rwlock_warnings=stale_warnings, output_files_compared=len(ref), output_files_identical=len(ref) - len(differ),
            nondeterministic_files=sorted(differ), bytes_lost=0)
+
+
+# Runs ``dvc <args>`` (argv[2:]) in its own process group as a child subreaper: what dvc leaves behind when
+# the test SIGKILLs that group is reparented to the keeper, which waits until each is dead WITHOUT reaping it
+# (waitid WNOWAIT), prints their PIDs, and reaps them only when its stdin closes.
+KEEPER = r"""
+import ctypes, os, subprocess, sys
+from pathlib import Path
+if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+    sys.exit("prctl(PR_SET_CHILD_SUBREAPER): " + os.strerror(ctypes.get_errno()))
+with open(sys.argv[1], "w") as log:
+    dvc = subprocess.Popen(sys.argv[2:], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+print(dvc.pid, flush=True)
+dvc.wait()
+orphans = []
+for p in Path("/proc").iterdir():
+    try:
+        ppid, pgrp = p.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1:3]
+    except (OSError, ValueError):
+        continue
+    if int(ppid) == os.getpid() and int(pgrp) == dvc.pid:
+        orphans.append(int(p.name))
+for pid in orphans:
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+print(*orphans, flush=True)
+sys.stdin.read()
+for pid in orphans:
+    os.waitpid(pid, 0)
+"""
+
+
+def process_state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_sigkilled_stage_still_a_zombie_then_repro_cleans_up(reference, tmp_path):
+    outs, ref, _, _, _ = reference
+    stage = "transform"  # a directory output written by Dask threads, with a derived "-pairs" temporary
+    upto = STAGES[:STAGES.index(stage) + 1]
+    repo = make_clone(tmp_path / "repo", SMALL_PARAMS)
+    log = tmp_path / "repro-kill-unreaped.log"
+    keeper = subprocess.Popen([sys.executable, "-c", KEEPER, str(log), DVC_BIN, "repro", stage], cwd=repo,
+                              env=pipeline_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        dvc_pid = int(keeper.stdout.readline())
+        seen = wait_for_temp(repo, outs[stage], lambda: not Path(f"/proc/{dvc_pid}").exists(), set())
+        os.killpg(dvc_pid, signal.SIGKILL)
+        zombies = [int(p) for p in keeper.stdout.readline().split()]
+        text = log.read_text()
+        assert seen is not None, f"dvc repro ended before stage {stage} wrote anything:\n{text[-3000:]}"
+        assert re.findall(r"Running stage '(\w+)'", text)[-1] == stage, text[-3000:]
+        assert zombies and all(process_state(p) == "Z" for p in zombies), zombies
+        left = tmp_leftovers(repo)
+        assert seen in left, (seen, left)
+        rerun = dvc(["repro", stage], repo, timeout=RUN_TIMEOUT_S)
+        assert f"Running stage '{stage}'" in rerun.stdout, rerun.stdout
+        assert all(process_state(p) == "Z" for p in zombies), "the killed stage was reaped before the rerun"
+        assert not tmp_leftovers(repo), f"the rerun left the killed (unreaped) stage's temporaries: {left}"
+        got = output_md5s(repo, {s: outs[s] for s in upto})
+        assert got == {f: h for f, h in ref.items() if f in got} and got, "outputs differ from the reference run"
+        assert set(got) == set(output_md5s(reference[4], {s: outs[s] for s in upto}))
+    finally:
+        keeper.stdin.close()
+        keeper.wait(timeout=60)
+        keeper.stdout.close()
 
 
 def test_second_repro_while_one_runs_is_refused_and_the_first_completes(reference, tmp_path):

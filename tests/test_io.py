@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -67,5 +68,24 @@ def test_failed_directory_write_leaves_the_old_output_and_no_temporary(tmp_path:
         with atomic_path(final, directory=True) as tmp:
             (tmp / "half.txt").write_text("half")
             raise RuntimeError("boom")
+    assert sorted(p.name for p in final.iterdir()) == ["keep.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_failed_rename_into_place_puts_the_previous_output_back(tmp_path, monkeypatch):
+    final = tmp_path / "out"
+    final.mkdir()
+    (final / "keep.txt").write_text("keep")
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if Path(dst) == final and Path(src).name.startswith(TMP_PREFIX) and not Path(src).name.endswith("-old"):
+            raise OSError(errno.EIO, "I/O error")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="I/O error"):
+        with atomic_path(final, directory=True) as tmp:
+            (tmp / "new.txt").write_text("new")
     assert sorted(p.name for p in final.iterdir()) == ["keep.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
