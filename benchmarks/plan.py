@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from bench_env import REPO
 
 
 SIZES: dict[str, dict[str, int]] = {

@@ -39,18 +39,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_env import REPO, use_checkout
 from duckdb_reference import compare_duckdb
 from dvc_bench import run_dvc
 from measure import checked, last_json, machine, measure, worker_cmd
-from plan import DEFAULT_PLAN, PLANS, REPO, RERUNS, SIZES, STAGES, bench_params, ensure_data, stage_commands
+from plan import DEFAULT_PLAN, PLANS, RERUNS, SIZES, STAGES, bench_params, ensure_data, stage_commands
 from render import IMPLICIT_PUBLISHED, TARGETS, growth_exponents, projection, render_md, targets
 from workers import WORKERS
 
-sys.path.insert(0, str(REPO / "src"))
-
-for _var, _val in (("OPENBLAS_NUM_THREADS", "1"), ("MKL_NUM_THREADS", "1"), ("MLFLOW_DISABLE_TELEMETRY", "true"),
-                   ("DVC_NO_ANALYTICS", "1"), ("DO_NOT_TRACK", "1"), ("PYTHONHASHSEED", "0")):
-    os.environ.setdefault(_var, _val)
+use_checkout(MLFLOW_DISABLE_TELEMETRY="true", DVC_NO_ANALYTICS="1", DO_NOT_TRACK="1", PYTHONHASHSEED="0")
 
 
 def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_iterations: int,
