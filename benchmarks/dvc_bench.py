@@ -11,6 +11,8 @@ from typing import Any
 
 from measure import checked, measure
 
+DVC = str(Path(sys.executable).parent / "dvc")  # the venv's dvc, next to this interpreter
+
 
 def run_dvc(workdir: Path) -> dict[str, Any]:
     """``dvc repro`` no-op time and ``dvc pull`` throughput from a local SeaweedFS (small clone)."""
@@ -31,12 +33,11 @@ def run_dvc(workdir: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     dvc(["repro"], clone, env=env, timeout=1800)
     res["small_repro_s"] = round(time.perf_counter() - t0, 2)
-    noop = [checked("dvc repro (no-op)", measure([str(Path(sys.executable).parent / "dvc"), "repro"], clone,
-                                                   env=env)) for _ in range(3)]
+    noop = [checked("dvc repro (no-op)", measure([DVC, "repro"], clone, env=env)) for _ in range(3)]
     res["noop_repro_s"] = [r["wall_s"] for r in noop]
     res["noop_repro_best_s"] = min(res["noop_repro_s"])
     res["noop_said_up_to_date"] = all("up to date" in r["tail"] or "didn't change" in r["tail"] for r in noop)
-    st = checked("dvc status", measure([str(Path(sys.executable).parent / "dvc"), "status"], clone, env=env))
+    st = checked("dvc status", measure([DVC, "status"], clone, env=env))
     res["dvc_status_s"] = st["wall_s"]
     imp = checked("python -c 'import dvc.cli'", measure([sys.executable, "-c", "import dvc.cli"], clone, env=env))
     res["import_dvc_s"] = imp["wall_s"]
@@ -69,20 +70,18 @@ def run_dvc(workdir: Path) -> dict[str, Any]:
         run(["git", "commit", "-qm", "repro outputs"], clone, env=env, check=False)
         svc.write_dvc_config_local(clone, cfg.s3_endpoint, creds)
         cache_mb = _dir_mb(clone / ".dvc" / "cache")
-        push = checked("dvc push", measure([str(Path(sys.executable).parent / "dvc"), "push", "-j", "8"], clone,
-                                           env=env))
+        push = checked("dvc push", measure([DVC, "push", "-j", "8"], clone, env=env))
         second = base / "b"
         run(["git", "clone", "-q", str(clone), str(second)], base, env=env)
         svc.write_dvc_config_local(second, cfg.s3_endpoint, creds)
         pulls = {}
         if big_src is not None:
-            r = checked("dvc pull (one big file)", measure([str(Path(sys.executable).parent / "dvc"), "pull",
-                                                            "data/bulk/history.csv.dvc"], second, env=env))
+            r = checked("dvc pull (one big file)", measure([DVC, "pull", "data/bulk/history.csv.dvc"], second,
+                                                            env=env))
             mb = (second / "data" / "bulk" / "history.csv").stat().st_size / 2**20
             pulls["big_file"] = {"mb": round(mb, 1), "wall_s": r["wall_s"], "mb_per_s": round(mb / r["wall_s"], 1)}
         before = _dir_mb(second / ".dvc" / "cache")
-        r = checked("dvc pull (pipeline outs)", measure([str(Path(sys.executable).parent / "dvc"), "pull"], second,
-                                                        env=env))
+        r = checked("dvc pull (pipeline outs)", measure([DVC, "pull"], second, env=env))
         mb = _dir_mb(second / ".dvc" / "cache") - before
         nfiles = sum(1 for p in (second / ".dvc" / "cache").rglob("*") if p.is_file())
         pulls["pipeline_outs"] = {"mb": round(mb, 1), "wall_s": r["wall_s"], "mb_per_s": round(mb / r["wall_s"], 2),

@@ -40,6 +40,12 @@ RERUNS = {
 }
 
 
+def size_plan(name: str, **choices: Any) -> dict[str, Any]:
+    """What is measured at ``name`` beyond the stages: DEFAULT_PLAN with the command-line ``choices``
+    (eval_users, als_iterations), then the size's own trims in PLANS, which win."""
+    return {**DEFAULT_PLAN, **choices, **PLANS.get(name, {})}
+
+
 def size_config(name: str) -> dict[str, int]:
     c = dict(SIZES[name])
     c.update(n_genres=16, n_artists=max(1, c["n_tracks"] // 5), seed=SEED)

@@ -43,18 +43,34 @@ from bench_env import REPO, use_checkout
 from duckdb_reference import compare_duckdb
 from dvc_bench import run_dvc
 from measure import checked, last_json, machine, measure, worker_cmd
-from plan import DEFAULT_PLAN, PLANS, RERUNS, SIZES, STAGES, bench_params, ensure_data, stage_commands
+from plan import RERUNS, SIZES, STAGES, bench_params, ensure_data, size_plan, stage_commands
 from render import IMPLICIT_PUBLISHED, TARGETS, growth_exponents, projection, render_md, targets
 from workers import WORKERS
 
 use_checkout(MLFLOW_DISABLE_TELEMETRY="true", DVC_NO_ANALYTICS="1", DO_NOT_TRACK="1", PYTHONHASHSEED="0")
 
 
+def work_env(work: Path) -> dict[str, str]:
+    """The environment of a size's measured steps: this process's, with the work folder's sqlite MLflow store."""
+    return {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
+
+
+def work_report(work: Path, name: str) -> dict[str, Any]:
+    """A stage's JSON report in the work folder (``reports/<name>.json``)."""
+    return json.loads((work / "reports" / f"{name}.json").read_text())
+
+
+def run_stage(stage: str, cmds: dict[str, list[str]], work: Path, env: dict[str, str]) -> dict[str, Any]:
+    """One pipeline stage, measured: wall time, peak RSS and the load average around it."""
+    res = checked(stage, measure(cmds[stage], work, env=env))
+    return {"wall_s": res["wall_s"], "peak_rss_mb": res["peak_rss_mb"], "load1": res["load1"]}
+
+
 def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_iterations: int,
              evaluate_stage_sizes: tuple[str, ...]) -> dict[str, Any]:
     import yaml
 
-    plan = {**DEFAULT_PLAN, "als_iterations": als_iterations, "eval_users": eval_users, **PLANS.get(name, {})}
+    plan = size_plan(name, als_iterations=als_iterations, eval_users=eval_users)
     als_iterations, eval_users = plan["als_iterations"], plan["eval_users"]
     print(f"[{name}] data", flush=True)
     data = ensure_data(workdir, name)
@@ -64,9 +80,7 @@ def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_ite
     (work / "reports").mkdir(parents=True)
     params = bench_params(name)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = dict(os.environ)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
+    env = work_env(work)
     py = sys.executable
     cmds = stage_commands(raw)
     out: dict[str, Any] = {"config": data["config"], "generate": data, "stages": {}, "plan": plan}
@@ -83,11 +97,10 @@ def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_ite
     for stage in STAGES:
         if stage == "evaluate" and name not in evaluate_stage_sizes:
             continue
-        res = checked(stage, measure(cmds[stage], work, env=env))
-        out["stages"][stage] = {"wall_s": res["wall_s"], "peak_rss_mb": res["peak_rss_mb"], "load1": res["load1"]}
-    tr = json.loads((work / "reports" / "transform.json").read_text())
-    inter = json.loads((work / "reports" / "interactions.json").read_text())
-    train_rep = json.loads((work / "reports" / "train.json").read_text())
+        out["stages"][stage] = run_stage(stage, cmds, work, env)
+    tr = work_report(work, "transform")
+    inter = work_report(work, "interactions")
+    train_rep = work_report(work, "train")
     out["transform_report"] = {k: tr[k] for k in ("rows_in", "pairs_in", "pairs_kept", "users_kept", "items_kept")}
     out["transform_report"]["filter_passes"] = len(tr["filter"]["passes"])
     out["transform_report"]["partitions"] = tr.get("partitions")
@@ -121,7 +134,7 @@ def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_ite
     stage_runs = [(out["stages"]["train"]["wall_s"], train_rep["fit_seconds"])]
     if plan["repeats"] > 1:
         again = checked("train (again)", measure(cmds["train"], work, env=env))
-        stage_runs.append((again["wall_s"], json.loads((work / "reports" / "train.json").read_text())["fit_seconds"]))
+        stage_runs.append((again["wall_s"], work_report(work, "train")["fit_seconds"]))
         bare_runs.append(bare_als())
     bare, bres = min(bare_runs, key=lambda x: x[0]["wall_s"])
     train_wall, fit_seconds = min(stage_runs, key=lambda x: x[0])
@@ -161,7 +174,7 @@ def run_serving(work: Path, env: dict[str, str]) -> dict[str, Any]:
             [sys.executable, str(REPO / "benchmarks" / "bench_serving.py"), "--models", "data/models", "--matrices",
              "data/processed/matrices", "--model", "als", "--requests", "100", "--cli-runs", "2", "--out",
              "reports/bench_serving.json"], work, env=env))
-        return json.loads((work / "reports" / "bench_serving.json").read_text())
+        return work_report(work, "bench_serving")
     except Exception as err:  # serving is reported, not required for the other measures
         return {"error": str(err)[-1500:]}
 
@@ -190,11 +203,11 @@ def rerun(workdir: Path, what: str, sizes: list[str], doc: dict[str, Any], eval_
         work = (workdir / name / "work").resolve()
         if not (work / "data" / "models").is_dir() or name not in doc["results"]:
             raise SystemExit(f"{work}: no outputs from an earlier run of size {name}; run the full benchmark first")
-        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
+        env = work_env(work)
         r = doc["results"][name]
         print(f"[{name}] {RERUNS[what][0]} again", flush=True)
         if what == "evaluation":
-            users = {**DEFAULT_PLAN, "eval_users": eval_users, **PLANS.get(name, {})}["eval_users"]
+            users = size_plan(name, eval_users=eval_users)["eval_users"]
             old, new = r["evaluation"], run_eval_comparison(work, env, users)
             new["evaluate_stage_s"] = old.get("evaluate_stage_s")
             new["before_rerun"] = {k: old.get(k) for k in ("musicrec_total_s", "implicit_ranking_metrics_at_k_s",
@@ -208,9 +221,8 @@ def rerun(workdir: Path, what: str, sizes: list[str], doc: dict[str, Any], eval_
             raw = (workdir / name / "raw" / "synthetic").resolve()
             cmds = stage_commands(raw)
             for stage in ("clean", "transform"):
-                res = checked(stage, measure(cmds[stage], work, env=env))
-                r["stages"][stage] = {"wall_s": res["wall_s"], "peak_rss_mb": res["peak_rss_mb"], "load1": res["load1"]}
-            tr = json.loads((work / "reports" / "transform.json").read_text())
+                r["stages"][stage] = run_stage(stage, cmds, work, env)
+            tr = work_report(work, "transform")
             r["transform_vs_duckdb"] = compare_duckdb(r["stages"], tr, raw, work, env, os.cpu_count() or 2)
     if what == "transform":
         doc["growth_exponents"] = growth_exponents(doc["results"])
