@@ -26,6 +26,10 @@ of the whole process tree (psutil, polled every 20 ms) are recorded:
 
 Writes ``reports/benchmarks.json`` and ``reports/benchmarks.md``.
 Internal ``--worker`` modes are the subprocesses the driver measures.
+
+This file is the driver; the sizes and plans are in ``plan.py``, measuring in
+``measure.py``, the workers in ``workers.py`` and ``duckdb_reference.py``, the DVC
+measurements in ``dvc_bench.py`` and the report in ``render.py`` (benchmarks/README.md).
 """
 
 from __future__ import annotations
