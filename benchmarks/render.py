@@ -59,80 +59,100 @@ def _phases_text(ph: dict[str, Any] | None) -> str:
     return ", ".join(f"{x['phase']} {x['peak_rss_mb']} MB ({x['seconds']} s)" for x in ph["phases"])
 
 
+class Targets(list):
+    """The targets table: each target with its measured value, met or not, and the measured reason."""
+
+    def add(self, name: str, target: str, value: Any, met: bool | None, why: str) -> None:
+        self.append({"target": name, "goal": target, "measured": value.item() if hasattr(value, "item") else value,
+                     "met": None if met is None else bool(met), "reason": why})
+
+
 def targets(results: dict[str, Any], dvc_res: dict[str, Any] | None,
             growth: dict[str, dict[str, float | None]] | None = None) -> list[dict[str, Any]]:
     """Each target of issue 6 with its measured value, met or not, and the measured reason."""
-    out = []
-    T = TARGETS
-
-    def add(name: str, target: str, value: Any, met: bool | None, why: str) -> None:
-        out.append({"target": name, "goal": target, "measured": value.item() if hasattr(value, "item") else value,
-                    "met": None if met is None else bool(met), "reason": why})
-
+    out = Targets()
+    T, add = TARGETS, out.add
     for n, r in sorted(results.items(), key=lambda kv: SIZES[kv[0]]["n_plays"]):
-        if "stages" not in r:
-            continue
-        st, tv, ps = r["stages"], r["transform_vs_duckdb"], r["pandas_history_size"]
-        inner = tv["duckdb_inner"].get("inner_s")
-        add(f"[{n}] clean+transform time vs DuckDB", f"<= {T['transform_time_ratio_vs_duckdb_max']}x",
-            tv["time_ratio"], tv["time_ratio"] <= T["transform_time_ratio_vs_duckdb_max"],
-            f"ours {tv['musicrec_clean_plus_transform_s']} s = clean {st['clean']['wall_s']} s (CSV split into "
-            f"records in Python to keep each row's physical line number, one process; every row validated in Arrow, "
-            f"exact-duplicate check, quarantine + row accounting, Parquet written) + transform "
-            f"{st['transform']['wall_s']} s (Dask: aggregate, shuffle by user, {r['transform_report']['filter_passes']} "
-            f"filter passes over spilled Parquet, sorted zstd output); DuckDB {tv['duckdb_s']} s ({inner} s inside "
-            f"DuckDB) does the same in one vectorised in-memory engine. clean alone is "
-            f"{st['clean']['wall_s'] / tv['duckdb_s']:.2f}x DuckDB's whole job. All three use both cores, so other "
-            f"load on the machine moves the ratio: 1-min load during clean {st['clean']['load1']}, transform "
-            f"{st['transform']['load1']}, DuckDB {tv.get('duckdb_load1', '?')}")
-        mem = max(st["clean"]["peak_rss_mb"], st["transform"]["peak_rss_mb"])
-        ratio = round(mem / ps["object_strings_mb"], 2) if ps.get("object_strings_mb") else None
-        add(f"[{n}] clean+transform peak memory vs pandas in-memory size", f"<= {T['transform_memory_vs_pandas_max']}x",
-            ratio, ratio is not None and ratio <= T["transform_memory_vs_pandas_max"],
-            f"peak RSS clean {st['clean']['peak_rss_mb']:.0f} MB, transform {st['transform']['peak_rss_mb']:.0f} MB "
-            f"(of which the interpreter + pandas/pyarrow/dask imports {r.get('baseline_rss_mb', '?')} MB) vs the "
-            f"history in pandas {ps['object_strings_mb']:.0f} MB with object strings ({ps['arrow_strings_mb']:.0f} MB "
-            f"Arrow); DuckDB {tv['duckdb_peak_rss_mb']:.0f} MB. Transform peak by phase: "
-            + _phases_text(r.get("transform_phases")) + f". Each phase holds one partition per Dask thread (dask.num_workers) "
-            f"of {r['transform_report']['pairs_in']:,} pairs / {_parts(r)} partitions (transform.partitions: auto, "
-            f"one per 300,000 input rows, at least 8), plus the filter's keep sets of up to "
-            f"{r['matrix']['users']:,} user ids")
-        add(f"[{n}] same transform result as DuckDB", "identical counts", tv["same_result"], tv["same_result"],
-            "pairs, users, items and plays kept compared")
-        t = r["training"]
-        fits = sum(r["train_report_fit_seconds"].values())
-        add(f"[{n}] train stage vs bare ALS process", f"<= {T['train_overhead_ratio_max']}x",
-            t["overhead_ratio_process"], t["overhead_ratio_process"] <= T["train_overhead_ratio_max"],
-            f"stage {t['train_stage_s']} s = fits {fits:.1f} s (ALS {t['stage_als_fit_s']} s, popularity) + "
-            f"{t['train_stage_s'] - fits:.1f} s fixed work (process start + imports incl. MLflow "
-            f"{r.get('train_imports_s', '?')} s, loading matrices, saving models, "
-            f"MLflow sqlite run + artifacts; the store itself was created before, once: "
-            f"{r.get('mlflow_store_init_s', '?')} s) vs bare process {t['bare_als_process_s']} s = fit {t['bare_als_fit_s']} s "
-            f"+ {t['bare_als_process_s'] - t['bare_als_fit_s']:.1f} s ("
-            f"{'best of 2 each, interleaved' if len(t.get('bare_als_runs_s') or []) > 1 else 'one run each'}: stage "
-            f"{t.get('train_stage_runs_s')} s, bare {t.get('bare_als_runs_s')} s, bare fits "
-            f"{t.get('bare_als_fit_runs_s')} s). ALS fit in the stage / bare fit "
-            f"{(t['stage_als_fit_s'] or 0) / t['bare_als_fit_s']:.2f}x with the same code, params and matrix: the "
-            f"fits swing with the other load on this 2-core machine. With the bare fit time, the stage would be "
-            f"{t.get('overhead_ratio_same_fit')}x: its own cost is the fixed work above")
-        e = r["evaluation"]
-        ratio = e["time_ratio_musicrec_over_implicit"]
-        gemm, imp = e.get("gemm_floor_s"), e["implicit_ranking_metrics_at_k_s"]
-        floor = (f"; the users x items GEMM alone ({e['test_users']:,} x {e.get('n_items', 0):,} x "
-                 f"{e.get('factors')} factors, all cores) takes {gemm} s = {gemm / imp:.2f}x implicit's whole time, "
-                 f"and implicit's recommend alone {e.get('implicit_recommend_only_s')} s"
-                 + (f". musicrec does not score every item: items are visited in descending factor norm and a user "
-                    f"stops at the Cauchy-Schwarz bound (exact; {e.get('pruned_item_fraction')} of the user x item "
-                    f"scores computed)" if e.get("pruned") else
-                    ": both methods score every item for every user, so the ratio cannot go below GEMM/implicit "
-                    "without skipping items") if gemm else "")
-        add(f"[{n}] evaluation time vs implicit ranking_metrics_at_k", f"<= {T['eval_time_ratio_vs_implicit_max']}x",
-            ratio, ratio <= T["eval_time_ratio_vs_implicit_max"],
-            f"ours {e['musicrec_total_s']} s = recommend top-{max(e['ks'])} {e['musicrec_recommend_s']} s + "
-            f"{len(e['ks'])} cut-offs x 5 metrics {e['musicrec_metrics_all_ks_s']} s; implicit {imp} s for top-"
-            f"{e['k_compared']} at one cut-off" + floor)
-        add(f"[{n}] evaluation numbers equal implicit's", "ndcg, map, precision agree", e["all_agree"], e["all_agree"],
-            "; ".join(f"{k} {v['musicrec']} vs {v['implicit']}" for k, v in e["cross_check"].items()))
+        if "stages" in r:
+            size_targets(out, n, r)
+    growth_targets(out, results, growth)
+    if dvc_res:
+        best = dvc_res["noop_repro_best_s"]
+        add("no-op dvc repro", f"< {T['noop_repro_s_max']} s", best, best < T["noop_repro_s_max"],
+            f"runs {dvc_res['noop_repro_s']}; `import dvc.cli` alone takes {dvc_res['import_dvc_s']} s, "
+            f"`dvc status` {dvc_res['dvc_status_s']} s")
+    return list(out)
+
+
+def size_targets(out: Targets, n: str, r: dict[str, Any]) -> None:
+    """The targets measured at one size (``r``: ``results[n]``)."""
+    T, add = TARGETS, out.add
+    st, tv, ps = r["stages"], r["transform_vs_duckdb"], r["pandas_history_size"]
+    inner = tv["duckdb_inner"].get("inner_s")
+    add(f"[{n}] clean+transform time vs DuckDB", f"<= {T['transform_time_ratio_vs_duckdb_max']}x",
+        tv["time_ratio"], tv["time_ratio"] <= T["transform_time_ratio_vs_duckdb_max"],
+        f"ours {tv['musicrec_clean_plus_transform_s']} s = clean {st['clean']['wall_s']} s (CSV split into "
+        f"records in Python to keep each row's physical line number, one process; every row validated in Arrow, "
+        f"exact-duplicate check, quarantine + row accounting, Parquet written) + transform "
+        f"{st['transform']['wall_s']} s (Dask: aggregate, shuffle by user, {r['transform_report']['filter_passes']} "
+        f"filter passes over spilled Parquet, sorted zstd output); DuckDB {tv['duckdb_s']} s ({inner} s inside "
+        f"DuckDB) does the same in one vectorised in-memory engine. clean alone is "
+        f"{st['clean']['wall_s'] / tv['duckdb_s']:.2f}x DuckDB's whole job. All three use both cores, so other "
+        f"load on the machine moves the ratio: 1-min load during clean {st['clean']['load1']}, transform "
+        f"{st['transform']['load1']}, DuckDB {tv.get('duckdb_load1', '?')}")
+    mem = max(st["clean"]["peak_rss_mb"], st["transform"]["peak_rss_mb"])
+    ratio = round(mem / ps["object_strings_mb"], 2) if ps.get("object_strings_mb") else None
+    add(f"[{n}] clean+transform peak memory vs pandas in-memory size", f"<= {T['transform_memory_vs_pandas_max']}x",
+        ratio, ratio is not None and ratio <= T["transform_memory_vs_pandas_max"],
+        f"peak RSS clean {st['clean']['peak_rss_mb']:.0f} MB, transform {st['transform']['peak_rss_mb']:.0f} MB "
+        f"(of which the interpreter + pandas/pyarrow/dask imports {r.get('baseline_rss_mb', '?')} MB) vs the "
+        f"history in pandas {ps['object_strings_mb']:.0f} MB with object strings ({ps['arrow_strings_mb']:.0f} MB "
+        f"Arrow); DuckDB {tv['duckdb_peak_rss_mb']:.0f} MB. Transform peak by phase: "
+        + _phases_text(r.get("transform_phases")) + f". Each phase holds one partition per Dask thread (dask.num_workers) "
+        f"of {r['transform_report']['pairs_in']:,} pairs / {_parts(r)} partitions (transform.partitions: auto, "
+        f"one per 300,000 input rows, at least 8), plus the filter's keep sets of up to "
+        f"{r['matrix']['users']:,} user ids")
+    add(f"[{n}] same transform result as DuckDB", "identical counts", tv["same_result"], tv["same_result"],
+        "pairs, users, items and plays kept compared")
+    t = r["training"]
+    fits = sum(r["train_report_fit_seconds"].values())
+    add(f"[{n}] train stage vs bare ALS process", f"<= {T['train_overhead_ratio_max']}x",
+        t["overhead_ratio_process"], t["overhead_ratio_process"] <= T["train_overhead_ratio_max"],
+        f"stage {t['train_stage_s']} s = fits {fits:.1f} s (ALS {t['stage_als_fit_s']} s, popularity) + "
+        f"{t['train_stage_s'] - fits:.1f} s fixed work (process start + imports incl. MLflow "
+        f"{r.get('train_imports_s', '?')} s, loading matrices, saving models, "
+        f"MLflow sqlite run + artifacts; the store itself was created before, once: "
+        f"{r.get('mlflow_store_init_s', '?')} s) vs bare process {t['bare_als_process_s']} s = fit {t['bare_als_fit_s']} s "
+        f"+ {t['bare_als_process_s'] - t['bare_als_fit_s']:.1f} s ("
+        f"{'best of 2 each, interleaved' if len(t.get('bare_als_runs_s') or []) > 1 else 'one run each'}: stage "
+        f"{t.get('train_stage_runs_s')} s, bare {t.get('bare_als_runs_s')} s, bare fits "
+        f"{t.get('bare_als_fit_runs_s')} s). ALS fit in the stage / bare fit "
+        f"{(t['stage_als_fit_s'] or 0) / t['bare_als_fit_s']:.2f}x with the same code, params and matrix: the "
+        f"fits swing with the other load on this 2-core machine. With the bare fit time, the stage would be "
+        f"{t.get('overhead_ratio_same_fit')}x: its own cost is the fixed work above")
+    e = r["evaluation"]
+    ratio = e["time_ratio_musicrec_over_implicit"]
+    gemm, imp = e.get("gemm_floor_s"), e["implicit_ranking_metrics_at_k_s"]
+    floor = (f"; the users x items GEMM alone ({e['test_users']:,} x {e.get('n_items', 0):,} x "
+             f"{e.get('factors')} factors, all cores) takes {gemm} s = {gemm / imp:.2f}x implicit's whole time, "
+             f"and implicit's recommend alone {e.get('implicit_recommend_only_s')} s"
+             + (f". musicrec does not score every item: items are visited in descending factor norm and a user "
+                f"stops at the Cauchy-Schwarz bound (exact; {e.get('pruned_item_fraction')} of the user x item "
+                f"scores computed)" if e.get("pruned") else
+                ": both methods score every item for every user, so the ratio cannot go below GEMM/implicit "
+                "without skipping items") if gemm else "")
+    add(f"[{n}] evaluation time vs implicit ranking_metrics_at_k", f"<= {T['eval_time_ratio_vs_implicit_max']}x",
+        ratio, ratio <= T["eval_time_ratio_vs_implicit_max"],
+        f"ours {e['musicrec_total_s']} s = recommend top-{max(e['ks'])} {e['musicrec_recommend_s']} s + "
+        f"{len(e['ks'])} cut-offs x 5 metrics {e['musicrec_metrics_all_ks_s']} s; implicit {imp} s for top-"
+        f"{e['k_compared']} at one cut-off" + floor)
+    add(f"[{n}] evaluation numbers equal implicit's", "ndcg, map, precision agree", e["all_agree"], e["all_agree"],
+        "; ".join(f"{k} {v['musicrec']} vs {v['implicit']}" for k, v in e["cross_check"].items()))
+
+
+def growth_targets(out: Targets, results: dict[str, Any], growth: dict[str, dict[str, float | None]] | None) -> None:
+    """The growth-exponent targets, from the smallest to the largest size run."""
+    T, add = TARGETS, out.add
     names = sorted((n for n in results if "stages" in results[n]), key=lambda n: SIZES[n]["n_plays"])
     if growth and len(names) >= 2:
         first, last = names[0], names[-1]
@@ -166,12 +186,6 @@ def targets(results: dict[str, Any], dvc_res: dict[str, Any] | None,
                 f"counts users and items per partition and combines the counts (value_counts, a tree reduction), "
                 f"so its peak grows with partitions x distinct items per partition ({a['matrix']['items']:,} -> "
                 f"{b['matrix']['items']:,} items): the filter passes are the largest phases at the biggest size")
-    if dvc_res:
-        best = dvc_res["noop_repro_best_s"]
-        add("no-op dvc repro", f"< {T['noop_repro_s_max']} s", best, best < T["noop_repro_s_max"],
-            f"runs {dvc_res['noop_repro_s']}; `import dvc.cli` alone takes {dvc_res['import_dvc_s']} s, "
-            f"`dvc status` {dvc_res['dvc_status_s']} s")
-    return out
 
 
 def projection(results: dict[str, Any], growth: dict[str, dict[str, float | None]],
