@@ -28,17 +28,7 @@ def measure(cmd: list[str], cwd: Path, *, env: dict[str, str] | None = None, tim
     try:
         root = psutil.Process(proc.pid)
         while proc.poll() is None:
-            rss = 0
-            try:
-                procs = [root, *root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                procs = []
-            for p in procs:
-                try:
-                    rss += p.memory_info().rss
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    pass
-            peak = max(peak, rss)
+            peak = max(peak, tree_rss(root))
             if time.perf_counter() - t0 > timeout:
                 proc.kill()
                 break
@@ -51,6 +41,24 @@ def measure(cmd: list[str], cwd: Path, *, env: dict[str, str] | None = None, tim
     log.close()
     return {"wall_s": round(wall, 3), "peak_rss_mb": round(peak / 2**20, 1), "rc": rc, "tail": out[-3000:],
             "load1": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+
+
+def tree_rss(root: Any) -> int:
+    """Resident bytes of the psutil process ``root`` and all its descendants (processes that vanish meanwhile
+    count 0)."""
+    import psutil
+
+    rss = 0
+    try:
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        procs = []
+    for p in procs:
+        try:
+            rss += p.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return rss
 
 
 def checked(name: str, res: dict[str, Any]) -> dict[str, Any]:
