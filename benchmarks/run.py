@@ -75,7 +75,7 @@ def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_ite
     import yaml
 
     plan = size_plan(name, als_iterations=als_iterations, eval_users=eval_users)
-    als_iterations, eval_users = plan["als_iterations"], plan["eval_users"]
+    eval_users = plan["eval_users"]
     print(f"[{name}] data", flush=True)
     data = ensure_data(workdir, name)
     raw = (workdir / name / "raw" / "synthetic").resolve()
@@ -127,30 +127,48 @@ def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_ite
     except Exception as err:
         out["transform_phases"] = {"error": str(err)[-1500:]}
 
-    # ---- training: bare ALS, train stage again, bare ALS again (interleaved, so that other load on the
-    # machine hits both alike); the best of two of each is compared
+    out["train_report_fit_seconds"], out["training"] = run_training(work, env, cmds, out["stages"]["train"],
+                                                                    train_rep["fit_seconds"], plan)
+
+    # ---- evaluation
+    out["evaluation"] = run_eval_comparison(work, env, eval_users)
+    out["evaluation"]["evaluate_stage_s"] = out["stages"].get("evaluate", {}).get("wall_s")
+
+    # ---- serving: model load and per-request latency (what `python -m musicrec` runs)
+    out["serving"] = run_serving(work, env)
+    return out
+
+
+def run_training(work: Path, env: dict[str, str], cmds: dict[str, list[str]], stage: dict[str, Any],
+                 first_fits: dict[str, float], plan: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
+    """The train stage (``stage``: its first run, ``first_fits``: that run's fit seconds) vs a bare implicit ALS
+    process, and ALS seconds per iteration at 64 and 128 factors.
+
+    Interleaved: bare ALS, the train stage again, bare ALS again, so that other load on the machine hits
+    both alike; the best of ``plan["repeats"]`` (1 or 2) of each is compared. Returns the best stage run's
+    fit seconds and the comparison.
+    """
     def bare_als() -> tuple[dict[str, Any], dict[str, Any]]:
         b = checked("bare implicit ALS", measure(
             worker_cmd("als", "--matrices", "data/processed/matrices", "--params", "params.yaml"), work, env=env))
         return b, last_json(b["tail"])
 
     bare_runs = [bare_als()]
-    stage_runs = [(out["stages"]["train"]["wall_s"], train_rep["fit_seconds"])]
+    stage_runs = [(stage["wall_s"], first_fits)]
     if plan["repeats"] > 1:
         again = checked("train (again)", measure(cmds["train"], work, env=env))
         stage_runs.append((again["wall_s"], work_report(work, "train")["fit_seconds"]))
         bare_runs.append(bare_als())
     bare, bres = min(bare_runs, key=lambda x: x[0]["wall_s"])
     train_wall, fit_seconds = min(stage_runs, key=lambda x: x[0])
-    out["train_report_fit_seconds"] = fit_seconds
     per_iter = {}
     for f in (64, 128):
         r = checked(f"ALS iterations f={f}", measure(
             worker_cmd("als-iter", "--matrices", "data/processed/matrices", "--factors", str(f),
-                       "--iterations", str(als_iterations)), work, env=env))
+                       "--iterations", str(plan["als_iterations"])), work, env=env))
         per_iter[str(f)] = last_json(r["tail"])
-    out["training"] = {
-        "train_stage_s": train_wall, "train_stage_peak_rss_mb": out["stages"]["train"]["peak_rss_mb"],
+    return fit_seconds, {
+        "train_stage_s": train_wall, "train_stage_peak_rss_mb": stage["peak_rss_mb"],
         "bare_als_process_s": bare["wall_s"], "bare_als_peak_rss_mb": bare["peak_rss_mb"],
         "bare_als_fit_s": bres["fit_s"], "stage_als_fit_s": fit_seconds.get("als"),
         "train_stage_runs_s": [w for w, _ in stage_runs], "bare_als_runs_s": [b["wall_s"] for b, _ in bare_runs],
@@ -162,14 +180,6 @@ def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_ite
         "als_params": bres["params"], "nnz": bres["nnz"],
         "per_iteration": per_iter,
     }
-
-    # ---- evaluation
-    out["evaluation"] = run_eval_comparison(work, env, eval_users)
-    out["evaluation"]["evaluate_stage_s"] = out["stages"].get("evaluate", {}).get("wall_s")
-
-    # ---- serving: model load and per-request latency (what `python -m musicrec` runs)
-    out["serving"] = run_serving(work, env)
-    return out
 
 
 def run_serving(work: Path, env: dict[str, str]) -> dict[str, Any]:
