@@ -158,6 +158,31 @@ def _gemm_floor(model: Any, users: Any) -> float:
     return time.perf_counter() - t
 
 
+def pruning_share(model: Any, users: Any, query: Any, n: int) -> dict[str, Any]:
+    """Whether the recommend path prunes (catalogues large enough) and then, untimed on the first 5,000
+    ``users``, the fraction of the users x items scores it computed for top-``n`` lists."""
+    import musicrec.models.mf as mf
+    from musicrec.assessment import recommend_batched
+
+    pruning: dict[str, Any] = {"pruned": bool(model.n_items >= getattr(mf, "_PRUNE_MIN_ITEMS", float("inf")))}
+    if pruning["pruned"]:
+        scored: list[int] = []
+        real_top_n = mf.top_n
+
+        def counting(s, N, order=None, **kw):  # noqa: ANN001, ANN003, ANN202
+            scored.append(s.size)
+            return real_top_n(s, N, order, **kw)
+
+        mf.top_n = counting
+        try:
+            sample = users[:5000]
+            recommend_batched(model, sample, query, n)
+        finally:
+            mf.top_n = real_top_n
+        pruning["pruned_item_fraction"] = round(sum(scored) / (sample.size * model.n_items), 3)
+    return pruning
+
+
 def worker_eval(argv: list[str]) -> None:
     """musicrec's evaluation core vs implicit.evaluation.ranking_metrics_at_k on the same model and split."""
     ap = argparse.ArgumentParser()
@@ -213,25 +238,7 @@ def worker_eval(argv: list[str]) -> None:
         imodel.recommend(users[s0:s0 + 10_000], query[users[s0:s0 + 10_000]], N=a.k, filter_already_liked_items=True)
     t_imp_rec = time.perf_counter() - t
     t_gemm = _gemm_floor(model, users)
-    # how much of the users x items scoring the pruned recommend path computed (untimed, on a sample)
-    import musicrec.models.mf as mf
-
-    pruning: dict[str, Any] = {"pruned": bool(model.n_items >= getattr(mf, "_PRUNE_MIN_ITEMS", float("inf")))}
-    if pruning["pruned"]:
-        scored: list[int] = []
-        real_top_n = mf.top_n
-
-        def counting(s, N, order=None, **kw):  # noqa: ANN001, ANN003, ANN202
-            scored.append(s.size)
-            return real_top_n(s, N, order, **kw)
-
-        mf.top_n = counting
-        try:
-            sample = users[:5000]
-            recommend_batched(model, sample, query, max(ks))
-        finally:
-            mf.top_n = real_top_n
-        pruning["pruned_item_fraction"] = round(sum(scored) / (sample.size * model.n_items), 3)
+    pruning = pruning_share(model, users, query, max(ks))
 
     hits_k = M.hits_matrix(recs_u[:, : a.k], test[users]).sum(axis=1)
     nrel = M.n_relevant(test[users])
