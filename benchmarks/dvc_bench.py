@@ -16,10 +16,7 @@ DVC = str(Path(sys.executable).parent / "dvc")  # the venv's dvc, next to this i
 
 def run_dvc(workdir: Path) -> dict[str, Any]:
     """``dvc repro`` no-op time and ``dvc pull`` throughput from a local SeaweedFS (small clone)."""
-    import secrets
-
-    from musicrec import services as svc
-    from musicrec.testing import SMALL_PARAMS, dvc, make_clone, pipeline_env, run
+    from musicrec.testing import SMALL_PARAMS, dvc, make_clone, pipeline_env
 
     base = (workdir / "dvc").resolve()
     shutil.rmtree(base, ignore_errors=True)
@@ -42,6 +39,18 @@ def run_dvc(workdir: Path) -> dict[str, Any]:
     imp = checked("python -c 'import dvc.cli'", measure([sys.executable, "-c", "import dvc.cli"], clone, env=env))
     res["import_dvc_s"] = imp["wall_s"]
 
+    res.update(push_pull(workdir, base, clone, env))
+    return res
+
+
+def push_pull(workdir: Path, base: Path, clone: Path, env: dict[str, str]) -> dict[str, Any]:
+    """``dvc push`` of ``clone``'s cache to a SeaweedFS started on free 127.0.0.1 ports, and ``dvc pull`` into a
+    second clone: MB/s for one big file (the largest generated history in ``workdir``) and the pipeline outputs."""
+    import secrets
+
+    from musicrec import services as svc
+    from musicrec.testing import dvc, get_free_ports, run
+
     # a big file next to the pipeline outputs, for bulk throughput
     big_src = None
     for name in ("10m", "1m"):
@@ -49,7 +58,6 @@ def run_dvc(workdir: Path) -> dict[str, Any]:
         if cand.exists():
             big_src = cand
             break
-    from musicrec.testing import get_free_ports
 
     ports = get_free_ports(9)
     cfg = svc.ServiceConfig(
@@ -86,11 +94,10 @@ def run_dvc(workdir: Path) -> dict[str, Any]:
         nfiles = sum(1 for p in (second / ".dvc" / "cache").rglob("*") if p.is_file())
         pulls["pipeline_outs"] = {"mb": round(mb, 1), "wall_s": r["wall_s"], "mb_per_s": round(mb / r["wall_s"], 2),
                                   "cache_files_total": nfiles}
-        res.update({"cache_mb": round(cache_mb, 1), "push_s": push["wall_s"],
-                    "push_mb_per_s": round(cache_mb / push["wall_s"], 1), "pull": pulls})
+        return {"cache_mb": round(cache_mb, 1), "push_s": push["wall_s"],
+                "push_mb_per_s": round(cache_mb / push["wall_s"], 1), "pull": pulls}
     finally:
         svc.stop_service(cfg, "seaweedfs")
-    return res
 
 
 def _dir_mb(d: Path) -> float:
