@@ -24,8 +24,9 @@ import platform
 import sys
 import time
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
+from bench_env import use_checkout
+
+use_checkout()
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402

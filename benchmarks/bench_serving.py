@@ -28,11 +28,9 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
+from bench_env import REPO, use_checkout
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+use_checkout()
 
 import numpy as np  # noqa: E402
 
@@ -85,7 +83,7 @@ def bench_model(models: Path, matrices: Path, name: str, requests: int, n: int, 
 def bench_cli(models: Path, matrices: Path, runs: int) -> dict:
     rec = Recommender.load(models, matrices_dir=None)
     track = rec.item_ids[0]
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()

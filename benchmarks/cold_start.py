@@ -10,16 +10,13 @@ and the hybrid recommend from those only.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
+from bench_env import REPO, use_checkout
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+use_checkout()
 
 import numpy as np  # noqa: E402
 
@@ -31,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="3,7,11")
     ap.add_argument("--known", default="3,5", help="revealed tracks per cold user (comma-separated)")
-    ap.add_argument("--out", default=str(ROOT / "reports" / "cold_start.json"))
+    ap.add_argument("--out", default=str(REPO / "reports" / "cold_start.json"))
     a = ap.parse_args(argv)
     seeds = [int(s) for s in a.seeds.split(",")]
     runs = []

@@ -21,11 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
+from bench_env import REPO, use_checkout
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+use_checkout()
 
 import pandas as pd  # noqa: E402
 
@@ -37,7 +35,7 @@ from musicrec.io import write_json  # noqa: E402
 from musicrec.models import build_model  # noqa: E402
 from musicrec.transform import FilterSpec, run_transform  # noqa: E402
 
-ZIP_DIR = ROOT.parent / "shared/data/real/hetrec2011-lastfm-2k"
+ZIP_DIR = REPO.parent / "shared/data/real/hetrec2011-lastfm-2k"
 SEED = 42
 K = 10
 
@@ -80,7 +78,7 @@ def score(name: str, params: dict, inter: Interactions) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--zip-dir", type=Path, default=ZIP_DIR)
-    ap.add_argument("--out", type=Path, default=ROOT / "reports/hetrec_quality.json")
+    ap.add_argument("--out", type=Path, default=REPO / "reports/hetrec_quality.json")
     ap.add_argument("--quick", action="store_true", help="a smaller grid")
     args = ap.parse_args()
     if not (args.zip_dir / "hetrec2011-lastfm-2k.zip").is_file():

@@ -1,0 +1,109 @@
+"""What the benchmark runs: the sizes, the per-size plans, the generated data and the params and stage
+commands each size runs with."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench_env import REPO
+
+
+SIZES: dict[str, dict[str, int]] = {
+    "100k": {"n_tracks": 5_000, "n_users": 3_000, "n_plays": 100_000},  # smoke test of the benchmark itself
+    "1m": {"n_tracks": 20_000, "n_users": 30_000, "n_plays": 1_000_000},
+    "10m": {"n_tracks": 50_000, "n_users": 1_000_000, "n_plays": 10_000_000},
+    "48m": {"n_tracks": 380_000, "n_users": 1_000_000, "n_plays": 48_000_000},
+}
+SEED = 42
+# What is measured beyond the stages at each size. The largest size is trimmed so that `make bench-full`
+# stays within an hour on this 2-core machine (measured: reports/benchmarks.md, "total"): one train stage
+# and one bare ALS run instead of the best of two, one timed ALS iteration per factor count, a 25,000-user
+# sample for the evaluation comparison, and no second transform run for the per-phase memory breakdown.
+DEFAULT_PLAN = {"repeats": 2, "phases": True}
+PLANS: dict[str, dict[str, Any]] = {"48m": {"repeats": 1, "phases": False, "als_iterations": 1, "eval_users": 25_000}}
+STAGES = ("clean", "transform", "interactions", "train", "evaluate")
+DATA_STAGES = ("clean", "transform", "interactions")
+
+
+# --rerun WHAT: what the report says was measured again, and why
+RERUNS = {
+    "evaluation": ("the evaluation", "after a change to the recommend path (the first run's numbers are kept in the "
+                                     "JSON as `before_rerun`)"),
+    "phases": ("the transform phases", ""),
+    "serving": ("the serving", "after a change to the recommend path"),
+    "transform": ("the clean and transform stages with the DuckDB reference",
+                  "after a change to the clean stage (growth exponents recomputed)"),
+}
+
+
+def size_plan(name: str, **choices: Any) -> dict[str, Any]:
+    """What is measured at ``name`` beyond the stages: DEFAULT_PLAN with the command-line ``choices``
+    (eval_users, als_iterations), then the size's own trims in PLANS, which win."""
+    return {**DEFAULT_PLAN, **choices, **PLANS.get(name, {})}
+
+
+def size_config(name: str) -> dict[str, int]:
+    c = dict(SIZES[name])
+    c.update(n_genres=16, n_artists=max(1, c["n_tracks"] // 5), seed=SEED)
+    return c
+
+
+def ensure_data(workdir: Path, name: str) -> dict[str, Any]:
+    """Generate (or reuse) the Kaggle-schema CSVs for one size."""
+    from musicrec.synth import write_synthetic
+
+    cfg = size_config(name)
+    raw = workdir / name / "raw"
+    marker = raw / "generate.json"
+    if marker.exists() and (raw / "synthetic").is_dir():
+        rec = json.loads(marker.read_text())
+        if rec.get("config") == cfg:
+            rec["cached"] = True
+            return rec
+    raw.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    summary = write_synthetic(raw / "synthetic", chunk_rows=1_000_000, **cfg)
+    rec = {"config": cfg, "summary": summary, "seconds": round(time.perf_counter() - t0, 2)}
+    marker.write_text(json.dumps(rec))
+    rec["cached"] = False
+    return rec
+
+
+def bench_params(name: str) -> dict[str, Any]:
+    import yaml
+
+    p = yaml.safe_load((REPO / "params.yaml").read_text())
+    c = size_config(name)
+    p["generate"].update({k: c[k] for k in ("n_tracks", "n_users", "n_plays", "n_genres", "n_artists")})
+    p["data"]["source"] = "synthetic"
+    # ALS is what is benchmarked; itemknn/others are timed by their own tests. popularity must stay.
+    p["train"]["models"] = ["popularity", "als"]
+    p["mlflow"]["required"] = False
+    return p
+
+
+def stage_commands(raw: Path) -> dict[str, list[str]]:
+    """The DVC stages' commands as the benchmark runs them (in the size's work folder)."""
+    st = REPO / "stages"
+    py = sys.executable
+    return {
+        "clean": [py, str(st / "clean.py"), "--params", "params.yaml", "--input", str(raw), "--out", "data/interim",
+                  "--report", "reports/data_quality.json"],
+        "transform": [py, str(st / "transform.py"), "--params", "params.yaml", "--interim", "data/interim",
+                      "--out-plays", "data/processed/plays", "--out-items", "data/processed/items.parquet",
+                      "--report", "reports/transform.json"],
+        "interactions": [py, str(st / "interactions.py"), "--params", "params.yaml", "--plays", "data/processed/plays",
+                         "--out", "data/processed/matrices", "--report", "reports/interactions.json"],
+        "train": [py, str(st / "train.py"), "--params", "params.yaml", "--matrices", "data/processed/matrices",
+                  "--items", "data/processed/items.parquet", "--out", "data/models", "--report", "reports/train.json",
+                  "--run-id-file", "reports/mlflow_run_id.txt"],
+        "evaluate": [py, str(st / "evaluate.py"), "--params", "params.yaml", "--matrices", "data/processed/matrices",
+                     "--items", "data/processed/items.parquet", "--models", "data/models",
+                     "--run-id-file", "reports/mlflow_run_id.txt", "--metrics", "reports/metrics.json",
+                     "--details", "reports/evaluation.json", "--plots", "reports/plots", "--report",
+                     "reports/report.md", "--figures", "reports/figures"],
+    }
