@@ -120,8 +120,6 @@ def _grpc_first_frame(port: int, conf_dir: Path | None, *, client_cert: bool) ->
 def test_no_seaweedfs_port_serves_data_without_a_key(seaweedfs):
     """Unsigned HTTP to the filer, master and volume server and certificate-less gRPC are all refused;
     the S3 gateway (keys) and the certificate holder (``weed shell`` in seaweedfs-conf/) still work."""
-    import ssl  # noqa: F401 - used by _grpc_first_frame
-
     cfg, creds = seaweedfs
     client = svc.s3_client(cfg.s3_endpoint, creds)
     bucket, key, body = "probe-plain", "secret.txt", b"musicrec secret " * 64
