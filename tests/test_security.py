@@ -186,6 +186,7 @@ def test_local_services_are_configured_to_require_keys(tmp_path, monkeypatch):
     assert not set(keys(b).values()) & set(ka.values())  # another state dir, other keys
     assert stat.S_IMODE(a.weed_conf_dir.stat().st_mode) == 0o700
     assert {stat.S_IMODE(f.stat().st_mode) for f in a.weed_conf_dir.iterdir()} == {0o600}
+    assert stat.S_IMODE(a.state_dir.stat().st_mode) == 0o700
 
     login = svc.mlflow_login(a)
     assert svc.mlflow_login(a) == login and len(login.password) >= 24
@@ -194,12 +195,23 @@ def test_local_services_are_configured_to_require_keys(tmp_path, monkeypatch):
     stored = a.credentials_file.read_text()
     assert login.password in stored and creds.secret_key in stored  # one file holds both
     ini = svc.write_mlflow_auth_config(a, login).read_text()
+    assert stat.S_IMODE(a.mlflow_dir.stat().st_mode) == 0o700
     assert "default_permission = NO_PERMISSIONS" in ini and str(a.mlflow_dir) in ini
     assert login.password not in ini
     monkeypatch.setenv(svc.ENV_MLFLOW_PASS, "a-client-login-of-another-server")
     env = svc.mlflow_env(a, creds, login)
     assert env["MLFLOW_AUTH_ADMIN_PASSWORD"] == login.password and svc.ENV_MLFLOW_PASS not in env
     assert env["MLFLOW_AUTH_CONFIG_PATH"] == str(a.mlflow_auth_config)
+    # `eval "$(python -m musicrec.services env)"` gives a shell the login without printing it
+    import sys
+
+    out = subprocess.run(["bash", "-c", f'eval "$({sys.executable} -m musicrec.services env --dir {a.state_dir})"; '
+                          f'echo "$MLFLOW_TRACKING_USERNAME $MLFLOW_TRACKING_PASSWORD"'],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.split() == [login.username, login.password]
+    listed = subprocess.run([sys.executable, "-m", "musicrec.services", "env", "--dir", str(a.state_dir)],
+                            capture_output=True, text=True, timeout=60, check=True).stdout
+    assert login.password not in listed and creds.secret_key not in listed
     record("security_service_config", jwt_sections=list(ka), grpc_sections=list(svc.WEED_GRPC_SECTIONS),
            mlflow_default_permission="NO_PERMISSIONS")
 

@@ -153,6 +153,10 @@ def test_no_seaweedfs_port_serves_data_without_a_key(seaweedfs):
         assert _grpc_first_frame(port, None, client_cert=False)[3:4] != b"\x04", f"{name} gRPC speaks plain text"
         assert _grpc_first_frame(port, cfg.weed_conf_dir, client_cert=False) == b"", f"{name} gRPC without cert"
         assert _grpc_first_frame(port, cfg.weed_conf_dir, client_cert=True)[3:4] == b"\x04", f"{name} gRPC with cert"
+        # weed also serves gRPC on a unix socket in /tmp (not configurable): only its owner may connect
+        sock = Path(f"/tmp/seaweedfs-{name}-grpc-{port}.sock")
+        if sock.exists():
+            assert stat.S_IMODE(sock.stat().st_mode) & 0o077 == 0, f"{sock} is {oct(sock.stat().st_mode)}"
     # every listener is one of the ports the config names (no extra UI, metrics, IAM or debug port)
     pid = svc.service_pid(cfg, "seaweedfs")
     listening = {c.laddr.port for c in psutil.Process(pid).net_connections("inet") if c.status == psutil.CONN_LISTEN}

@@ -192,14 +192,17 @@ class ServiceConfig:
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and missing parents) with mode 0700."""
-    missing = [p for p in (path, *path.parents) if not p.exists()]
-    for p in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            p.mkdir(mode=0o700)
-        os.chmod(p, 0o700)
+    """``path`` with mode 0700; missing parents are created 0700 too (existing ones keep their mode)."""
+    _mkdirs_private(path)
     os.chmod(path, 0o700)
     return path
+
+
+def _mkdirs_private(path: Path) -> None:
+    for p in reversed([p for p in (path, *path.parents) if not p.exists()]):
+        with contextlib.suppress(FileExistsError):
+            p.mkdir(mode=0o700)
+            os.chmod(p, 0o700)  # mkdir's mode passes through the umask
 
 
 def secure_state_dir(cfg: ServiceConfig) -> None:
@@ -217,8 +220,8 @@ def secure_state_dir(cfg: ServiceConfig) -> None:
 
 
 def _write_private(path: Path, text: str | bytes) -> None:
-    """Write ``text`` to ``path`` with mode 0600 (atomic rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``text`` to ``path`` with mode 0600 (atomic rename); a missing folder is made 0700."""
+    _mkdirs_private(path.parent)
     tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
