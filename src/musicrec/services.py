@@ -26,7 +26,6 @@ Run as ``python -m musicrec.services up|down|status|check-remote|env``.
 from __future__ import annotations
 
 import argparse
-import base64
 import configparser
 import contextlib
 import json
@@ -697,16 +696,10 @@ def _http_ok(url: str, timeout_s: float = 2.0) -> bool:
 
 
 def mlflow_api_status(cfg: ServiceConfig, login: MlflowLogin | None, timeout_s: float = 5.0) -> int:
-    """HTTP status of a tracking-API request (search experiments), with ``login`` or without any."""
-    req = urllib.request.Request(cfg.mlflow_uri + "/api/2.0/mlflow/experiments/search?max_results=1")
-    if login is not None:
-        token = base64.b64encode(f"{login.username}:{login.password}".encode()).decode()
-        req.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as r:  # noqa: S310 - local http only
-            return r.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+    """HTTP status of a tracking-API request to our server, with ``login`` or without any."""
+    from musicrec.tracking import api_status
+
+    return api_status(cfg.mlflow_uri, (login.username, login.password) if login else None, timeout_s)
 
 
 def write_mlflow_auth_config(cfg: ServiceConfig, login: MlflowLogin) -> Path:
