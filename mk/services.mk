@@ -3,9 +3,26 @@
 # Ports: MUSICREC_S3_PORT (8333), MUSICREC_MLFLOW_PORT (5000), MUSICREC_WEED_{MASTER,VOLUME,FILER}_PORT.
 # Keys: MUSICREC_S3_ACCESS_KEY / MUSICREC_S3_SECRET_KEY, else generated into .services/credentials.env.
 # State (data, logs, keys, PID files): MUSICREC_SERVICES_DIR (default .services). The bucket has versioning on.
+# MLflow server: basic auth; its admin login is MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD in credentials.env.
 SERVICES := $(PY) -m musicrec.services
 DVC_ARGS ?=
 MLFLOW_UI_PORT ?= 5000
+SERVICES_DIR := $(or $(MUSICREC_SERVICES_DIR),.services)
+SERVICES_CREDENTIALS := $(SERVICES_DIR)/credentials.env
+
+# Recipes that talk to the local MLflow server (dvc repro, musicrec ...) get its login, unless one is set
+# already; only when MLFLOW_TRACKING_URI is a 127.0.0.1 server, so the login never goes to another host.
+ifneq ($(filter http://127.0.0.1:%,$(MLFLOW_TRACKING_URI)),)
+ifeq ($(MLFLOW_TRACKING_PASSWORD),)
+stored = $(shell sed -n 's/^$(1)=//p' $(SERVICES_CREDENTIALS) 2>/dev/null)
+stored_user := $(call stored,MLFLOW_TRACKING_USERNAME)
+stored_pass := $(call stored,MLFLOW_TRACKING_PASSWORD)
+ifneq ($(and $(stored_user),$(stored_pass)),)
+export MLFLOW_TRACKING_USERNAME := $(stored_user)
+export MLFLOW_TRACKING_PASSWORD := $(stored_pass)
+endif
+endif
+endif
 
 .PHONY: services-up services-down services-status check-remote push pull ui
 
@@ -31,6 +48,10 @@ pull: check-remote
 ui: $(VENV)/.installed
 	@if url=$$($(SERVICES) ui-url 2>/dev/null); then \
 	  echo "MLflow UI: $$url"; \
+	  case "$$url" in http://127.0.0.1:*) \
+	    echo "  log in as $$(sed -n 's/^MLFLOW_TRACKING_USERNAME=//p' $(SERVICES_CREDENTIALS) 2>/dev/null)," \
+	         "password: the MLFLOW_TRACKING_PASSWORD line of $(SERVICES_CREDENTIALS)";; \
+	  esac; \
 	else \
 	  store="$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}"; \
 	  echo "MLflow UI: http://127.0.0.1:$(MLFLOW_UI_PORT)  (store $$store; Ctrl-C stops it)"; \

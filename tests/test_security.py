@@ -8,6 +8,11 @@ Also part of the security checks, tested elsewhere:
 * paths in params that escape the project are rejected: ``tests/test_params_errors.py``;
 * the running SeaweedFS listens on 127.0.0.1 only, its key file is 0600 and anonymous S3 requests are refused:
   ``tests/test_services.py::test_listeners_local_and_keys_private``, ``::test_anonymous_refused_signed_accepted``;
+* no other SeaweedFS port (filer / master / volume HTTP, every gRPC port) serves data to an unsigned request or a
+  client without the certificate: ``tests/test_services.py::test_no_seaweedfs_port_serves_data_without_a_key``;
+* the state dir is 0700 with 0600 files: ``tests/test_services.py::test_state_dir_is_private``;
+* the MLflow server refuses requests without the login (401) and the pipeline logs with it:
+  ``tests/test_services.py::test_mlflow_server_roundtrip``;
 * secret-looking params and tags are redacted before logging: ``tests/test_tracking.py::test_scrub_keys_values_and_urls``.
 """
 
@@ -145,6 +150,70 @@ def test_local_services_bind_to_loopback_only(tmp_path):
     binds.append("mlflow --host 127.0.0.1")
     assert "0.0.0.0" not in " ".join((weed or []) + ml)
     record("security_loopback", binds=binds)
+
+
+def test_local_services_are_configured_to_require_keys(tmp_path, monkeypatch):
+    """What services-up generates, without starting anything: random per-state-dir JWT keys and gRPC
+    certificates (0600, in a 0700 folder, kept across calls), MLflow basic auth with no default access."""
+    import stat
+    import tomllib
+
+    for k in (svc.ENV_ACCESS, svc.ENV_SECRET):
+        monkeypatch.delenv(k, raising=False)
+    a, b = svc.ServiceConfig(state_dir=tmp_path / "a"), svc.ServiceConfig(state_dir=tmp_path / "b")
+    if _has_weed():
+        assert "-disableHttp" in svc.weed_command(a)  # no master / filer HTTP API
+    ml = svc.mlflow_server_command(a)
+    assert ml[ml.index("--app-name") + 1] == "basic-auth"
+
+    def keys(cfg) -> dict[str, str]:
+        doc = tomllib.loads(svc.write_weed_security(cfg).read_text())
+
+        def section(dotted: str) -> dict:
+            part = doc
+            for name in dotted.split("."):
+                part = part[name]
+            return part
+
+        for sec in svc.WEED_GRPC_SECTIONS:  # e.g. grpc.filer: the shared certificate
+            assert Path(section(sec)["cert"]).is_file() and Path(section(sec)["key"]).is_file()
+        assert Path(doc["grpc"]["ca"]).is_file()
+        return {sec: section(sec)["key"] for sec in svc.WEED_JWT_SECTIONS}
+
+    ka = keys(a)
+    assert all(len(v) >= 32 for v in ka.values()) and len(set(ka.values())) == len(ka)
+    assert keys(a) == ka  # made once, kept
+    assert not set(keys(b).values()) & set(ka.values())  # another state dir, other keys
+    assert stat.S_IMODE(a.weed_conf_dir.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(f.stat().st_mode) for f in a.weed_conf_dir.iterdir()} == {0o600}
+    assert stat.S_IMODE(a.state_dir.stat().st_mode) == 0o700
+
+    login = svc.mlflow_login(a)
+    assert svc.mlflow_login(a) == login and len(login.password) >= 24
+    assert stat.S_IMODE(a.credentials_file.stat().st_mode) == 0o600
+    creds = svc.load_credentials(a)
+    stored = a.credentials_file.read_text()
+    assert login.password in stored and creds.secret_key in stored  # one file holds both
+    ini = svc.write_mlflow_auth_config(a, login).read_text()
+    assert stat.S_IMODE(a.mlflow_dir.stat().st_mode) == 0o700
+    assert "default_permission = NO_PERMISSIONS" in ini and str(a.mlflow_dir) in ini
+    assert login.password not in ini
+    monkeypatch.setenv(svc.ENV_MLFLOW_PASS, "a-client-login-of-another-server")
+    env = svc.mlflow_env(a, creds, login)
+    assert env["MLFLOW_AUTH_ADMIN_PASSWORD"] == login.password and svc.ENV_MLFLOW_PASS not in env
+    assert env["MLFLOW_AUTH_CONFIG_PATH"] == str(a.mlflow_auth_config)
+    # `eval "$(python -m musicrec.services env)"` gives a shell the login without printing it
+    import sys
+
+    out = subprocess.run(["bash", "-c", f'eval "$({sys.executable} -m musicrec.services env --dir {a.state_dir})"; '
+                          f'echo "$MLFLOW_TRACKING_USERNAME $MLFLOW_TRACKING_PASSWORD"'],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.split() == [login.username, login.password]
+    listed = subprocess.run([sys.executable, "-m", "musicrec.services", "env", "--dir", str(a.state_dir)],
+                            capture_output=True, text=True, timeout=60, check=True).stdout
+    assert login.password not in listed and creds.secret_key not in listed
+    record("security_service_config", jwt_sections=list(ka), grpc_sections=list(svc.WEED_GRPC_SECTIONS),
+           mlflow_default_permission="NO_PERMISSIONS")
 
 
 def _has_weed() -> bool:

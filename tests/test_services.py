@@ -68,6 +68,122 @@ def test_anonymous_refused_signed_accepted(seaweedfs):
     client.head_bucket(Bucket=cfg.bucket)
 
 
+def _http(url: str, method: str = "GET", data: bytes | None = None, headers: dict | None = None) -> tuple[int, bytes]:
+    """Status and body of one plain (unsigned, unauthenticated) HTTP request."""
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, method=method, data=data, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _weed_shell(cfg: svc.ServiceConfig, command: str) -> str:
+    """``weed shell`` run where security.toml is, i.e. with the gRPC client certificate."""
+    r = subprocess.run([svc.weed_binary(), "shell", f"-master={svc.HOST}:{cfg.master_port}.{cfg.grpc('master')}",
+                        f"-filer={svc.HOST}:{cfg.filer_port}.{cfg.grpc('filer')}"], input=command + "\n",
+                       cwd=cfg.weed_conf_dir, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # + empty SETTINGS
+
+
+def _grpc_first_frame(port: int, conf_dir: Path | None, *, client_cert: bool) -> bytes:
+    """The first 9 bytes a gRPC port sends after an HTTP/2 preface: over TLS (``conf_dir``: trust its CA,
+    optionally present its client certificate) or in plain text (``conf_dir=None``); b"" when refused."""
+    import socket
+    import ssl
+
+    raw = socket.create_connection((svc.HOST, port), timeout=10)
+    try:
+        sock = raw
+        if conf_dir is not None:
+            ctx = ssl.create_default_context(cafile=str(conf_dir / "ca.crt"))
+            ctx.check_hostname = False
+            ctx.set_alpn_protocols(["h2"])
+            if client_cert:
+                ctx.load_cert_chain(conf_dir / "node.crt", conf_dir / "node.key")
+            sock = ctx.wrap_socket(raw)
+        sock.sendall(H2_PREFACE)
+        return sock.recv(9)
+    except (ssl.SSLError, ConnectionError):
+        return b""
+    finally:
+        raw.close()
+
+
+def test_no_seaweedfs_port_serves_data_without_a_key(seaweedfs):
+    """Unsigned HTTP to the filer, master and volume server and certificate-less gRPC are all refused;
+    the S3 gateway (keys) and the certificate holder (``weed shell`` in seaweedfs-conf/) still work."""
+    cfg, creds = seaweedfs
+    client = svc.s3_client(cfg.s3_endpoint, creds)
+    bucket, key, body = "probe-plain", "secret.txt", b"musicrec secret " * 64
+    svc.ensure_bucket(client, bucket)
+    client.put_object(Bucket=bucket, Key=key, Body=body)
+    meta = json.loads(_weed_shell(cfg, f"fs.meta.cat /buckets/{bucket}/{key}").split("}chunks", 1)[0] + "}")
+    fid = meta["chunks"][0]["fileId"]  # where the object's bytes are on the volume server
+    f, m, v = (f"http://{svc.HOST}:{p}" for p in (cfg.filer_port, cfg.master_port, cfg.volume_port))
+    probes = {
+        "filer list": (f"{f}/buckets/{bucket}/", "GET", None),
+        "filer read": (f"{f}/buckets/{bucket}/{key}", "GET", None),
+        "filer write": (f"{f}/buckets/{bucket}/planted.txt", "PUT", b"planted"),
+        "filer delete": (f"{f}/buckets/{bucket}/{key}", "DELETE", None),
+        "master assign": (f"{m}/dir/assign", "GET", None),
+        "master lookup": (f"{m}/dir/lookup?volumeId={fid.split(',')[0]}", "GET", None),
+        "volume read": (f"{v}/{fid}", "GET", None),
+        "volume write": (f"{v}/{fid}", "POST", b"planted"),
+        "volume delete": (f"{v}/{fid}", "DELETE", None),
+    }
+    answers = {name: _http(url, method, data) for name, (url, method, data) in probes.items()}
+    refused = {name: code for name, (code, _) in answers.items() if code in (401, 403, 404)}
+    assert refused.keys() == probes.keys(), answers
+    assert all(body not in got and b"fid" not in got for _, got in answers.values())
+    # nothing changed: the object is intact, nothing was planted
+    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+    assert [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]] == [key]
+
+    grpc = {"master": cfg.grpc("master"), "volume": cfg.grpc("volume"), "filer": cfg.grpc("filer"),
+            "s3": cfg.grpc("s3")}
+    for name, port in grpc.items():
+        assert _grpc_first_frame(port, None, client_cert=False)[3:4] != b"\x04", f"{name} gRPC speaks plain text"
+        assert _grpc_first_frame(port, cfg.weed_conf_dir, client_cert=False) == b"", f"{name} gRPC without cert"
+        assert _grpc_first_frame(port, cfg.weed_conf_dir, client_cert=True)[3:4] == b"\x04", f"{name} gRPC with cert"
+        # weed also serves gRPC on a unix socket in /tmp (not configurable): only its owner may connect
+        sock = Path(f"/tmp/seaweedfs-{name}-grpc-{port}.sock")
+        if sock.exists():
+            assert stat.S_IMODE(sock.stat().st_mode) & 0o077 == 0, f"{sock} is {oct(sock.stat().st_mode)}"
+    # every listener is one of the ports the config names (no extra UI, metrics, IAM or debug port)
+    pid = svc.service_pid(cfg, "seaweedfs")
+    listening = {c.laddr.port for c in psutil.Process(pid).net_connections("inet") if c.status == psutil.CONN_LISTEN}
+    assert listening == {cfg.s3_port, cfg.filer_port, cfg.master_port, cfg.volume_port, *grpc.values()}
+    client.delete_object(Bucket=bucket, Key=key)
+
+
+def test_state_dir_is_private(seaweedfs):
+    """Folders 0700, every file 0600 (volume files, master data, keys, logs, PID files, sockets)."""
+    cfg, creds = seaweedfs
+    svc.s3_client(cfg.s3_endpoint, creds).put_object(Bucket=cfg.bucket, Key="modes/probe", Body=b"x")
+    modes = {}
+    for root, dirs, files in os.walk(cfg.state_dir):
+        for name in [*dirs, *files]:
+            p = Path(root) / name
+            modes[str(p.relative_to(cfg.state_dir))] = stat.S_IMODE(p.lstat().st_mode)
+    assert stat.S_IMODE(cfg.state_dir.stat().st_mode) == 0o700
+    assert any(k.endswith(".dat") for k in modes) and any(k.endswith(".log") for k in modes)
+    assert "seaweedfs-conf/node.key" in modes and "run/seaweedfs.pid" in modes
+    assert modes["seaweedfs-conf/node.key"] == modes["seaweedfs-conf/security.toml"] == modes["s3-identities.json"] == 0o600
+    assert {m for k, m in modes.items() if k.endswith((".dat", ".idx"))} == {0o600}  # the volume data
+    # weed writes the .vif of a volume grown later 0644 whatever the umask: still private inside the 0700 folders
+    wrong = {k: oct(m) for k, m in modes.items() if not k.endswith(".vif")
+             and m != (0o700 if (cfg.state_dir / k).is_dir() and not (cfg.state_dir / k).is_symlink() else 0o600)}
+    assert not wrong, wrong
+
+
 def test_check_remote_explains_failures(seaweedfs, tmp_path, free_ports):
     cfg, creds = seaweedfs
     repo = tmp_path / "r"
@@ -174,6 +290,20 @@ def test_mlflow_server_roundtrip(seaweedfs, tmp_path, monkeypatch):
         for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL"):
             monkeypatch.delenv(k, raising=False)  # artifacts go through the server (--serve-artifacts)
         uri = tr.tracking_uri(tmp_path)
+        # basic auth: no login or a wrong one is refused (API and pipeline check), the stored login works
+        login = svc.mlflow_login(cfg, create=False)
+        assert svc.mlflow_api_status(cfg, None) == 401
+        assert svc.mlflow_api_status(cfg, svc.MlflowLogin(login.username, login.password + "x")) == 401
+        assert svc.mlflow_api_status(cfg, login) == 200
+        for k in (svc.ENV_MLFLOW_USER, svc.ENV_MLFLOW_PASS):
+            monkeypatch.delenv(k, raising=False)
+        with pytest.raises(tr.TrackingUnavailable, match="requires a login"):
+            tr.check_tracking(uri, timeout_s=5)
+        monkeypatch.setenv(svc.ENV_MLFLOW_USER, login.username)
+        monkeypatch.setenv(svc.ENV_MLFLOW_PASS, "wrong-" + login.password)
+        with pytest.raises(tr.TrackingUnavailable, match="login in MLFLOW_TRACKING_USERNAME"):
+            tr.check_tracking(uri, timeout_s=5)
+        monkeypatch.setenv(svc.ENV_MLFLOW_PASS, login.password)  # what make / credentials.env export
         tr.check_tracking(uri, timeout_s=5)
         art = tmp_path / "metrics.json"
         art.write_text('{"ndcg": 0.5}\n')
@@ -193,6 +323,10 @@ def test_mlflow_server_roundtrip(seaweedfs, tmp_path, monkeypatch):
         assert Path(got).read_text() == art.read_text()
         objs = svc.s3_client(cfg.s3_endpoint, creds).list_objects_v2(Bucket=cfg.bucket, Prefix="mlflow-artifacts/")
         assert any(o["Key"].endswith("/metrics.json") for o in objs.get("Contents", []))
+        for db in ("mlflow.db", "basic_auth.db", "basic_auth.ini"):
+            assert stat.S_IMODE((cfg.mlflow_dir / db).stat().st_mode) == 0o600, db
+        assert stat.S_IMODE(cfg.credentials_file.stat().st_mode) == 0o600
+        assert login.password not in cfg.mlflow_auth_config.read_text()  # passed once, in the server's env
     finally:
         print(svc.stop_service(cfg, "mlflow", grace_s=20))
     gone, alive = psutil.wait_procs(family, timeout=5)

@@ -7,8 +7,17 @@ Run as ``python -m musicrec.services up|down|status|check-remote|env``.
   access keys REQUIRED (no anonymous identity in the ``-s3.config`` JSON). Keys
   come from ``MUSICREC_S3_ACCESS_KEY`` / ``MUSICREC_S3_SECRET_KEY`` or are
   generated once and stored in ``.services/credentials.env`` (mode 0600).
-* MLflow: ``mlflow server`` on 127.0.0.1 with a sqlite store under
+  No other port serves data without a key: ``-disableHttp`` turns off the master
+  and filer HTTP APIs, the volume server takes only JWT-signed reads and writes,
+  and every gRPC port requires the client certificate (mutual TLS); the JWT keys
+  and the certificates are made once per state dir (``seaweedfs-conf/``, the
+  weed processes' working directory, where they read ``security.toml``).
+* MLflow: ``mlflow server --app-name basic-auth`` on 127.0.0.1 with a sqlite store under
   ``.services/mlflow/`` and artifacts proxied to ``s3://musicrec/mlflow-artifacts``.
+  Its admin login is generated once into ``credentials.env`` as
+  ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` (what the MLflow client reads).
+* Everything under the state dir is private: folders 0700, files 0600 (the servers
+  run with umask 077; ``up`` also fixes the modes of an older state dir).
 * ``up`` writes ``.dvc/config.local`` (endpoint + keys for the default remote).
 * ``down`` stops exactly the processes recorded in the PID files, after checking
   with psutil that each PID still runs the recorded command line.
@@ -30,7 +39,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -48,6 +57,14 @@ DEFAULT_REMOTE = "s3"
 ENV_ACCESS = "MUSICREC_S3_ACCESS_KEY"
 ENV_SECRET = "MUSICREC_S3_SECRET_KEY"
 ENV_STATE_DIR = "MUSICREC_SERVICES_DIR"  # data, logs, keys and PID files (default <repo>/.services)
+# the MLflow client's basic-auth variables (the local server's admin login is stored under these names)
+ENV_MLFLOW_USER = "MLFLOW_TRACKING_USERNAME"
+ENV_MLFLOW_PASS = "MLFLOW_TRACKING_PASSWORD"
+PRIVATE_UMASK = 0o077  # the servers' umask: what they create is 0600 / 0700
+# security.toml sections whose ``key`` signs JWTs: volume writes and reads, filer HTTP writes and reads
+WEED_JWT_SECTIONS = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
+# gRPC servers (and the client side every component dials with) that require the shared certificate
+WEED_GRPC_SECTIONS = ("grpc.master", "grpc.volume", "grpc.filer", "grpc.s3", "grpc.client")
 
 # (field name, env var, default); gRPC ports default to http port + 10000 (SeaweedFS' rule).
 _PORT_ENV = {
@@ -71,6 +88,14 @@ class ServiceError(ResourceUnavailable):
 class Credentials:
     access_key: str
     secret_key: str
+
+
+@dataclass(frozen=True)
+class MlflowLogin:
+    """The local MLflow server's admin login (basic auth)."""
+
+    username: str
+    password: str
 
 
 @dataclass(frozen=True)
@@ -139,6 +164,15 @@ class ServiceConfig:
         return self.state_dir / "seaweedfs"
 
     @property
+    def weed_conf_dir(self) -> Path:
+        """security.toml + TLS files; the weed processes' working directory (where weed looks first)."""
+        return self.state_dir / "seaweedfs-conf"
+
+    @property
+    def mlflow_auth_config(self) -> Path:
+        return self.mlflow_dir / "basic_auth.ini"
+
+    @property
     def mlflow_dir(self) -> Path:
         return self.state_dir / "mlflow"
 
@@ -157,14 +191,42 @@ class ServiceConfig:
 # --------------------------------------------------------------------------- credentials
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600 (atomic rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def private_dir(path: Path) -> Path:
+    """``path`` with mode 0700; missing parents are created 0700 too (existing ones keep their mode)."""
+    _mkdirs_private(path)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _mkdirs_private(path: Path) -> None:
+    for p in reversed([p for p in (path, *path.parents) if not p.exists()]):
+        with contextlib.suppress(FileExistsError):
+            p.mkdir(mode=0o700)
+            os.chmod(p, 0o700)  # mkdir's mode passes through the umask
+
+
+def secure_state_dir(cfg: ServiceConfig) -> None:
+    """The state dir and everything in it private: folders 0700, files 0600 (also an older, 0755 one)."""
+    private_dir(cfg.state_dir)
+    for root, dirs, files in os.walk(cfg.state_dir):
+        for name in dirs:
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(os.path.join(root, name), 0o700)
+        for name in files:
+            path = os.path.join(root, name)
+            with contextlib.suppress(FileNotFoundError):
+                if not os.path.islink(path):
+                    os.chmod(path, 0o600)
+
+
+def _write_private(path: Path, text: str | bytes) -> None:
+    """Write ``text`` to ``path`` with mode 0600 (atomic rename); a missing folder is made 0700."""
+    _mkdirs_private(path.parent)
     tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8") if isinstance(text, str) else text)
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
     except BaseException:
@@ -183,6 +245,23 @@ def _read_env_file(path: Path) -> dict[str, str]:
     return out
 
 
+def _stored_secrets(cfg: ServiceConfig, wanted: Mapping[str, Callable[[], str]], *, create: bool) -> dict[str, str]:
+    """The ``wanted`` entries of ``credentials.env``; missing ones are generated and added (file 0600)."""
+    stored = _read_env_file(cfg.credentials_file)
+    missing = [k for k in wanted if not stored.get(k)]
+    if missing:
+        if not create:
+            raise ServiceError(f"no {', '.join(missing)} in {cfg.credentials_file}; run `make services-up`")
+        stored.update({k: wanted[k]() for k in missing})
+        private_dir(cfg.state_dir)
+        _write_private(
+            cfg.credentials_file,
+            "# generated by musicrec.services; never commit this file. Load it with: set -a; . <this file>; set +a\n"
+            + "".join(f"{k}={v}\n" for k, v in stored.items()),
+        )
+    return {k: stored[k] for k in wanted}
+
+
 def load_credentials(cfg: ServiceConfig, *, create: bool = True) -> Credentials:
     """Keys from the environment, else ``credentials.env``, else new random ones (stored 0600)."""
     env_a, env_s = os.environ.get(ENV_ACCESS), os.environ.get(ENV_SECRET)
@@ -190,18 +269,20 @@ def load_credentials(cfg: ServiceConfig, *, create: bool = True) -> Credentials:
         raise ServiceError(f"set both {ENV_ACCESS} and {ENV_SECRET}, or neither")
     if env_a and env_s:
         return Credentials(env_a, env_s)
-    stored = _read_env_file(cfg.credentials_file)
-    if stored.get(ENV_ACCESS) and stored.get(ENV_SECRET):
-        return Credentials(stored[ENV_ACCESS], stored[ENV_SECRET])
-    if not create:
-        raise ServiceError(f"no S3 credentials: {cfg.credentials_file} is missing; run `make services-up`")
-    creds = Credentials("musicrec" + secrets.token_hex(6).upper(), secrets.token_urlsafe(30))
-    _write_private(
-        cfg.credentials_file,
-        "# generated by musicrec.services; never commit this file\n"
-        f"{ENV_ACCESS}={creds.access_key}\n{ENV_SECRET}={creds.secret_key}\n",
-    )
-    return creds
+    got = _stored_secrets(cfg, {ENV_ACCESS: lambda: "musicrec" + secrets.token_hex(6).upper(),
+                                ENV_SECRET: lambda: secrets.token_urlsafe(30)}, create=create)
+    return Credentials(got[ENV_ACCESS], got[ENV_SECRET])
+
+
+def mlflow_login(cfg: ServiceConfig, *, create: bool = True) -> MlflowLogin:
+    """The local MLflow server's admin login, from ``credentials.env`` (generated there once).
+
+    Deliberately not taken from ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` in the environment: those
+    may hold the login of another server, which must not become this server's admin.
+    """
+    got = _stored_secrets(cfg, {ENV_MLFLOW_USER: lambda: "musicrec-admin",
+                                ENV_MLFLOW_PASS: lambda: secrets.token_urlsafe(24)}, create=create)
+    return MlflowLogin(got[ENV_MLFLOW_USER], got[ENV_MLFLOW_PASS])
 
 
 def write_s3_identities(cfg: ServiceConfig, creds: Credentials) -> Path:
@@ -234,6 +315,71 @@ def s3_client(endpoint: str, creds: Credentials | None, *, timeout_s: float = 5.
     )
     kw = {} if creds is None else {"aws_access_key_id": creds.access_key, "aws_secret_access_key": creds.secret_key}
     return boto3.session.Session().client("s3", endpoint_url=endpoint, region_name=region, config=conf, **kw)
+
+
+def _tls_files() -> dict[str, bytes]:
+    """A fresh CA and one certificate + key signed by it (PEM), for SeaweedFS' mutual-TLS gRPC.
+
+    SeaweedFS does not check host names, so every component (and its client side) shares the one
+    certificate; only a holder of ``node.key`` (0600 in the state dir) can talk to a gRPC port.
+    """
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "musicrec local services CA")])
+
+    def builder(subject: x509.Name, public_key):
+        return (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_name).public_key(public_key)
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(hours=1))
+                .not_valid_after(now + datetime.timedelta(days=3650)))
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (builder(ca_name, ca_key.public_key())
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    node = (builder(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "musicrec-services")]), key.public_key())
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address(HOST))]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    return {
+        "ca.crt": ca.public_bytes(pem),
+        "node.crt": node.public_bytes(pem),
+        "node.key": key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    }
+
+
+def write_weed_security(cfg: ServiceConfig) -> Path:
+    """``security.toml`` (random JWT keys, mutual-TLS gRPC) in :attr:`ServiceConfig.weed_conf_dir`.
+
+    Made once per state dir and kept (0600), so ``weed shell`` run from that folder can use it too.
+    """
+    conf = private_dir(cfg.weed_conf_dir)
+    toml = conf / "security.toml"
+    names = ("ca.crt", "node.crt", "node.key")
+    if toml.exists() and all((conf / n).exists() for n in names):
+        return toml
+    for name, data in _tls_files().items():
+        _write_private(conf / name, data)
+    q = json.dumps  # a JSON string is a valid TOML basic string
+    lines = ["# generated by musicrec.services for this state dir; never commit it", ""]
+    for sec in WEED_JWT_SECTIONS:
+        lines += [f"[{sec}]", f"key = {q(secrets.token_urlsafe(32))}", "expires_after_seconds = 10", ""]
+    lines += ["[access]", "ui = false", "", "[filer.expose_directory_metadata]", "enabled = false", "",
+              "[grpc]", f"ca = {q(str(conf / 'ca.crt'))}", ""]
+    for sec in WEED_GRPC_SECTIONS:
+        lines += [f"[{sec}]", f"cert = {q(str(conf / 'node.crt'))}", f"key = {q(str(conf / 'node.key'))}", ""]
+    _write_private(toml, "\n".join(lines))
+    return toml
 
 
 # --------------------------------------------------------------------------- processes
@@ -292,6 +438,9 @@ def weed_command(cfg: ServiceConfig) -> list[str]:
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
         f"-s3.config={cfg.s3_config_file}",
+        # no master / filer HTTP API (the S3 gateway needs neither: it talks gRPC to them and JWT-signed
+        # HTTP to the volume server); security.toml locks the rest
+        "-disableHttp",
     ]
     # Unix sockets default to /tmp/seaweedfs-*-<port>.sock; keep them in the state dir when the path fits.
     for name in ("filer", "s3"):
@@ -344,10 +493,12 @@ def service_pid(cfg: ServiceConfig, service: str) -> int | None:
     return rec["pid"] if rec and _owned_process(rec) else None
 
 
-def _spawn(cfg: ServiceConfig, service: str, cmd: list[str], env: Mapping[str, str] | None = None, extra: Mapping | None = None) -> subprocess.Popen:
-    cfg.log_dir.mkdir(parents=True, exist_ok=True)
-    cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    log = open(cfg.log_dir / f"{service}.log", "ab")  # noqa: SIM115 - handed to the child
+def _spawn(cfg: ServiceConfig, service: str, cmd: list[str], env: Mapping[str, str] | None = None,
+           extra: Mapping | None = None, cwd: Path | None = None) -> subprocess.Popen:
+    private_dir(cfg.log_dir)
+    private_dir(cfg.run_dir)
+    fd = os.open(cfg.log_dir / f"{service}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    log = os.fdopen(fd, "ab")  # handed to the child
     try:
         log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(cmd)}\n".encode())
         log.flush()
@@ -356,17 +507,15 @@ def _spawn(cfg: ServiceConfig, service: str, cmd: list[str], env: Mapping[str, s
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=cfg.state_dir,
+            cwd=cwd or cfg.state_dir,
             env=dict(env) if env is not None else None,
             start_new_session=True,  # own process group: `down` can stop its children too
             close_fds=True,
+            umask=PRIVATE_UMASK,  # data, databases, logs and sockets the server creates: 0600 / 0700
         )
     finally:
         log.close()
-    rec = _pid_record(proc, cmd, extra)
-    tmp = cfg.pid_file(service).with_suffix(".tmp")
-    tmp.write_text(json.dumps(rec, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, cfg.pid_file(service))
+    _write_private(cfg.pid_file(service), json.dumps(_pid_record(proc, cmd, extra), indent=2) + "\n")
     return proc
 
 
@@ -504,9 +653,11 @@ def ensure_versioning(client, bucket: str) -> bool:
 def start_seaweedfs(cfg: ServiceConfig, creds: Credentials | None = None) -> int:
     """Start SeaweedFS unless ours is already running; return its PID once S3 answers."""
     creds = creds or load_credentials(cfg)
+    secure_state_dir(cfg)
     for d in (cfg.weed_dir / "master", cfg.log_dir, cfg.run_dir):
-        d.mkdir(parents=True, exist_ok=True)
+        private_dir(d)
     write_s3_identities(cfg, creds)
+    write_weed_security(cfg)
     pid = service_pid(cfg, "seaweedfs")
     if pid is not None:
         wait_s3_ready(cfg, creds, timeout_s=min(cfg.startup_timeout_s, 20))
@@ -522,12 +673,15 @@ def start_seaweedfs(cfg: ServiceConfig, creds: Credentials | None = None) -> int
             f"cannot start SeaweedFS: port(s) already in use on {HOST}: {', '.join(busy)}; "
             "stop whatever holds them or choose others (MUSICREC_S3_PORT, MUSICREC_WEED_*_PORT)"
         )
-    proc = _spawn(cfg, "seaweedfs", weed_command(cfg), extra={"ports": ports})
+    proc = _spawn(cfg, "seaweedfs", weed_command(cfg), extra={"ports": ports}, cwd=cfg.weed_conf_dir)
     try:
         wait_s3_ready(cfg, creds, proc=proc)
     except BaseException:
         stop_service(cfg, "seaweedfs", grace_s=10)
         raise
+    # weed writes each volume's small .vif info file 0644 whatever the umask; the 0700 folders keep
+    # them private anyway, and this sets the ones made at start-up to 0600 like the rest
+    secure_state_dir(cfg)
     return proc.pid
 
 
@@ -542,7 +696,32 @@ def _http_ok(url: str, timeout_s: float = 2.0) -> bool:
         return False
 
 
-def mlflow_env(cfg: ServiceConfig, creds: Credentials) -> dict[str, str]:
+def mlflow_api_status(cfg: ServiceConfig, login: MlflowLogin | None, timeout_s: float = 5.0) -> int:
+    """HTTP status of a tracking-API request to our server, with ``login`` or without any."""
+    from musicrec.tracking import api_status
+
+    return api_status(cfg.mlflow_uri, (login.username, login.password) if login else None, timeout_s)
+
+
+def write_mlflow_auth_config(cfg: ServiceConfig, login: MlflowLogin) -> Path:
+    """The basic-auth app's ini (MLFLOW_AUTH_CONFIG_PATH): auth store under the state dir, no default access.
+
+    The admin password is not written here: the server gets it as MLFLOW_AUTH_ADMIN_PASSWORD
+    (used once, to create the admin user in the auth store).
+    """
+    text = (
+        "# generated by musicrec.services\n[mlflow]\n"
+        "default_permission = NO_PERMISSIONS\n"
+        f"database_uri = sqlite:///{cfg.mlflow_dir / 'basic_auth.db'}\n"
+        f"admin_username = {login.username}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "grant_default_workspace_access = false\n"
+    )
+    _write_private(cfg.mlflow_auth_config, text)
+    return cfg.mlflow_auth_config
+
+
+def mlflow_env(cfg: ServiceConfig, creds: Credentials, login: MlflowLogin | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         MLFLOW_S3_ENDPOINT_URL=cfg.s3_endpoint,
@@ -553,8 +732,14 @@ def mlflow_env(cfg: ServiceConfig, creds: Credentials) -> dict[str, str]:
         DO_NOT_TRACK="1",
         # The job runner spawns ~7 huey consumers that outlive a SIGTERM to the server.
         MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+        MLFLOW_AUTH_CONFIG_PATH=str(cfg.mlflow_auth_config),
+        # CSRF key of the sign-up form; one worker, so a new key per start is enough
+        MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_urlsafe(32),
     )
-    env.pop("MLFLOW_TRACKING_URI", None)
+    if login is not None:
+        env["MLFLOW_AUTH_ADMIN_PASSWORD"] = login.password
+    for k in ("MLFLOW_TRACKING_URI", ENV_MLFLOW_USER, ENV_MLFLOW_PASS, "MLFLOW_AUTH_ADMIN_USERNAME"):
+        env.pop(k, None)
     return env
 
 
@@ -562,6 +747,7 @@ def mlflow_server_command(cfg: ServiceConfig) -> list[str]:
     return [
         *mlflow_command(),
         "server",
+        "--app-name", "basic-auth",  # every API and UI request needs the login (see mlflow_login)
         "--host", HOST,
         "--port", str(cfg.mlflow_port),
         "--workers", "1",
@@ -573,14 +759,17 @@ def mlflow_server_command(cfg: ServiceConfig) -> list[str]:
 
 def start_mlflow(cfg: ServiceConfig, creds: Credentials | None = None) -> int:
     creds = creds or load_credentials(cfg)
-    cfg.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    login = mlflow_login(cfg)
+    secure_state_dir(cfg)
+    private_dir(cfg.mlflow_dir)
     pid = service_pid(cfg, "mlflow")
     health = cfg.mlflow_uri + "/health"
     if pid is not None:
         return pid
     if not port_free(cfg.mlflow_port):
         raise ServiceError(f"cannot start MLflow: port {cfg.mlflow_port} is in use on {HOST}; set MUSICREC_MLFLOW_PORT")
-    proc = _spawn(cfg, "mlflow", mlflow_server_command(cfg), env=mlflow_env(cfg, creds),
+    write_mlflow_auth_config(cfg, login)
+    proc = _spawn(cfg, "mlflow", mlflow_server_command(cfg), env=mlflow_env(cfg, creds, login),
                   extra={"ports": {"mlflow": cfg.mlflow_port}})
 
     def probe():
@@ -589,6 +778,14 @@ def start_mlflow(cfg: ServiceConfig, creds: Credentials | None = None) -> int:
 
     try:
         _wait(f"MLflow server {cfg.mlflow_uri}", probe, cfg.mlflow_timeout_s, proc, cfg, "mlflow")
+        code = mlflow_api_status(cfg, login)
+        if code != 200:
+            raise ServiceError(
+                f"MLflow at {cfg.mlflow_uri} answers {code} to the admin login {login.username!r} from "
+                f"{cfg.credentials_file}: the auth store {cfg.mlflow_dir / 'basic_auth.db'} holds another "
+                "password (credentials.env was replaced?); restore the old credentials.env, or delete "
+                "basic_auth.db so the admin user is created again"
+            )
     except BaseException:
         stop_service(cfg, "mlflow", grace_s=10)
         raise
@@ -731,7 +928,8 @@ def up(cfg: ServiceConfig, *, mlflow: bool = True, write_dvc: bool = True, out=s
         print(f"wrote {p} (endpointurl + keys for remote {default_remote(cfg.repo_root)!r})", file=out)
     if mlflow:
         pids["mlflow"] = start_mlflow(cfg, creds)
-        print(f"MLflow tracking server ready at {cfg.mlflow_uri} (pid {pids['mlflow']})", file=out)
+        print(f"MLflow tracking server ready at {cfg.mlflow_uri} (pid {pids['mlflow']}; basic auth: user "
+              f"{mlflow_login(cfg).username!r}, password {ENV_MLFLOW_PASS} in {cfg.credentials_file})", file=out)
     print("\n# to use them from your shell:", file=out)
     for line in env_lines(cfg, mlflow=mlflow):
         print(line, file=out)
@@ -739,11 +937,16 @@ def up(cfg: ServiceConfig, *, mlflow: bool = True, write_dvc: bool = True, out=s
 
 
 def env_lines(cfg: ServiceConfig, *, mlflow: bool = True) -> list[str]:
+    """Shell lines (``eval "$(python -m musicrec.services env)"``); secrets stay in credentials.env."""
+    import shlex
+
     lines = []
     if mlflow:
         lines.append(f"export MLFLOW_TRACKING_URI={cfg.mlflow_uri}")
     lines.append(f"export MUSICREC_S3_ENDPOINT={cfg.s3_endpoint}")
-    lines.append(f"# S3 keys (for aws/boto3: AWS_ACCESS_KEY_ID=$MUSICREC_S3_ACCESS_KEY ...): set -a; . {cfg.credentials_file}; set +a")
+    lines.append(f"# the S3 keys and the MLflow login ({ENV_MLFLOW_USER} / {ENV_MLFLOW_PASS}, read by the MLflow "
+                 "client; make exports the login itself when MLFLOW_TRACKING_URI is this server):")
+    lines.append(f"set -a; . {shlex.quote(str(cfg.credentials_file))}; set +a")
     return lines
 
 

@@ -99,6 +99,7 @@ def check_tracking(uri: str, timeout_s: float = 10.0) -> None:
         try:
             with urllib.request.urlopen(url, timeout=timeout_s) as r:  # noqa: S310 - user-configured URI
                 if r.status == 200:
+                    _check_login(uri, timeout_s)
                     return
                 raise TrackingUnavailable(f"MLflow tracking server {uri} answered {r.status} on /health")
         except TrackingUnavailable:
@@ -114,6 +115,39 @@ def check_tracking(uri: str, timeout_s: float = 10.0) -> None:
         parent = Path(uri.removeprefix("sqlite:///")).parent
         if not parent.is_dir() or not os.access(parent, os.W_OK):
             raise TrackingUnavailable(f"MLflow sqlite store {uri}: folder {parent} is missing or not writable")
+
+
+def api_status(uri: str, login: tuple[str, str] | None, timeout_s: float = 5.0) -> int:
+    """HTTP status of one tracking-API request (search experiments) with basic auth ``login`` or none."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1")
+    if login:
+        req.add_header("Authorization", "Basic " + base64.b64encode(":".join(login).encode()).decode())
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as r:  # noqa: S310 - user-configured URI
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _check_login(uri: str, timeout_s: float) -> None:
+    """The MLflow client's basic-auth variables against the server; a refused login is one clear line."""
+    user, pw = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    try:
+        code = api_status(uri, (user, pw) if user and pw else None, timeout_s)
+    except (OSError, ValueError):
+        return  # /health answered; anything else surfaces on the first real call
+    if code in (401, 403):
+        raise TrackingUnavailable(
+            f"MLflow tracking server {_redact_url(uri)} refused the request (HTTP {code}): "
+            + ("the login in MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD is wrong or lacks permission"
+               if user and pw else "it requires a login and MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD "
+               "are not set")
+            + "; for the local server run through make, or `set -a; . .services/credentials.env; set +a`"
+        )
 
 
 def ensure_tracking(uri: str, *, required: bool = True, timeout_s: float = 10.0) -> bool:
