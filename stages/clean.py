@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
             chunk_rows=params.data.chunk_rows,
             max_playcount=params.clean.cap_for(params.data.source),
             unmatched=params.data.unmatched,
-            policy=InputPolicy.from_params(params.data, root=args.params.resolve().parent),  # the repository
+            policy=InputPolicy.from_params(params.data, root=args.params.absolute().parent),  # the repository
         )
     except (InputFormatError, ParamsError) as err:
         print(f"clean: error: {' '.join(str(err).split())}", file=sys.stderr)

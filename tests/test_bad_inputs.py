@@ -687,6 +687,10 @@ CASES: list[Case] = [
               "time_signature", f"0,{TR1},{SO1},Art,One,2001,200.5,0,0,1,-5,1,120,4"))},
          Parsed({TRIP + ".gz": 3, "song_data.csv.bz2": 1}), check=item_field(TR1, "year", 2001),
          note="song_data.csv.bz2 is read as song_data.csv (by its published name)"),
+    Case("taste_sqlite_gzipped_only", "taste_profile",
+         {TRIP: TRIP_OK, "track_metadata.db.gz": lambda: gzip.compress(_sqlite_without_songs(), mtime=0)},
+         Error((r"'track_metadata\.db' or 'unique_tracks\.txt'", r"not found", r"track_metadata\.db\.gz: archives and "
+                r"SQLite databases are not read compressed; decompress it first"))),
     Case("kaggle_gz_not_gzip", "kaggle", {INFO: INFO_OK, HIST + ".gz": HIST_OK},
          Error((re.escape(HIST) + r"\.gz", r"gzip data is corrupt or cut short", r"Not a gzipped file")), stage=True),
     Case("kaggle_gz_cut_short", "kaggle", {INFO: INFO_OK, HIST + ".gz": lambda: gzip.compress(HIST_OK, mtime=0)[:-12]},

@@ -1,7 +1,7 @@
 """Robust streaming readers for the delimited text files of the raw music data sets.
 
 One function does the reading for every adapter: :func:`iter_records` streams a
-text file (plain, ``.gz`` by name, or a member of a zip archive) in chunks of
+text file (plain; ``.gz``, ``.bz2``, ``.xz`` or ``.zip`` by name; or a member of a zip archive) in chunks of
 ``chunk_rows`` records and hands back, per chunk, an Arrow table of the records
 that have the expected number of fields and a table of the records it rejected.
 Nothing is ever loaded whole: bytes are read in blocks of :data:`BLOCK_BYTES`.
@@ -35,7 +35,17 @@ What the reader handles, and how (each is counted, never silently dropped):
   number of fields as ``wrong_field_count``. A file with no record at all
   reports its header as ``missing`` when one is expected.
 * Zip members: corrupt member data (bad CRC-32, broken deflate stream, data cut
-  short) raises :class:`InputFormatError` naming the archive and the member.
+  short) raises :class:`InputFormatError` naming the archive and the member;
+  so do encrypted members and unsupported methods (Deflate64, PPMd, ...), with
+  what to do. Broken ``.gz``/``.bz2``/``.xz`` data likewise names the file.
+* Limits (:class:`InputPolicy`, the ``data.*`` params): a physical line longer
+  than ``max_line_bytes`` is rejected as ``line_too_long`` (its first
+  :data:`LONG_LINE_PREFIX` bytes kept) without ever being held whole; a
+  compressed file or member that decompresses to more than
+  ``max_decompressed_bytes``, or at a ratio above ``max_compression_ratio``
+  (checked while streaming, against the compressed bytes actually read), is
+  refused. Paths must resolve inside ``InputPolicy.root`` (the repository)
+  after following symlinks unless ``allow_absolute_paths``.
 * Field values are stripped of leading and trailing (Unicode) whitespace.
 
 Line numbers are physical, 1-based, and count every line of the file including

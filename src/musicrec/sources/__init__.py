@@ -353,9 +353,13 @@ def find_file(input_dir: Path, names: tuple[str, ...], what: str, required: bool
             return hits[0]
     if required:
         found = sorted(str(p.relative_to(input_dir)) for d in dirs for p in d.iterdir() if p.is_file())[:30]
+        packed = [f for f in found for n in names if n.lower().endswith(_NOT_COMPRESSED)
+                  and Path(f).name in {n + s for s in COMPRESSED_SUFFIXES}]
+        hint = (f" ({', '.join(packed)}: archives and SQLite databases are not read compressed; decompress it "
+                f"first)" if packed else "")
         raise InputFormatError(
             f"{input_dir}: {' or '.join(repr(n) for n in names)} ({what}) not found in the folder or its "
-            f"sub-folders (also looked for {', '.join(COMPRESSED_SUFFIXES)} copies). Found: {found}"
+            f"sub-folders (also looked for {', '.join(COMPRESSED_SUFFIXES)} copies){hint}. Found: {found}"
         )
     return None
 
