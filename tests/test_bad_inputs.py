@@ -691,6 +691,9 @@ CASES: list[Case] = [
          {TRIP: TRIP_OK, "track_metadata.db.gz": lambda: gzip.compress(_sqlite_without_songs(), mtime=0)},
          Error((r"'track_metadata\.db' or 'unique_tracks\.txt'", r"not found", r"track_metadata\.db\.gz: archives and "
                 r"SQLite databases are not read compressed; decompress it first"))),
+    Case("lastfm1k_gzipped_excerpt", "lastfm_1k",
+         {EV.replace(".tsv", ".excerpt5000.tsv.gz"): lambda: gzip.compress(lines(ev(), ev(user="user_000002")), mtime=0)},
+         Parsed({EV.replace(".tsv", ".excerpt5000.tsv.gz"): 2})),
     Case("kaggle_gz_not_gzip", "kaggle", {INFO: INFO_OK, HIST + ".gz": HIST_OK},
          Error((re.escape(HIST) + r"\.gz", r"gzip data is corrupt or cut short", r"Not a gzipped file")), stage=True),
     Case("kaggle_gz_cut_short", "kaggle", {INFO: INFO_OK, HIST + ".gz": lambda: gzip.compress(HIST_OK, mtime=0)[:-12]},
