@@ -16,7 +16,7 @@ from pathlib import Path  # noqa: E402
 from musicrec.clean import clean  # noqa: E402
 from musicrec.config import ParamsError, load_params  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
-from musicrec.readers import InputFormatError  # noqa: E402
+from musicrec.readers import InputFormatError, InputPolicy  # noqa: E402
 from musicrec.stage import run_stage  # noqa: E402
 
 
@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
             chunk_rows=params.data.chunk_rows,
             max_playcount=params.clean.cap_for(params.data.source),
             unmatched=params.data.unmatched,
+            policy=InputPolicy.from_params(params.data, root=args.params.absolute().parent),  # the repository
         )
     except (InputFormatError, ParamsError) as err:
         print(f"clean: error: {' '.join(str(err).split())}", file=sys.stderr)

@@ -276,6 +276,80 @@ def _very_long_line() -> bytes:
     return lines(HIST_HEADER, "TRA,u1,3") + b"TRB," + b"u" * LONG_FIELD_BYTES + b",1\n" + lines("TRC,u2,2")
 
 
+# ---- round 2 builders: compressed inputs, hostile archives, limits (generated here, never committed)
+
+from musicrec.readers import InputPolicy  # noqa: E402
+
+
+def bz2_bytes(data: bytes) -> bytes:
+    import bz2
+    return bz2.compress(data)
+
+
+def xz_bytes(data: bytes) -> bytes:
+    import lzma
+    return lzma.compress(data)
+
+
+def packed_zip(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """Like :func:`zip_bytes`, with every member compressed by ``method`` (``zip_bytes`` stores them)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members.items():
+            info = zipfile.ZipInfo(name, date_time=(2011, 1, 1, 0, 0, 0))
+            info.compress_type = method
+            z.writestr(info, data)
+    return buf.getvalue()
+
+
+def _zip_patch(data: bytes, member: str, **fields: int) -> bytes:
+    """Rewrite header fields of ``member`` in both its local and central headers:
+    ``flag``, ``method``, ``compress_size``, ``file_size`` (offsets from APPNOTE 4.3.7 / 4.3.12)."""
+    local = {"flag": (6, 2), "method": (8, 2), "compress_size": (18, 4), "file_size": (22, 4)}
+    central = {"flag": (8, 2), "method": (10, 2), "compress_size": (20, 4), "file_size": (24, 4)}
+    out = bytearray(data)
+    info = zipfile.ZipFile(io.BytesIO(data)).getinfo(member)
+    cd = data.index(b"PK\x01\x02")  # the central headers, in order: find the member's
+    while not data[cd + 46:cd + 46 + len(member.encode())] == member.encode():
+        cd = data.index(b"PK\x01\x02", cd + 4)
+    for name, value in fields.items():
+        for base, table in ((info.header_offset, local), (cd, central)):
+            off, size = table[name]
+            out[base + off:base + off + size] = value.to_bytes(size, "little")
+    return bytes(out)
+
+
+def hetrec_patched(member: str, **fields: int) -> Callable[[], bytes]:
+    return lambda: _zip_patch(zip_bytes(HZ, compression=zipfile.ZIP_STORED), member, **fields)
+
+
+BOMB_BYTES = 64 << 20  # 64 MiB of newlines: about 65 KB deflated (the issue's zip), 81 bytes as bzip2
+
+
+def _bomb(data_head: bytes = b"") -> bytes:
+    return data_head + b"\n" * BOMB_BYTES
+
+
+def _many_rows(n: int, bad_every: int = 0) -> bytes:
+    """A Kaggle history of ``n`` distinct rows; every ``bad_every``-th has a non-integer play count."""
+    rows = [f"TR{i % 3},u{i},{'x' if bad_every and i % bad_every == 0 else 1}" for i in range(n)]
+    return lines(HIST_HEADER, *rows)
+
+
+def _long_lines_hist() -> bytes:
+    """Lines 3 (20 MiB: read past over several blocks), 5 (1.5 MiB, inside one block) and a final 3 MiB
+    line without newline are too long for a 1 MiB limit."""
+    return (lines(HIST_HEADER, "TRA,u1,3") + b"TRB," + b"u" * (20 << 20) + b",1\n" + lines("TRC,u2,2")
+            + b"TRA," + b"v" * (3 << 19) + b",1\n" + lines("TRB,u3,1") + b"w" * (3 << 20))
+
+
+def _long_lines_quarantined(out: Path, rep: dict) -> None:
+    q = pd.read_parquet(out / "quarantine.parquet")
+    assert q["line"].tolist() == [3, 5, 7] and set(q["reason"]) == {"line_too_long"}
+    assert q["raw"].tolist() == ["TRB," + "u" * 1020, "TRA," + "v" * 1020, "w" * 1024]  # the first 1,024 bytes
+    assert rep["files"][HIST]["reader"]["physical_lines"] == 7
+
+
 # --------------------------------------------------------------------------- extra checks
 
 
@@ -826,6 +900,106 @@ CASES: list[Case] = [
                                                                          6: "duplicate_row"})),
          note="a conflicting tag id is quarantined (first kept), never dropped silently"),
     # ---- round 2: paths, archives, compressed inputs, limits
+    # compressed inputs as downloaded: read streaming by name, next to or instead of the plain file
+    Case("kaggle_gz_and_bz2_inputs_read", "kaggle",
+         {INFO + ".gz": lambda: gzip.compress(INFO_OK, mtime=0), HIST + ".bz2": lambda: bz2_bytes(HIST_OK)},
+         Parsed({INFO + ".gz": 3, HIST + ".bz2": 3}),
+         check=expect_plays(["u1", "TRA", 3], ["u2", "TRB", 1], ["u1", "TRC", 2])),
+    Case("kaggle_xz_history_in_subfolder", "synthetic", {INFO: INFO_OK, f"dl/{HIST}.xz": lambda: xz_bytes(HIST_OK)},
+         Parsed({INFO: 3, HIST + ".xz": 3})),
+    Case("kaggle_zip_member_by_name_in_folder", "kaggle",
+         {INFO + ".zip": lambda: zip_bytes({f"archive/{INFO}": INFO_OK, "__MACOSX/archive/._x": b"junk", "README": b"r"}),
+          HIST: HIST_OK},
+         Parsed({INFO + ".zip": 3, HIST: 3})),
+    Case("kaggle_zip_single_member_other_name", "kaggle",
+         {INFO: INFO_OK, HIST + ".zip": lambda: zip_bytes({"history.csv": HIST_OK})},
+         Parsed({INFO: 3, HIST + ".zip": 3})),
+    Case("kaggle_zip_several_candidate_members", "kaggle",
+         {INFO: INFO_OK, HIST + ".zip": lambda: zip_bytes({"a.csv": HIST_OK, "b.csv": HIST_OK})},
+         Error((re.escape(HIST) + r"\.zip", r"2 files in the archive and none named 'User Listening History\.csv'",
+                r"Found: \['a\.csv', 'b\.csv'\]")), stage=True),
+    Case("kaggle_plain_and_gz_copies_ambiguous", "kaggle",
+         {**kaggle(), HIST + ".gz": lambda: gzip.compress(HIST_OK, mtime=0)},
+         Error((r"'User Listening History\.csv' found 2 times", r"History\.csv'", r"History\.csv\.gz'",
+                r"expected one"))),
+    Case("taste_gz_triplets_and_song_data", "taste_profile",
+         {TRIP + ".gz": lambda: gzip.compress(TRIP_OK, mtime=0),
+          "song_data.csv.bz2": lambda: bz2_bytes(lines(
+              ",track_id,song_id,artist_name,title,year,duration,danceability,energy,key,loudness,mode,tempo,"
+              "time_signature", f"0,{TR1},{SO1},Art,One,2001,200.5,0,0,1,-5,1,120,4"))},
+         Parsed({TRIP + ".gz": 3, "song_data.csv.bz2": 1}), check=item_field(TR1, "year", 2001),
+         note="song_data.csv.bz2 is read as song_data.csv (by its published name)"),
+    Case("taste_sqlite_gzipped_only", "taste_profile",
+         {TRIP: TRIP_OK, "track_metadata.db.gz": lambda: gzip.compress(_sqlite_without_songs(), mtime=0)},
+         Error((r"'track_metadata\.db' or 'unique_tracks\.txt'", r"not found", r"track_metadata\.db\.gz: archives and "
+                r"SQLite databases are not read compressed; decompress it first"))),
+    Case("lastfm1k_gzipped_excerpt", "lastfm_1k",
+         {EV.replace(".tsv", ".excerpt5000.tsv.gz"): lambda: gzip.compress(lines(ev(), ev(user="user_000002")), mtime=0)},
+         Parsed({EV.replace(".tsv", ".excerpt5000.tsv.gz"): 2})),
+    Case("kaggle_gz_not_gzip", "kaggle", {INFO: INFO_OK, HIST + ".gz": HIST_OK},
+         Error((re.escape(HIST) + r"\.gz", r"gzip data is corrupt or cut short", r"Not a gzipped file")), stage=True),
+    Case("kaggle_gz_cut_short", "kaggle", {INFO: INFO_OK, HIST + ".gz": lambda: gzip.compress(HIST_OK, mtime=0)[:-12]},
+         Error((re.escape(HIST) + r"\.gz", r"corrupt or cut short", r"EOFError"))),
+    Case("kaggle_bz2_corrupt", "kaggle", {INFO: INFO_OK, HIST + ".bz2": lambda: bz2_bytes(HIST_OK)[:20] + b"\0" * 40},
+         Error((re.escape(HIST) + r"\.bz2", r"bzip2 data is corrupt or cut short"))),
+    # decompression bombs: stopped while streaming (64 MiB of newlines would be 64M quarantined empty lines)
+    Case("kaggle_zip_bomb_65KB", "kaggle", {INFO: INFO_OK, HIST + ".zip": lambda: packed_zip({HIST: _bomb(lines(HIST_HEADER))})},
+         Error((re.escape(HIST) + r"\.zip", r"member 'User Listening History\.csv'",
+                r"ratio above data\.max_compression_ratio = 100", r"decompression bomb")), stage=True),
+    Case("kaggle_gzip_bomb", "kaggle", {INFO: INFO_OK, HIST + ".gz": lambda: gzip.compress(_bomb(), mtime=0)},
+         Error((re.escape(HIST) + r"\.gz", r"data\.max_compression_ratio"))),
+    Case("taste_bz2_bomb_81_bytes", "taste_profile", {TRIP + ".bz2": lambda: bz2_bytes(_bomb()), UNIQ: UNIQ_OK},
+         Error((r"10000\.txt\.bz2", r"data\.max_compression_ratio"))),
+    Case("hetrec_bomb_member_header_claims_1KB", "hetrec_lastfm_2k",
+         {ZIP: lambda: _zip_patch(packed_zip({**HZ, "user_artists.dat": _bomb(HZ["user_artists.dat"])}),
+                                                  "user_artists.dat", file_size=1000)},
+         Error((re.escape(ZIP), r"user_artists\.dat", r"corrupt", r"CRC")),
+         note="zipfile stops at the size the header claims; the data then fails its CRC-32"),
+    Case("hetrec_bomb_member_ratio_from_header", "hetrec_lastfm_2k",
+         {ZIP: lambda: packed_zip({**HZ, "user_artists.dat": _bomb(HZ["user_artists.dat"])})},
+         Error((re.escape(ZIP), r"member 'user_artists\.dat'", r"data\.max_compression_ratio"))),
+    Case("kaggle_gz_above_max_decompressed_bytes", "kaggle",
+         {INFO: INFO_OK, HIST + ".gz": lambda: gzip.compress(_many_rows(200_000), mtime=0)},
+         Error((re.escape(HIST) + r"\.gz", r"more than data\.max_decompressed_bytes = 1048576 bytes",
+                r"raise data\.max_decompressed_bytes")),
+         kwargs={"policy": InputPolicy(max_decompressed_bytes=1 << 20)}),
+    Case("hetrec_member_above_max_decompressed_bytes", "hetrec_lastfm_2k", hetrec(),
+         Error((re.escape(ZIP), r"member 'user_artists\.dat'", r"data\.max_decompressed_bytes = 40 bytes")),
+         kwargs={"policy": InputPolicy(max_decompressed_bytes=40)}, note="refused from the zip header, before reading"),
+    # zip members that cannot be read: named, with what to do
+    Case("hetrec_encrypted_member", "hetrec_lastfm_2k", {ZIP: hetrec_patched("user_artists.dat", flag=1)},
+         Error((re.escape(ZIP), r"member 'user_artists\.dat'", r"encrypted", r"Decrypt it first")), stage=True),
+    Case("hetrec_aes_encrypted_member", "hetrec_lastfm_2k", {ZIP: hetrec_patched("artists.dat", method=99)},
+         Error((re.escape(ZIP), r"member 'artists\.dat'", r"encrypted", r"Decrypt it first"))),
+    Case("hetrec_deflate64_member", "hetrec_lastfm_2k", {ZIP: hetrec_patched("user_artists.dat", method=9)},
+         Error((re.escape(ZIP), r"member 'user_artists\.dat'", r"Deflate64 \(zip method 9", r"Windows Explorer",
+                r"Re-compress it with standard Deflate", r"zip -r")), stage=True),
+    Case("hetrec_ppmd_member", "hetrec_lastfm_2k", {ZIP: hetrec_patched("tags.dat", method=98)},
+         Error((re.escape(ZIP), r"member 'tags\.dat'", r"PPMd \(zip method 98\)", r"standard Deflate"))),
+    Case("hetrec_bzip2_members_read", "hetrec_lastfm_2k", {ZIP: lambda: packed_zip(HZ, zipfile.ZIP_BZIP2)},
+         Parsed(HETREC_KEPT), check=item_field("51", "tags", "pop")),
+    Case("hetrec_lzma_members_read", "hetrec_lastfm_2k", {ZIP: lambda: packed_zip(HZ, zipfile.ZIP_LZMA)},
+         Parsed(HETREC_KEPT)),
+    # line length: a line above data.max_line_bytes is quarantined, never held whole
+    Case("kaggle_history_lines_above_max_line_bytes", "kaggle", kaggle(hist=_long_lines_hist),
+         Quarantined({INFO: 3, HIST: 3}, {HIST: {"line_too_long": 3}}), kwargs={"policy": InputPolicy(max_line_bytes=1 << 20)},
+         check=all_of(_long_lines_quarantined, expect_plays(["u1", "TRA", 3], ["u2", "TRC", 2], ["u3", "TRB", 1]))),
+    Case("lastfm1k_short_limit_every_block_checked", "lastfm_1k",
+         {EV: lines(ev(), ev(track="x" * 2000), ev(user="user_000002"))},
+         Quarantined({EV: 2}, {EV: {"line_too_long": 1}}), kwargs={"policy": InputPolicy(max_line_bytes=1024)},
+         check=expect_qlines(EV, {2: "line_too_long"})),
+    # share of rows quarantined: above data.max_quarantined_share the clean stops
+    Case("kaggle_history_mostly_bad_rows", "kaggle", kaggle(hist=lambda: _many_rows(1500, bad_every=1)),
+         Error((re.escape(HIST), r"1500 of 1500 rows \(100\.0%\) were quarantined",
+                r"above data\.max_quarantined_share = 0\.5", r"top reasons: playcount_not_integer 1500",
+                r"raise data\.max_quarantined_share")), stage=True),
+    Case("kaggle_info_mostly_bad_rows", "kaggle",
+         kaggle(info=lambda: lines(INFO_HEADER, *(info_row(f"TR{i}", year="x") for i in range(40)), info_row("TRA"))),
+         Error((re.escape(INFO), r"40 of 41 rows", r"invalid_numeric_field 40")),
+         kwargs={"policy": InputPolicy(quarantine_share_min_rows=10)}),
+    Case("kaggle_history_share_below_limit", "kaggle", kaggle(hist=lambda: _many_rows(1500, bad_every=3)),
+         Quarantined({INFO: 3, HIST: 1000}, {HIST: {"playcount_not_integer": 500}}),
+         note="a third of the rows bad: below the default share of 0.5, quarantined"),
 ]
 
 

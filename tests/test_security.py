@@ -6,6 +6,9 @@ Also part of the security checks, tested elsewhere:
   ``tests/test_models.py::test_tampered_component_raises``,
   ``tests/test_models_contract.py::TestContract::test_tampered_files_raise`` (and below, on a real pipeline model);
 * paths in params that escape the project are rejected: ``tests/test_params_errors.py``;
+* raw files, folders, archives and the SQLite database that are symlinks out of the repository are refused
+  without printing what they hold, and SQLite opens read-only by a quoted URI: ``tests/test_paths_archives.py``;
+  decompression bombs and too-long lines are stopped: ``tests/test_bad_inputs.py`` (round 2 cases);
 * the running SeaweedFS listens on 127.0.0.1 only, its key file is 0600 and anonymous S3 requests are refused:
   ``tests/test_services.py::test_listeners_local_and_keys_private``, ``::test_anonymous_refused_signed_accepted``;
 * no other SeaweedFS port (filer / master / volume HTTP, every gRPC port) serves data to an unsigned request or a

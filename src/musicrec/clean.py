@@ -46,10 +46,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from musicrec.io import atomic_path
-from musicrec.readers import InputFormatError
+from musicrec.readers import DEFAULT_POLICY, InputFormatError, InputPolicy
 from musicrec.sources import (
-    ITEM_SCHEMA, PLAYS_SCHEMA, QUARANTINE_SCHEMA, REASONS, Catalog, Context, FileReport, get_adapter,
-    make_items, with_file,
+    ITEM_SCHEMA, PLAYS_SCHEMA, QUARANTINE_SCHEMA, REASONS, Catalog, Context, FileReport, check_quarantine_share,
+    get_adapter, make_items, with_file,
 )
 
 __all__ = ["clean", "InputFormatError", "REASONS"]
@@ -107,22 +107,30 @@ def clean(
     chunk_rows: int,
     max_playcount: int,
     unmatched: Literal["keep", "drop"],
+    policy: InputPolicy = DEFAULT_POLICY,
 ) -> dict[str, Any]:
     """Clean one raw source into ``out_dir``; return the data-quality report.
 
-    Raises :class:`~musicrec.readers.InputFormatError` for missing or
-    unparseable inputs (before anything is written).
+    ``policy``: where inputs may be (the input folder and every file must stay
+    inside ``policy.root`` after following symlinks) and the reader limits,
+    among them the largest share of a file's rows that may be quarantined.
+
+    Raises :class:`~musicrec.readers.InputFormatError` for missing, unparseable
+    or refused inputs (``out_dir`` is then left as it was).
     """
     if unmatched not in ("keep", "drop"):
         raise ValueError(f"unmatched must be 'keep' or 'drop' (got {unmatched!r})")
     if chunk_rows <= 0 or max_playcount <= 0:
         raise ValueError("chunk_rows and max_playcount must be positive")
     adapter = get_adapter(source)
-    ctx = Context(chunk_rows=chunk_rows, max_playcount=max_playcount)
+    ctx = Context(chunk_rows=chunk_rows, max_playcount=max_playcount, policy=policy)
     input_dir = Path(input_dir)
+    policy.check_path(input_dir, "the raw source folder (data.raw_root/data.source)")
     inputs = adapter.locate(input_dir)
     catalog: Catalog = adapter.load_catalog(inputs, ctx)
     files: dict[str, FileReport] = dict(catalog.files)
+    for name, rep in files.items():
+        check_quarantine_share(name, rep, policy)
 
     derived = catalog.items is None
     cat_ids = None if derived else catalog.items["item_id"].combine_chunks()
@@ -146,8 +154,9 @@ def clean(
                     qw.write_table(q)
             for batch in adapter.iter_plays(inputs, ctx):
                 rep = files.setdefault(batch.file, FileReport(role="plays"))
-                if batch.plays is None:
+                if batch.plays is None:  # end of the file
                     rep.reader = batch.reader or {}
+                    check_quarantine_share(batch.file, rep, policy)
                     continue
                 rep.rows_read += batch.rows_read
                 plays = batch.plays

@@ -67,7 +67,13 @@ class DataParams(_Strict):
     raw_root: str = "data/raw"
     unmatched: Literal["keep", "drop"] = "keep"
     chunk_rows: int = Field(500_000, gt=0, le=10_000_000)
-    allow_absolute_paths: bool = False
+    allow_absolute_paths: bool = False  # also: raw files / folders that are symlinks out of the repository
+    # reader limits (musicrec.readers.InputPolicy has the same fields and defaults)
+    max_line_bytes: int = Field(64 << 20, strict=True, ge=1024, le=1 << 30)  # longer: line_too_long
+    max_decompressed_bytes: int = Field(16 << 30, strict=True, ge=1 << 20, le=1 << 40)  # per .gz/.bz2/.xz/zip member
+    max_compression_ratio: float = Field(100.0, strict=True, gt=1, le=100_000)  # decompressed / compressed bytes
+    max_quarantined_share: float = Field(0.5, strict=True, ge=0, le=1)  # of a file's rows; above: the clean stops
+    quarantine_share_min_rows: int = Field(1000, strict=True, ge=1, le=1_000_000_000)  # smaller files: not judged
 
     @model_validator(mode="after")
     def _raw_root_inside_repo(self) -> "DataParams":

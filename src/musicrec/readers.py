@@ -1,7 +1,7 @@
 """Robust streaming readers for the delimited text files of the raw music data sets.
 
 One function does the reading for every adapter: :func:`iter_records` streams a
-text file (plain, ``.gz`` by name, or a member of a zip archive) in chunks of
+text file (plain; ``.gz``, ``.bz2``, ``.xz`` or ``.zip`` by name; or a member of a zip archive) in chunks of
 ``chunk_rows`` records and hands back, per chunk, an Arrow table of the records
 that have the expected number of fields and a table of the records it rejected.
 Nothing is ever loaded whole: bytes are read in blocks of :data:`BLOCK_BYTES`.
@@ -51,7 +51,17 @@ What the reader handles, and how (each is counted, never silently dropped):
   number of fields as ``wrong_field_count``. A file with no record at all
   reports its header as ``missing`` when one is expected.
 * Zip members: corrupt member data (bad CRC-32, broken deflate stream, data cut
-  short) raises :class:`InputFormatError` naming the archive and the member.
+  short) raises :class:`InputFormatError` naming the archive and the member;
+  so do encrypted members and unsupported methods (Deflate64, PPMd, ...), with
+  what to do. Broken ``.gz``/``.bz2``/``.xz`` data likewise names the file.
+* Limits (:class:`InputPolicy`, the ``data.*`` params): a physical line longer
+  than ``max_line_bytes`` is rejected as ``line_too_long`` (its first
+  :data:`LONG_LINE_PREFIX` bytes kept) without ever being held whole; a
+  compressed file or member that decompresses to more than
+  ``max_decompressed_bytes``, or at a ratio above ``max_compression_ratio``
+  (checked while streaming, against the compressed bytes actually read), is
+  refused. Paths must resolve inside ``InputPolicy.root`` (the repository)
+  after following symlinks unless ``allow_absolute_paths``.
 * Field values are stripped of leading and trailing (Unicode) whitespace.
 
 Line numbers are physical, 1-based, and count every line of the file including
@@ -60,14 +70,17 @@ the header.
 
 from __future__ import annotations
 
+import bz2
 import csv
 import gzip
 import io
+import lzma
+import os
 import zipfile
 import zlib
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -97,8 +110,71 @@ class InputFormatError(UserError, ValueError):
 
 
 @dataclass(frozen=True)
+class InputPolicy:
+    """What the readers accept: where input files may live, and size limits (the ``data.*`` params).
+
+    ``root``: every file (and the input folder) must resolve, after following
+    symlinks, inside this folder (the repository) unless
+    ``allow_absolute_paths``; ``None`` checks nothing (library use on a folder
+    the caller chose). The limits: the longest physical line in bytes (a longer
+    one is quarantined as ``line_too_long``, never held whole), the largest
+    decompressed size of a compressed file or zip member, the largest
+    compression ratio (both checked while streaming, not only from headers),
+    and the largest share of a file's rows that may be quarantined (checked by
+    the clean for files of at least ``quarantine_share_min_rows`` rows).
+    The defaults are those of ``params.yaml``.
+    """
+
+    root: Path | None = None
+    allow_absolute_paths: bool = False
+    max_line_bytes: int = 64 << 20
+    max_decompressed_bytes: int = 16 << 30
+    max_compression_ratio: float = 100.0
+    max_quarantined_share: float = 0.5
+    quarantine_share_min_rows: int = 1000
+
+    @classmethod
+    def from_params(cls, data: object, root: Path | None) -> "InputPolicy":
+        """The policy of a ``DataParams`` (fields of the same names) with ``root`` as the repository."""
+        return cls(root=root, **{f.name: getattr(data, f.name) for f in fields(cls) if f.name != "root"})
+
+    def check_path(self, path: Path, what: str) -> Path:
+        """``path`` resolved (symlinks followed); refused when it leaves ``root`` (unless allowed).
+
+        The message names the path, where it (or the symlink on its way) points and
+        the param that allows it; never anything read from the file.
+        """
+        full = Path(path).resolve()
+        if self.root is None or self.allow_absolute_paths:
+            return full
+        root = Path(self.root).resolve()
+        if full == root or full.is_relative_to(root):
+            return full
+        link = next((p for p in (Path(path), *Path(path).parents) if p.is_symlink()), None)
+        via = f" through the symlink {link} -> {os.readlink(link)}" if link is not None else ""
+        raise InputFormatError(
+            f"{path}: {what} resolves{via} to {full}, outside the repository {root}; expected input files inside "
+            f"the repository, so nothing outside it is read. Move or copy the data under the repository (e.g. "
+            f"data/raw), or set data.allow_absolute_paths: true in params.yaml to read it there"
+        )
+
+
+DEFAULT_POLICY = InputPolicy()
+
+# A compressed copy of an input is looked for (and read, streaming) under these suffixes.
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zip")
+# Compression ratios are judged once this much has been decompressed (tiny files compress oddly).
+RATIO_MIN_BYTES = 1 << 20
+LONG_LINE_PREFIX = 1024  # bytes of a too-long line kept in its quarantine row
+
+
+@dataclass(frozen=True)
 class InputFile:
-    """A raw input file: a path, or a member (matched by base name) of a zip archive."""
+    """A raw input file: a path (plain, ``.gz``, ``.bz2``, ``.xz`` or ``.zip``), or a member of a zip.
+
+    A ``.zip`` path without ``member`` reads the member named like the path
+    without ``.zip`` (any folder), or else the archive's only file.
+    """
 
     path: Path
     member: str | None = None
@@ -108,20 +184,38 @@ class InputFile:
         """Name used in reports and the quarantine ``file`` column."""
         return f"{self.path.name}:{self.member}" if self.member else self.path.name
 
-    def open(self) -> BinaryIO:
-        """Open for binary reading; refuse missing, compressed-under-wrong-name and binary files."""
-        if self.member is not None:
-            return _open_zip_member(self.path, self.member)
+    @property
+    def published_name(self) -> str:
+        """The file's name as published: the member name, or the path's name less a compression suffix."""
+        if self.member:
+            return self.member
+        suffix = self.path.suffix.lower()
+        return self.path.name[:-len(suffix)] if suffix in COMPRESSED_SUFFIXES else self.path.name
+
+    def checked_path(self, policy: InputPolicy | None = None) -> Path:
+        """The resolved path of the file, after the existence and ``policy`` path checks."""
         if not self.path.exists():
             raise InputFormatError(f"{self.path}: file not found")
         if not self.path.is_file():
             raise InputFormatError(f"{self.path}: expected a file, found a directory or special file")
-        fh = open(self.path, "rb")
+        return (policy or DEFAULT_POLICY).check_path(self.path, "the zip archive" if self.member else "the input file")
+
+    def open(self, policy: InputPolicy | None = None) -> BinaryIO:
+        """Open for binary reading, decompressing by name; refuse compressed-under-wrong-name and binary files."""
+        policy = policy or DEFAULT_POLICY
+        path = self.checked_path(policy)
+        suffix = self.path.suffix.lower()
+        if self.member is not None or suffix == ".zip":
+            return _open_zip_member(self.path, path, self.member or self.published_name, policy,
+                                    any_file=self.member is None)
+        if suffix in _DECOMPRESSORS:
+            kind, opener = _DECOMPRESSORS[suffix]
+            raw = _Counting(open(path, "rb"))
+            return _Guarded(opener(raw), raw, f"{self.path}", kind, policy)  # type: ignore[return-value]
+        fh = open(path, "rb")
         head = fh.read(4)
         fh.seek(0)
         if head.startswith(_GZIP_MAGIC):
-            if self.path.suffix == ".gz":
-                return gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[return-value]
             fh.close()
             raise InputFormatError(
                 f"{self.path}: line 1: the file is gzip-compressed (it starts with bytes 1f 8b) but its "
@@ -131,67 +225,184 @@ class InputFile:
         if head.startswith(_ZIP_MAGIC):
             fh.close()
             raise InputFormatError(
-                f"{self.path}: line 1: the file is a zip archive; expected plain text. Unzip it first"
+                f"{self.path}: line 1: the file is a zip archive; expected plain text. Unzip it first, or "
+                f"rename it to {self.path.name}.zip"
             )
         return fh  # type: ignore[return-value]
 
 
-_ZIP_DATA_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError)
+_DECOMPRESSORS = {
+    ".gz": ("gzip", lambda fh: gzip.GzipFile(fileobj=fh, mode="rb")),
+    ".bz2": ("bzip2", lambda fh: bz2.BZ2File(fh, "rb")),
+    ".xz": ("xz", lambda fh: lzma.LZMAFile(fh, "rb")),
+}
+# what a broken compressed stream raises (gzip.BadGzipFile and bz2's "Invalid data stream" are OSErrors)
+_DATA_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, NotImplementedError)
 
 
-class _ZipMember(io.RawIOBase):
-    """A zip member stream that also closes its archive.
+class _Counting(io.RawIOBase):
+    """A binary file that counts the bytes read from it (the compressed bytes a decompressor consumed)."""
 
-    Corrupt member data (bad CRC-32, a broken deflate stream, data cut short, an
-    unsupported compression method) is raised as :class:`InputFormatError`
-    naming the archive and the member, never as a bare ``zipfile``/``zlib`` error.
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._fh.read(n)
+        self.count += len(data)
+        return data
+
+    def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+class _Guarded(io.RawIOBase):
+    """A decompressed stream that enforces the size and ratio limits while it is read.
+
+    Broken data (bad CRC-32, a broken deflate/bzip2/xz stream, data cut short)
+    is raised as :class:`InputFormatError` naming the file (and member), never
+    as a bare ``zipfile``/``zlib``/``gzip`` error. ``closers`` are closed with it.
     """
 
-    def __init__(self, zf: zipfile.ZipFile, path: Path, member: str) -> None:
-        self._zf = zf
-        self._path = path
-        self._member = member
-        try:
-            self._fh = zf.open(member)
-        except _ZIP_DATA_ERRORS as err:
-            zf.close()
-            raise self._error(err) from None
-
-    def _error(self, err: BaseException) -> InputFormatError:
-        return InputFormatError(
-            f"{self._path}: member {self._member!r} of the zip archive is corrupt ({type(err).__name__}: {err}); "
-            f"expected an intact archive as published. Download it again and check its checksum"
-        )
+    def __init__(self, inner: BinaryIO, counter: _Counting, where: str, kind: str, policy: InputPolicy,
+                 closers: tuple = ()) -> None:
+        self._inner = inner
+        self._counter = counter
+        self._where = where
+        self._kind = kind
+        self._policy = policy
+        self._closers = closers
+        self._out = 0
 
     def readable(self) -> bool:
         return True
 
     def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            return self.readall()
         try:
-            return self._fh.read(n)
-        except _ZIP_DATA_ERRORS as err:
-            raise self._error(err) from None
+            data = self._inner.read(n)
+        except _DATA_ERRORS as err:
+            raise _corrupt(self._where, self._kind, err) from None
+        self._out += len(data)
+        _check_limits(self._where, self._out, self._counter.count, self._policy)
+        return data
 
     def close(self) -> None:
-        self._fh.close()
-        self._zf.close()
+        if not self.closed:
+            for fh in (self._inner, *self._closers, self._counter):
+                fh.close()
         super().close()
 
 
-def _open_zip_member(path: Path, member: str) -> BinaryIO:
-    if not path.exists():
-        raise InputFormatError(f"{path}: file not found")
+def _corrupt(where: str, kind: str, err: BaseException) -> InputFormatError:
+    return InputFormatError(
+        f"{where}: the {kind} data is corrupt or cut short ({type(err).__name__}: {err}); expected intact "
+        f"{kind} data as published. Download it again and check its checksum"
+    )
+
+
+def _check_limits(where: str, out: int, compressed: int, policy: InputPolicy) -> None:
+    """Refuse a stream that decompressed to more than the size limit or at more than the ratio limit."""
+    if out > policy.max_decompressed_bytes:
+        raise InputFormatError(
+            f"{where}: decompresses to more than data.max_decompressed_bytes = {policy.max_decompressed_bytes} "
+            f"bytes; expected at most that much. If the file is genuine, raise data.max_decompressed_bytes in "
+            f"params.yaml"
+        )
+    if out >= RATIO_MIN_BYTES and out > policy.max_compression_ratio * max(compressed, 1):
+        raise InputFormatError(
+            f"{where}: {compressed} compressed bytes decompress to more than {out} bytes, a ratio above "
+            f"data.max_compression_ratio = {policy.max_compression_ratio:g}; expected published text data, this "
+            f"looks like a decompression bomb. If the file is genuine, raise data.max_compression_ratio in params.yaml"
+        )
+
+
+# zip compression methods zipfile reads, and names of some it does not
+_ZIP_METHODS_READ = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+_ZIP_METHOD_NAMES = {1: "Shrink", 6: "Implode", 9: "Deflate64", 10: "PKWARE DCL Implode", 18: "IBM TERSE",
+                     19: "IBM LZ77", 93: "Zstandard", 95: "XZ", 96: "JPEG", 97: "WavPack", 98: "PPMd"}
+_ZIP_AES = 99  # WinZip AES encryption
+
+
+def _zip_refusal(path: Path, info: zipfile.ZipInfo) -> str | None:
+    """Why a member cannot be read (encrypted, unsupported method), with what to do; None if readable."""
+    where = f"{path}: member {info.filename!r} of the zip archive"
+    if info.flag_bits & 0x1 or info.compress_type == _ZIP_AES:
+        return (f"{where} is encrypted (password-protected); expected an unencrypted archive as published. "
+                f"Decrypt it first: extract it with its password (`unzip {path.name}` or 7-Zip) and either place "
+                f"the extracted files here or re-compress them without a password (`zip -r {path.name} <folder>`)")
+    if info.compress_type not in _ZIP_METHODS_READ:
+        method = _ZIP_METHOD_NAMES.get(info.compress_type, "an unknown method")
+        why = ", which Windows Explorer writes for large archives" if info.compress_type == 9 else ""
+        return (f"{where} is compressed with {method} (zip method {info.compress_type}{why}); it cannot be "
+                f"read here; expected standard Deflate (method 8), bzip2, LZMA or stored members. Re-compress it "
+                f"with standard Deflate: extract it (`unzip {path.name}` or 7-Zip), then `zip -r {path.name} "
+                f"<folder>`, or place the extracted files here")
+    return None
+
+
+def _zip_candidates(names: list[str], member: str, any_file: bool) -> list[str]:
+    """Members that may be the wanted file: those named ``member`` (base name, any folder), else, when
+    ``any_file``, every file of the archive (``__MACOSX`` and hidden files aside)."""
+    files = [n for n in names if not n.endswith("/") and "__MACOSX" not in n and not n.rsplit("/", 1)[-1].startswith(".")]
+    named = [n for n in files if n.rsplit("/", 1)[-1] == member]
+    return named if (named or not any_file) else files
+
+
+def _open_zip_member(path: Path, full: Path, member: str, policy: InputPolicy, any_file: bool = False) -> BinaryIO:
+    """Open ``member`` of the archive ``path`` (resolved: ``full``); with ``any_file``, the only file if
+    none has that name (a ``<name>.zip`` holding one file under another name)."""
+    raw = _Counting(open(full, "rb"))
     try:
-        zf = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as err:
+        zf = zipfile.ZipFile(raw)
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raw.close()
         raise InputFormatError(f"{path}: not a valid zip archive ({err})") from None
-    names = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == member and "__MACOSX" not in n]
-    if len(names) != 1:
-        found = sorted(n for n in zf.namelist() if not n.endswith("/"))
+    try:
+        names = _zip_candidates(zf.namelist(), member, any_file)
+        if len(names) != 1:
+            found = sorted(n for n in zf.namelist() if not n.endswith("/"))
+            if names and names[0].rsplit("/", 1)[-1] != member:
+                raise InputFormatError(
+                    f"{path}: {len(names)} files in the archive and none named {member!r}; expected that member "
+                    f"or a single file. Keep only {member} in the archive, or extract it. Found: {found}")
+            what = "no member" if not names else f"{len(names)} members"
+            raise InputFormatError(f"{path}: {what} named {member!r} in the archive; expected exactly one. Found: {found}")
+        info = zf.getinfo(names[0])
+        refusal = _zip_refusal(path, info)
+        if refusal:
+            raise InputFormatError(refusal)
+        where = f"{path}: member {names[0]!r}"
+        _check_limits(where, info.file_size, min(info.compress_size, full.stat().st_size), policy)  # headers can lie
+        try:
+            inner = zf.open(info)
+        except (*_DATA_ERRORS, RuntimeError) as err:
+            raise _corrupt(where, "zip member", err) from None
+    except BaseException:
         zf.close()
-        what = "no member" if not names else f"{len(names)} members"
-        raise InputFormatError(f"{path}: {what} named {member!r} in the archive; expected exactly one. Found: {found}")
-    return _ZipMember(zf, path, names[0])  # type: ignore[return-value]
+        raw.close()
+        raise
+    raw.count = 0  # count only the member's own compressed bytes from here
+    return _Guarded(inner, raw, where, "zip member", policy, closers=(zf,))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -372,13 +583,39 @@ def strip_fields(fields: pa.Table, spec: TableSpec, stats: ReaderStats) -> tuple
     return pa.table({**out, **rest}), bad
 
 
-def _iter_line_blocks(fh: BinaryIO, name: str, encoding: str, stats: ReaderStats) -> Iterator[tuple[int, str, bool]]:
+def _iter_line_blocks(fh: BinaryIO, name: str, encoding: str, stats: ReaderStats,
+                      max_line: int = DEFAULT_POLICY.max_line_bytes,
+                      too_long: list[tuple[int, str, str]] | None = None) -> Iterator[tuple[int, str, bool]]:
     """Yield ``(first_line_number, text, final)`` where ``text`` holds whole lines without the last newline.
 
-    ``final`` marks a block whose last line had no terminating newline.
+    ``final`` marks a block whose last line had no terminating newline. A physical
+    line longer than ``max_line`` bytes is never held whole (at most ``max_line``
+    plus one block is in memory): it is left out of the text, and appended to
+    ``too_long`` as ``(line, "line_too_long", its first LONG_LINE_PREFIX bytes)``
+    before the next block is yielded.
     """
+    long_lines = too_long if too_long is not None else []
+
+    def reject(no: int, start: bytes) -> None:
+        long_lines.append((no, "line_too_long", start[:LONG_LINE_PREFIX].decode(encoding, errors="replace")))
+
+    def split_long(first_no: int, body: bytes) -> Iterator[tuple[int, str, bool]]:
+        """``body`` (whole lines) may hold lines above the limit: yield the runs of lines between them."""
+        nl = np.flatnonzero(np.frombuffer(body, np.uint8) == 10)
+        starts = np.concatenate(([0], nl + 1))
+        ends = np.concatenate((nl, [len(body)]))
+        prev = 0
+        for i in np.flatnonzero(ends - starts > max_line).tolist():
+            if i > prev:
+                yield first_no + prev, _decode(body[starts[prev]:ends[i - 1]], encoding, stats), False
+            reject(first_no + i, body[starts[i]:starts[i] + LONG_LINE_PREFIX])
+            prev = i + 1
+        if prev < len(starts):
+            yield first_no + prev, _decode(body[starts[prev]:], encoding, stats), False
+
     line_no = 1
     carry = b""
+    skipping: bytes | None = None  # the start of a too-long line (number line_no) being read past
     first = True
     while True:
         block = fh.read(BLOCK_BYTES)
@@ -389,7 +626,11 @@ def _iter_line_blocks(fh: BinaryIO, name: str, encoding: str, stats: ReaderStats
                 stats.bom = True
                 block = block[len(_UTF8_BOM):]
         if not block:
-            if carry:
+            if skipping is not None:
+                stats.trailing_newline = False
+                reject(line_no, skipping)
+                stats.physical_lines = line_no
+            elif carry:
                 stats.trailing_newline = False
                 text = _decode(carry, encoding, stats)
                 if text.endswith("\r"):
@@ -400,15 +641,28 @@ def _iter_line_blocks(fh: BinaryIO, name: str, encoding: str, stats: ReaderStats
                 stats.physical_lines = line_no - 1
             return
         _check_nul(block, name, line_no)  # the carry (no newline in it) was checked with its own block
+        if skipping is not None:
+            nl = block.find(b"\n")
+            if nl < 0:
+                continue
+            reject(line_no, skipping)
+            skipping = None
+            line_no += 1
+            block = block[nl + 1:]
+            if not block:
+                continue
         data = carry + block if carry else block
         cut = data.rfind(b"\n")
         if cut < 0:
-            carry = data
+            carry, skipping = (b"", data[:LONG_LINE_PREFIX]) if len(data) > max_line else (data, None)
             continue
-        carry = data[cut + 1:]
-        text = _decode(data[:cut], encoding, stats)
-        yield line_no, text, False
+        tail = data[cut + 1:]
+        if cut > max_line:  # cheap test first: only a body longer than the limit can hold a too-long line
+            yield from split_long(line_no, data[:cut])
+        else:
+            yield line_no, _decode(data[:cut], encoding, stats), False
         line_no += data.count(b"\n", 0, cut + 1)
+        carry, skipping = (b"", tail[:LONG_LINE_PREFIX]) if len(tail) > max_line else (tail, None)
 
 
 class _Assembler:
@@ -644,8 +898,12 @@ def empty_rejects() -> pa.Table:
     return REJECT_SCHEMA.empty_table()
 
 
-def iter_records(inp: InputFile, spec: TableSpec, chunk_rows: int, stats: ReaderStats | None = None) -> Iterator[RecordChunk]:
+def iter_records(inp: InputFile, spec: TableSpec, chunk_rows: int, stats: ReaderStats | None = None,
+                 policy: InputPolicy | None = None) -> Iterator[RecordChunk]:
     """Stream ``inp`` as records of ``spec`` in chunks of at most ``chunk_rows`` records.
+
+    ``policy`` (default :data:`DEFAULT_POLICY`) says where files may be and the
+    limits on line length and decompression.
 
     Raises :class:`InputFormatError` for a missing or unreadable file, a bad
     header, or when none of the first :data:`SNIFF_RECORDS` records has the
@@ -706,9 +964,13 @@ def iter_records(inp: InputFile, spec: TableSpec, chunk_rows: int, stats: Reader
             f"record among the first {sniffed} has the expected layout"
         )
 
-    fh = inp.open()
+    policy = policy or DEFAULT_POLICY
+    too_long: list[tuple[int, str, str]] = []
+    fh = inp.open(policy)
     try:
-        for first_no, text, final in _iter_line_blocks(fh, name, spec.encoding, stats):
+        for first_no, text, final in _iter_line_blocks(fh, name, spec.encoding, stats, policy.max_line_bytes, too_long):
+            pre_rejects.extend(too_long)  # the too-long lines before this block
+            too_long.clear()
             if final:
                 last_line = first_no + text.count("\n")
             recs, nums, rej = asm.feed(first_no, text)
@@ -732,6 +994,7 @@ def iter_records(inp: InputFile, spec: TableSpec, chunk_rows: int, stats: Reader
                 yield emit(buf_recs[:chunk_rows], allnums[:chunk_rows], mine)
                 buf_recs = buf_recs[chunk_rows:]
                 buf_nums = [allnums[chunk_rows:]]
+        pre_rejects.extend(too_long)
         recs, nums, rej = asm.finish()
         pre_rejects.extend(rej)
         if positions is None:

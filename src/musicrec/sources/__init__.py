@@ -30,7 +30,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from musicrec.readers import InputFile, InputFormatError, ReaderStats, TableSpec, iter_records
+from musicrec.readers import (
+    COMPRESSED_SUFFIXES, DEFAULT_POLICY, InputFile, InputFormatError, InputPolicy, ReaderStats, TableSpec, iter_records,
+)
 from musicrec.schema import AUDIO_FEATURES, ITEM_COLUMNS
 
 REASONS: dict[str, str] = {
@@ -46,6 +48,7 @@ REASONS: dict[str, str] = {
                          "free-text field (TableSpec.text_columns: titles, names, tags) each one is replaced by "
                          "U+FFFD and the row kept, counted in the file's reader stats "
                          "(control_characters_replaced); a NUL byte anywhere refuses a text file",
+    "line_too_long": "a physical line longer than data.max_line_bytes (raw holds its first 1,024 bytes)",
     # plays
     "missing_user_id": "empty user id",
     "malformed_user_id": "user id not in the source's id format",
@@ -115,6 +118,7 @@ ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
 class Context:
     chunk_rows: int
     max_playcount: int
+    policy: InputPolicy = DEFAULT_POLICY  # where inputs may be, and the reader limits
 
 
 @dataclass
@@ -401,26 +405,61 @@ def name_keys(artists: list[str | None], titles: list[str | None] | None = None)
     return out
 
 
+# Names never looked for compressed: archives, and SQLite databases (they need random access).
+_NOT_COMPRESSED = (".zip", ".db")
+
+
 def find_file(input_dir: Path, names: tuple[str, ...], what: str, required: bool = True) -> Path | None:
-    """Find the first of ``names`` in ``input_dir`` or one level of sub-folders (sorted)."""
+    """Find the first of ``names`` in ``input_dir`` or one level of sub-folders (sorted).
+
+    Each name is also looked for compressed, as ``<name>.gz``, ``.bz2``, ``.xz`` or
+    ``.zip`` (read streaming by :class:`~musicrec.readers.InputFile`); two copies
+    of one name (two folders, or plain and compressed) are refused as ambiguous.
+    """
     if not input_dir.exists():
         raise InputFormatError(f"{input_dir}: input directory not found; expected {what}")
     if not input_dir.is_dir():
         raise InputFormatError(f"{input_dir}: expected a directory holding {what}, found a file")
     dirs = [input_dir, *sorted(p for p in input_dir.iterdir() if p.is_dir() and not p.name.startswith("."))]
     for name in names:
-        hits = [d / name for d in dirs if (d / name).is_file()]
+        variants = (name,) if name.lower().endswith(_NOT_COMPRESSED) else (name, *(name + s for s in COMPRESSED_SUFFIXES))
+        hits = [d / v for d in dirs for v in variants if (d / v).is_file()]
         if len(hits) > 1:
-            raise InputFormatError(f"{input_dir}: {name!r} found {len(hits)} times ({[str(h) for h in hits]}); expected one")
+            raise InputFormatError(
+                f"{input_dir}: {name!r} found {len(hits)} times ({[str(h) for h in hits]}); expected one (plain "
+                f"or compressed as {', '.join(COMPRESSED_SUFFIXES)}): remove or move the other copies"
+            )
         if hits:
             return hits[0]
     if required:
         found = sorted(str(p.relative_to(input_dir)) for d in dirs for p in d.iterdir() if p.is_file())[:30]
+        packed = [f for f in found for n in names if n.lower().endswith(_NOT_COMPRESSED)
+                  and Path(f).name in {n + s for s in COMPRESSED_SUFFIXES}]
+        hint = (f" ({', '.join(packed)}: archives and SQLite databases are not read compressed; decompress it "
+                f"first)" if packed else "")
         raise InputFormatError(
             f"{input_dir}: {' or '.join(repr(n) for n in names)} ({what}) not found in the folder or its "
-            f"sub-folders. Found: {found}"
+            f"sub-folders (also looked for {', '.join(COMPRESSED_SUFFIXES)} copies){hint}. Found: {found}"
         )
     return None
+
+
+def check_quarantine_share(file: str, rep: FileReport, policy: InputPolicy) -> None:
+    """Stop the clean when more than ``policy.max_quarantined_share`` of a file's rows were quarantined.
+
+    Files with fewer than ``policy.quarantine_share_min_rows`` rows are not judged
+    (a handful of rows says little). The message names the file, the share, the
+    top reasons and the param to raise.
+    """
+    if rep.rows_read < policy.quarantine_share_min_rows or rep.quarantined <= policy.max_quarantined_share * rep.rows_read:
+        return
+    top = ", ".join(f"{r} {n}" for r, n in sorted(rep.reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
+    raise InputFormatError(
+        f"{file}: {rep.quarantined} of {rep.rows_read} rows ({rep.quarantined / rep.rows_read:.1%}) were "
+        f"quarantined, above data.max_quarantined_share = {policy.max_quarantined_share:g}; top reasons: {top}. "
+        f"Expected mostly valid rows: check that this is the right file for the source (see the reasons), or "
+        f"raise data.max_quarantined_share in params.yaml to clean it anyway"
+    )
 
 
 def get_adapter(source: str) -> ModuleType:
@@ -474,7 +513,7 @@ def stream_plays(inp: "InputFile", spec: "TableSpec", ctx: Context,
     quarantined. The last batch has ``plays=None`` and carries the reader stats.
     """
     stats = ReaderStats()
-    for ch in iter_records(inp, spec, ctx.chunk_rows, stats):
+    for ch in iter_records(inp, spec, ctx.chunk_rows, stats, ctx.policy):
         f = ch.fields
         checks = Checks(f.num_rows)
         plays = build(f, checks).append_column("_raw", f["_raw"])
@@ -496,7 +535,7 @@ def read_table(inp: "InputFile", spec: "TableSpec", ctx: Context, report: FileRe
     lines: list[np.ndarray] = []
     raws: list[pa.Array] = []
     quarantine: list[pa.Table] = []
-    for ch in iter_records(inp, spec, ctx.chunk_rows, stats):
+    for ch in iter_records(inp, spec, ctx.chunk_rows, stats, ctx.policy):
         f = ch.fields
         checks = Checks(f.num_rows)
         t = build(f, checks)

@@ -69,10 +69,7 @@ class Inputs:
 def locate(input_dir: Path) -> Inputs:
     path = find_file(input_dir, (ZIP_NAME,), "the HetRec 2011 Last.fm 2K archive")
     assert path is not None
-    inputs = Inputs(path)
-    for m in ("user_artists.dat", "artists.dat", "tags.dat", "user_taggedartists.dat"):
-        inputs.member(m).open().close()  # fail early, naming the missing member
-    return inputs
+    return Inputs(path)
 
 
 def _build_artists(f: pa.Table, checks: Checks) -> pa.Table:
@@ -102,6 +99,8 @@ def _top_tags(tagged: pd.DataFrame, tags: pd.DataFrame) -> pd.Series:
 
 
 def load_catalog(inputs: Inputs, ctx: Context) -> Catalog:
+    for m in ("user_artists.dat", "artists.dat", "tags.dat", "user_taggedartists.dat"):
+        inputs.member(m).open(ctx.policy).close()  # fail early, naming the missing member (after the path check)
     files: dict[str, FileReport] = {}
     quarantine: list[pa.Table] = []
 

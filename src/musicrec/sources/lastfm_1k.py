@@ -30,7 +30,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from musicrec.readers import InputFile, InputFormatError, TableSpec
+from musicrec.readers import COMPRESSED_SUFFIXES, InputFile, InputFormatError, TableSpec
 from musicrec.sources import (
     MBID, Catalog, Checks, Context, PlaysBatch, dedup_text, empty_to_null, find_file, name_keys, parse_iso_utc,
     plays_table, stream_plays,
@@ -57,7 +57,9 @@ class Inputs:
 def locate(input_dir: Path) -> Inputs:
     path = find_file(input_dir, (EVENTS_NAME,), "the Last.fm 1K events", required=False)
     if path is None:
-        matches = sorted(input_dir.glob("userid-timestamp-artid-artname-traid-traname*.tsv"))
+        excerpt = (".tsv", *(".tsv" + s for s in COMPRESSED_SUFFIXES))  # plain or compressed, like find_file
+        matches = sorted(p for p in input_dir.glob("userid-timestamp-artid-artname-traid-traname*.tsv*")
+                         if p.name.endswith(excerpt))
         if len(matches) != 1:
             find_file(input_dir, (EVENTS_NAME,), "the Last.fm 1K events")  # raises with the listing
             raise InputFormatError(f"{input_dir}: {len(matches)} Last.fm 1K excerpts found; expected one")

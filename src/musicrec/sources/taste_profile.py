@@ -123,10 +123,17 @@ def _build_song_data(f: pa.Table, checks: Checks) -> pa.Table:
 
 def _read_sqlite(inp: InputFile, ctx: Context, rep: FileReport) -> tuple[pa.Table | None, list[pa.Table], np.ndarray, pa.Array]:
     """Read ``songs`` from ``track_metadata.db`` in chunks (``line`` = SQLite rowid)."""
+    # read-only, by a properly quoted URI: '#', '?', '%' and spaces in the path stay part of it, and a
+    # missing file is an error, never a new empty database
+    uri = inp.checked_path(ctx.policy).as_uri() + "?mode=ro"
     try:
-        con = sqlite3.connect(f"file:{inp.path}?mode=ro", uri=True)
+        con = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error as err:
+        raise InputFormatError(f"{inp.path}: cannot open the SQLite database read-only ({err})") from None
+    try:
         cur = con.execute("SELECT rowid, track_id, song_id, title, artist_name, duration, year FROM songs ORDER BY rowid")
     except sqlite3.Error as err:
+        con.close()
         raise InputFormatError(
             f"{inp.path}: expected an SQLite database with table songs(track_id, song_id, title, artist_name, "
             f"duration, year) ({err})"
@@ -170,7 +177,7 @@ def _read_sqlite(inp: InputFile, ctx: Context, rep: FileReport) -> tuple[pa.Tabl
 
 def load_catalog(inputs: Inputs, ctx: Context) -> Catalog:
     rep = FileReport(role="items")
-    name = inputs.meta.path.name
+    name = inputs.meta.published_name
     if name == "track_metadata.db":
         table, quarantine, lines, raws = _read_sqlite(inputs.meta, ctx, rep)
     elif name == "song_data.csv":
