@@ -60,9 +60,12 @@ def test_broken_clean_accounting_is_reported_as_a_bug(tmp_path, capsys, monkeypa
         "key,loudness,mode,speechiness,acousticness,instrumentalness,liveness,valence,tempo,time_signature\n"
         "TRA,Song,Artist,http://p,sp,rock,Rock,2004,200000,0.5,0.6,1,-5.0,1,0.1,0.2,0.0,0.1,0.5,120.0,4\n")
     (raw / "User Listening History.csv").write_text("track_id,user_id,playcount\nTRA,u1,3\n")
+    params = tmp_path / "params.yaml"  # the raw folder is in tmp_path, outside the repository
+    params.write_text(PARAMS.read_text().replace("allow_absolute_paths: false", "allow_absolute_paths: true"))
+    assert "allow_absolute_paths: true" in params.read_text()
     main = _stage_main("clean")
     out = tmp_path / "interim"
-    code = _run(lambda: sys.exit(main(["--params", str(PARAMS), "--input", str(raw), "--out", str(out),
+    code = _run(lambda: sys.exit(main(["--params", str(params), "--input", str(raw), "--out", str(out),
                                         "--report", str(tmp_path / "dq.json")])), "clean")
     err = capsys.readouterr().err
     assert code == EXIT_BUG != EXIT_USER_ERROR
