@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from musicrec.config import ALSParams
+from musicrec.models.mf import ALSParams
 from musicrec.models import build_model, load_model
 from musicrec.models import mf
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
+from musicrec.models.hybrid import collaborative_models
 from musicrec.config import (
     MAX_DEPTH,
     MAX_ERRORS,
@@ -451,6 +452,8 @@ LEAVES = leaf_fields()
 INT_KEYS = [k for k, ann in LEAVES if int in kinds(ann)]
 FLOAT_KEYS = [k for k, ann in LEAVES if float in kinds(ann)]
 LITERAL_KEYS = [(k, ann) for k, ann in LEAVES if typing.get_origin(ann) is Literal]
+# a choice among registered models is checked by a validator (the registry is not known when the class is made)
+LITERAL_KEYS.append(("train.hybrid.collaborative", Literal[collaborative_models()]))
 STR_KEYS = [k for k, ann in LEAVES if str in kinds(ann)]
 
 

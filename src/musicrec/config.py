@@ -19,22 +19,22 @@ from __future__ import annotations
 
 import re
 import reprlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
 from musicrec.errors import UserError
+from musicrec.models.registry import MODELS as MODEL_REGISTRY
+from musicrec.sections import MAX_STRING_CHARS, Section
 
 SOURCES = ("synthetic", "kaggle", "taste_profile", "lastfm_1k", "lastfm_360k", "hetrec_lastfm_2k")
-MODELS = ("popularity", "itemknn", "als", "bpr", "ease", "rp3beta", "content", "hybrid")
 
 MAX_FILE_BYTES = 64 * 1024  # the committed params.yaml is about 4 KiB; loading 64 KiB takes well under a second
 MAX_DEPTH = 16  # nesting levels (params.yaml has 4)
-MAX_STRING_CHARS = 4096  # PATH_MAX: the longest string any param needs (data.raw_root)
 MAX_ERRORS = 10  # keys listed in one ParamsError, then "... and N more"
 MAX_VALUE_CHARS = 80  # an offending value is shown cut to this many characters
 
@@ -43,26 +43,7 @@ class ParamsError(UserError, ValueError):
     """Invalid params file; the message names the file and each bad key."""
 
 
-class _Strict(BaseModel):
-    """Base of every params section: strictness and bounds that every field gets.
-
-    Unknown keys are refused; types are strict (``true`` is not 1, ``1.5`` or ``"3"``
-    not an int; an int is accepted for a float); floats must be finite; strings are at
-    most :data:`MAX_STRING_CHARS` long and printable (no control characters).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False,
-                              str_max_length=MAX_STRING_CHARS)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _printable(cls, v: Any) -> Any:
-        if isinstance(v, str) and not v.isprintable():
-            raise ValueError("must be printable text without control characters (tabs, newlines, NUL, ...)")
-        return v
-
-
-class DataParams(_Strict):
+class DataParams(Section):
     source: Literal["synthetic", "kaggle", "taste_profile", "lastfm_1k", "lastfm_360k", "hetrec_lastfm_2k"]
     raw_root: str = "data/raw"
     unmatched: Literal["keep", "drop"] = "keep"
@@ -97,7 +78,7 @@ class DataParams(_Strict):
         return self
 
 
-class GenerateParams(_Strict):
+class GenerateParams(Section):
     n_tracks: int = Field(gt=0, le=10_000_000)
     n_users: int = Field(gt=0, le=100_000_000)
     n_plays: int = Field(gt=0, le=1_000_000_000)
@@ -110,7 +91,7 @@ class GenerateParams(_Strict):
 ARTIST_LEVEL_SOURCES = ("lastfm_360k", "hetrec_lastfm_2k")
 
 
-class CleanParams(_Strict):
+class CleanParams(Section):
     # per (user, track): larger counts are quarantined; at most 1e9 so that sums of up to 1e9 rows stay in int64
     max_playcount: int = Field(100_000, gt=0, le=1_000_000_000)
     max_artist_playcount: int = Field(10_000_000, gt=0, le=1_000_000_000)  # per (user, artist), ARTIST_LEVEL_SOURCES
@@ -120,7 +101,7 @@ class CleanParams(_Strict):
         return self.max_artist_playcount if source in ARTIST_LEVEL_SOURCES else self.max_playcount
 
 
-class TransformParams(_Strict):
+class TransformParams(Section):
     min_user_items: int = Field(5, ge=1, le=1_000_000)
     min_item_users: int = Field(5, ge=1, le=1_000_000)
     max_passes: int = Field(20, ge=1, le=1000)
@@ -164,7 +145,7 @@ def _is_scheduler_address(v: str) -> bool:
             and u.path in ("", "/") and not u.query and not u.fragment and u.username is None)
 
 
-class DaskParams(_Strict):
+class DaskParams(Section):
     scheduler: str = "threads"
     address: str | None = None  # tcp://host:port of an existing cluster; overrides scheduler
     num_workers: int = Field(2, ge=1, le=64)
@@ -203,7 +184,7 @@ class DaskParams(_Strict):
         return v
 
 
-class SplitParams(_Strict):
+class SplitParams(Section):
     method: Literal["random", "temporal", "cold_users"] = "random"
     test_fraction: float = Field(0.2, gt=0, lt=1)
     validation_fraction: float = Field(0.1, ge=0, lt=1)
@@ -218,81 +199,17 @@ class SplitParams(_Strict):
         return self
 
 
-class InteractionsParams(_Strict):
+class InteractionsParams(Section):
     weighting: Literal["raw", "log1p", "bm25"] = "bm25"
     bm25_k1: float = Field(100.0, gt=0, le=1e6)
     bm25_b: float = Field(0.8, ge=0, le=1)
     split: SplitParams = SplitParams()
 
 
-class PopularityParams(_Strict):
-    recent_days: float | None = Field(None, gt=0, le=36_525)  # at most 100 years
+class TrainSection(Section):
+    """What ``train`` adds to its per-model sections (built by :func:`train_params_model`)."""
 
-
-class ItemKNNParams(_Strict):
-    similarity: Literal["cosine", "bm25"] = "bm25"
-    k: int = Field(100, gt=0, le=10_000)
-
-
-class ALSParams(_Strict):
-    factors: int = Field(64, gt=0, le=1024)
-    regularization: float = Field(0.05, ge=0, le=1e6)
-    alpha: float = Field(2.0, gt=0, le=1e6)
-    iterations: int = Field(15, gt=0, le=10_000)
-    use_gpu: bool | Literal["auto"] = False  # implicit.gpu: auto falls back to the CPU, true fails without CUDA
-
-    @field_validator("use_gpu", mode="before")
-    @classmethod
-    def _use_gpu(cls, v: Any) -> Any:
-        if isinstance(v, bool) or (isinstance(v, str) and v == "auto"):
-            return v
-        raise ValueError("must be false, true or auto")
-
-
-class BPRParams(_Strict):
-    factors: int = Field(64, gt=0, le=1024)
-    learning_rate: float = Field(0.01, gt=0, le=10)
-    regularization: float = Field(0.01, ge=0, le=1e6)
-    iterations: int = Field(100, gt=0, le=10_000)
-
-
-class EASEParams(_Strict):
-    l2: float = Field(500.0, gt=0, le=1e9)
-    # dense item x item float64 matrices, 2 * 8 * n^2 bytes: 35,000 items need 19.6 GB (24 GB machines)
-    max_items: int = Field(30_000, gt=0, le=35_000)
-
-
-class RP3BetaParams(_Strict):
-    alpha: float = Field(1.0, gt=0, le=10)
-    beta: float = Field(0.5, ge=0, le=10)
-    k: int = Field(100, gt=0, le=10_000)
-
-
-class ContentParams(_Strict):
-    tag_weight: float = Field(1.0, ge=0, le=1000)
-    audio_weight: float = Field(0.5, ge=0, le=1000)
-
-
-class HybridParams(_Strict):
-    collaborative: Literal["popularity", "itemknn", "als", "bpr", "ease", "rp3beta"] = "als"
-    weight_collaborative: float = Field(0.8, ge=0, le=1000)
-    weight_content: float = Field(0.2, ge=0, le=1000)
-    mmr_lambda: float | None = Field(None, ge=0, le=1)
-
-
-class TrainParams(_Strict):
-    models: list[Literal["popularity", "itemknn", "als", "bpr", "ease", "rp3beta", "content", "hybrid"]] = Field(
-        max_length=len(MODELS))
-    popularity: PopularityParams = PopularityParams()
-    itemknn: ItemKNNParams = ItemKNNParams()
-    als: ALSParams = ALSParams()
-    bpr: BPRParams = BPRParams()
-    ease: EASEParams = EASEParams()
-    rp3beta: RP3BetaParams = RP3BetaParams()
-    content: ContentParams = ContentParams()
-    hybrid: HybridParams = HybridParams()
-
-    @field_validator("models")
+    @field_validator("models", check_fields=False)
     @classmethod
     def _models(cls, v: list[str]) -> list[str]:
         if not v:
@@ -307,10 +224,26 @@ class TrainParams(_Strict):
         return getattr(self, name).model_dump()
 
 
+def train_params_model(models: Mapping[str, type[Section]]) -> type[TrainSection]:
+    """The ``train`` section's schema: ``models`` (a list of registered names) plus one section per model.
+
+    ``models`` maps each registered model name to its ``Params`` class
+    (:data:`musicrec.models.registry.MODELS`), so that adding a model adds its section here.
+    """
+    names = tuple(models)
+    fields: dict[str, Any] = {"models": (list[Literal[names]], Field(max_length=len(names)))}  # type: ignore[valid-type]
+    fields.update({name: (params, params()) for name, params in models.items()})
+    return create_model("TrainParams", __base__=TrainSection, **fields)
+
+
+TrainParams = train_params_model({name: cls.Params for name, cls in MODEL_REGISTRY.items()})
+MODELS = tuple(MODEL_REGISTRY)
+
+
 MAX_K = 1000  # the largest cut-off K (evaluate.k, evaluate.main_k)
 
 
-class EvaluateParams(_Strict):
+class EvaluateParams(Section):
     k: list[Annotated[int, Field(gt=0, le=MAX_K)]] = Field(default_factory=lambda: [5, 10, 20, 50], min_length=1,
                                                            max_length=16)
     main_k: int = Field(10, gt=0, le=MAX_K)
@@ -332,13 +265,13 @@ class EvaluateParams(_Strict):
         return self
 
 
-class MlflowParams(_Strict):
+class MlflowParams(Section):
     experiment: str = Field("musicrec", min_length=1, max_length=256)
     required: bool = True
     timeout_s: float = Field(10, gt=0, le=3600)
 
 
-class Params(_Strict):
+class Params(Section):
     seed: int = Field(ge=0, le=2**32 - 1)  # numpy RandomState (implicit's random_state) takes 32 bits
     data: DataParams
     generate: GenerateParams

@@ -50,7 +50,6 @@ from musicrec.errors import UserError, reading
 
 COLUMNS = ("rank", "item_id", "name", "artist", "score", "why")
 DEFAULT_ORDER = ("hybrid", "als")
-CONTENT_BASED = ("content", "hybrid")
 _MAX_DIFFLIB_POOL = 20_000
 
 
@@ -413,7 +412,7 @@ class Recommender:
             for k, (i, _) in enumerate(self._best_known(collab, row, recs)):
                 if i is not None:
                     parts[k].append(f"like {self._label(i)}")
-        if name in CONTENT_BASED:
+        if self.model.needs_item_features:
             content = self.model.content if name == "hybrid" else self.model
             for k, feats in enumerate(self._shared_features(content, row, recs)):
                 tags = [f[len("tag:"):] for f in feats if f.startswith("tag:")]

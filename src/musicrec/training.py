@@ -18,7 +18,6 @@ import pandas as pd
 from musicrec.config import TrainParams
 from musicrec.interactions import Interactions
 
-CONTENT_MODELS = ("content", "hybrid")
 CATALOG_COLUMNS = ("item_id", "name", "artist", "tags", "genre", "year")
 
 
@@ -57,7 +56,10 @@ def build(name: str, params: TrainParams, seed: int) -> Any:
 
 def train_all(inter: Interactions, items: pd.DataFrame, params: TrainParams, seed: int) -> list[Trained]:
     """Fit each model listed in ``train.models`` on the confidence-weighted train matrix."""
-    features = item_features_for(items, inter, params) if set(params.models) & set(CONTENT_MODELS) else None
+    from musicrec.models.registry import MODELS
+
+    needs = [name for name in params.models if MODELS[name].needs_item_features]
+    features = item_features_for(items, inter, params) if needs else None
     out = []
     for name in params.models:
         model = build(name, params, seed)

@@ -15,28 +15,10 @@ from pydantic import ValidationError
 
 from musicrec.errors import DataError
 from musicrec.models.base import FORMAT_VERSION, NotFittedError, Recommender, read_model_json
-from musicrec.models.content import ContentRecommender
-from musicrec.models.ease import EASERecommender
-from musicrec.models.hybrid import HybridRecommender
-from musicrec.models.itemknn import ItemKNNRecommender
-from musicrec.models.mf import ALSRecommender, BPRRecommender
-from musicrec.models.popularity import PopularityRecommender
-from musicrec.models.rp3beta import RP3BetaRecommender
+from musicrec.models.registry import MODELS
 
-MODEL_CLASSES: dict[str, type[Recommender]] = {
-    cls.name: cls
-    for cls in (
-        PopularityRecommender,
-        ItemKNNRecommender,
-        ALSRecommender,
-        BPRRecommender,
-        EASERecommender,
-        RP3BetaRecommender,
-        ContentRecommender,
-        HybridRecommender,
-    )
-}
-MODEL_NAMES: tuple[str, ...] = tuple(MODEL_CLASSES)
+MODEL_CLASSES: dict[str, type[Recommender]] = MODELS  # name -> class, in registry order
+MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
 
 
 def _check_name(name: str) -> None:
@@ -44,16 +26,10 @@ def _check_name(name: str) -> None:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
 
 
-def _params_schema(name: str):
-    from musicrec.config import TrainParams
-
-    return TrainParams.model_fields[name].annotation
-
-
 def default_params(name: str) -> dict[str, Any]:
-    """The ``train.<name>`` defaults of :mod:`musicrec.config`."""
+    """The ``train.<name>`` defaults (the model's ``Params``)."""
     _check_name(name)
-    return _params_schema(name)().model_dump()
+    return MODELS[name].Params().model_dump()
 
 
 def validate_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +38,7 @@ def validate_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(params, dict):
         raise ValueError(f"train.{name}: params must be a mapping (got {type(params).__name__})")
     try:
-        return _params_schema(name).model_validate(params).model_dump()
+        return MODELS[name].Params.model_validate(params).model_dump()
     except ValidationError as err:
         from musicrec.config import describe_validation_errors
 
@@ -84,7 +60,7 @@ def build_model(
     """
     clean = validate_params(name, params)
     if name == "hybrid":
-        return HybridRecommender(**clean, seed=seed, num_threads=num_threads, component_params=component_params)
+        return MODELS[name](**clean, seed=seed, num_threads=num_threads, component_params=component_params)
     if component_params is not None:
         raise ValueError(f"component_params is only accepted by the hybrid model (got model {name!r})")
     return MODEL_CLASSES[name](**clean, seed=seed, num_threads=num_threads)
@@ -106,15 +82,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MODEL_CLASSES",
     "MODEL_NAMES",
-    "ALSRecommender",
-    "BPRRecommender",
-    "ContentRecommender",
-    "EASERecommender",
-    "HybridRecommender",
-    "ItemKNNRecommender",
     "NotFittedError",
-    "PopularityRecommender",
-    "RP3BetaRecommender",
     "Recommender",
     "build_model",
     "default_params",

@@ -33,6 +33,7 @@ import scipy.sparse as sp
 
 from musicrec.errors import DataError
 from musicrec.io import atomic_path
+from musicrec.sections import Section
 
 if TYPE_CHECKING:  # pragma: no cover
     from musicrec.features import ItemFeatures
@@ -366,11 +367,15 @@ class Recommender(ABC):
     """Abstract base of every musicrec model.
 
     Subclasses implement ``_fit``, ``_score``, ``_item_similarity``,
-    ``_get_state``/``_set_state`` and set ``name``. ``__init__`` takes the
+    ``_get_state``/``_set_state`` and set ``name`` and ``Params``
+    (and list themselves in :mod:`musicrec.models.registry`). ``__init__`` takes the
     model's ``train.<name>`` params as keywords plus ``seed`` and ``num_threads``.
     """
 
-    name: ClassVar[str] = ""
+    name: ClassVar[str] = ""  # the key in params.yaml (train.<name>) and in the registry
+    Params: ClassVar[type[Section]]  # train.<name>: its keys, defaults, types and bounds
+    needs_item_features: ClassVar[bool] = False  # fit() needs item content features (musicrec.features)
+    is_collaborative: ClassVar[bool] = True  # learns from interactions alone: can be a hybrid's collaborative part
 
     def __init__(self, *, seed: int = 0, num_threads: int = 0):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:

@@ -15,19 +15,44 @@ selection time (made non-increasing). ``mmr_lambda = 1`` gives the plain ranking
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from musicrec.errors import DataError
 from musicrec.models.base import ArrayBundle, Recommender, minmax_rows, top_n
 from musicrec.models.content import ContentRecommender
+from musicrec.sections import Section
 
-COLLABORATIVE = ("popularity", "itemknn", "als", "bpr", "ease", "rp3beta")
+
+class HybridParams(Section):
+    collaborative: str = "als"
+    weight_collaborative: float = Field(0.8, ge=0, le=1000)
+    weight_content: float = Field(0.2, ge=0, le=1000)
+    mmr_lambda: float | None = Field(None, ge=0, le=1)
+
+    @field_validator("collaborative", mode="before")
+    @classmethod
+    def _collaborative(cls, v: Any) -> Any:
+        names = collaborative_models()
+        if not isinstance(v, str) or v not in names:
+            raise ValueError(f"must be one of the collaborative models {', '.join(map(repr, names))}")
+        return v
+
+
+def collaborative_models() -> tuple[str, ...]:
+    """The registered models a hybrid can blend with content (``is_collaborative``)."""
+    from musicrec.models.registry import MODELS
+
+    return tuple(name for name, cls in MODELS.items() if cls.is_collaborative)
 
 
 class HybridRecommender(Recommender):
     name = "hybrid"
+    Params: ClassVar[type[Section]] = HybridParams
+    needs_item_features = True
+    is_collaborative = False
 
     def __init__(
         self,
@@ -41,8 +66,8 @@ class HybridRecommender(Recommender):
         component_params: dict[str, dict[str, Any]] | None = None,
     ):
         super().__init__(seed=seed, num_threads=num_threads)
-        if collaborative not in COLLABORATIVE:
-            raise ValueError(f"collaborative must be one of {COLLABORATIVE} (got {collaborative!r})")
+        if collaborative not in collaborative_models():
+            raise ValueError(f"collaborative must be one of {collaborative_models()} (got {collaborative!r})")
         for key, w in (("weight_collaborative", weight_collaborative), ("weight_content", weight_content)):
             if isinstance(w, bool) or not isinstance(w, (int, float, np.number)) or not np.isfinite(w) or w < 0:
                 raise ValueError(f"{key} must be a finite number >= 0 (got {w!r})")
@@ -173,9 +198,9 @@ class HybridRecommender(Recommender):
             sub_doc = read_model_json(directory / sub)
             if sub_doc["model"] != expected:
                 raise DataError(f"{directory / sub / MODEL_JSON}: holds {sub_doc['model']!r}, expected {expected!r}")
-            from musicrec.models import MODEL_CLASSES
+            from musicrec.models.registry import MODELS
 
-            parts[sub] = MODEL_CLASSES[expected]._from_saved(directory / sub, sub_doc, num_threads=num_threads)
+            parts[sub] = MODELS[expected]._from_saved(directory / sub, sub_doc, num_threads=num_threads)
             if (parts[sub].n_users, parts[sub].n_items) != (doc["n_users"], doc["n_items"]):
                 raise DataError(f"{directory / sub / MODEL_JSON}: shape differs from the hybrid's")
         model.collab, model.content = parts["collaborative"], parts["content"]
