@@ -31,7 +31,7 @@ use_checkout()
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
-from musicrec import metrics as M  # noqa: E402
+from musicrec.evaluation import metrics as M  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""Benchmark: serving latency of ``musicrec.serving`` (what ``python -m musicrec`` runs).
+"""Benchmark: serving latency of ``musicrec.serving.recommender`` (what ``python -m musicrec`` runs).
 
 For each model in the models folder (or ``--model``):
 
@@ -35,7 +35,7 @@ use_checkout()
 import numpy as np  # noqa: E402
 
 from musicrec.io import write_json  # noqa: E402
-from musicrec.serving import Recommender, available_models, default_model  # noqa: E402
+from musicrec.serving.recommender import Recommender, available_models, default_model  # noqa: E402
 
 
 def stats_ms(samples: list[float]) -> dict[str, float]:

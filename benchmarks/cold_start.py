@@ -1,6 +1,6 @@
 """Cold-start study on generated data over several seeds; writes ``reports/cold_start.json``.
 
-The same study as ``tests/test_cold_start.py`` (:func:`musicrec.studies.cold_start_study`):
+The same study as ``tests/test_cold_start.py`` (:func:`musicrec.evaluation.cold_start.cold_start_study`):
 cold users reveal a few tracks at query time; popularity, ALS (folded in), content
 and the hybrid recommend from those only.
 
@@ -21,7 +21,7 @@ use_checkout()
 import numpy as np  # noqa: E402
 
 from musicrec.io import write_json  # noqa: E402
-from musicrec.studies import cold_start_study  # noqa: E402
+from musicrec.evaluation.cold_start import cold_start_study  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             "hybrid_over_popularity": round(mean["hybrid"] / mean["popularity"], 3),
             "seeds": [r["seed"] for r in rs],
         }
-    write_json(a.out, {"study": "cold-start users on generated data (musicrec.studies.cold_start_study)",
+    write_json(a.out, {"study": "cold-start users on generated data (musicrec.evaluation.cold_start.cold_start_study)",
                        "summary": summary, "runs": runs})
     print(f"wrote {a.out}")
     return 0

@@ -48,7 +48,7 @@ def push_pull(workdir: Path, base: Path, clone: Path, env: dict[str, str]) -> di
     second clone: MB/s for one big file (the largest generated history in ``workdir``) and the pipeline outputs."""
     import secrets
 
-    from musicrec import services as svc
+    from musicrec.devservices import manager as svc
     from musicrec.testing import dvc, get_free_ports, run
 
     # a big file next to the pipeline outputs, for bulk throughput

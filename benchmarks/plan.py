@@ -54,7 +54,7 @@ def size_config(name: str) -> dict[str, int]:
 
 def ensure_data(workdir: Path, name: str) -> dict[str, Any]:
     """Generate (or reuse) the Kaggle-schema CSVs for one size."""
-    from musicrec.synth import write_synthetic
+    from musicrec.ingest.synthetic import write_synthetic
 
     cfg = size_config(name)
     raw = workdir / name / "raw"

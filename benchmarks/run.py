@@ -4,7 +4,7 @@
     python benchmarks/run.py --sizes 1m,10m,48m --workdir bench-data/      # `make bench-full`
 
 For each size the Kaggle-schema input is generated once with
-:func:`musicrec.synth.write_synthetic` and cached under ``<workdir>/<size>/raw``
+:func:`musicrec.ingest.synthetic.write_synthetic` and cached under ``<workdir>/<size>/raw``
 (re-generated only when its configuration changes). Then, in the same run, every
 measured step runs in its own subprocess; wall time and the peak resident memory
 of the whole process tree (psutil, polled every 20 ms) are recorded:
@@ -94,8 +94,8 @@ def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_ite
         [py, "-c", "import mlflow; mlflow.MlflowClient().search_experiments()"], work, env=env))
     out["mlflow_store_init_s"] = init["wall_s"]
     imp = checked("train stage imports only", measure(
-        [py, "-c", "import mlflow, implicit.cpu.als, musicrec.training, musicrec.tracked, musicrec.tracking, "
-                   "musicrec.interactions, musicrec.models"], work, env={**env, "PYTHONPATH": str(REPO / "src")}))
+        [py, "-c", "import mlflow, implicit.cpu.als, musicrec.pipeline.train, musicrec.tracking.run, musicrec.tracking.logger, "
+                   "musicrec.pipeline.interactions, musicrec.models"], work, env={**env, "PYTHONPATH": str(REPO / "src")}))
     out["train_imports_s"] = imp["wall_s"]
     print(f"[{name}] stages", flush=True)
     for stage in STAGES:
@@ -115,8 +115,8 @@ def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_ite
     # ---- transform vs DuckDB
     print(f"[{name}] references", flush=True)
     base = checked("imports only (baseline RSS)", measure(
-        [py, "-c", "import time, pandas, pyarrow.parquet, dask.dataframe, distributed, musicrec.transform, "
-                   "musicrec.clean; time.sleep(0.3)"], work, env={**env, "PYTHONPATH": str(REPO / "src")}))
+        [py, "-c", "import time, pandas, pyarrow.parquet, dask.dataframe, distributed, musicrec.pipeline.transform, "
+                   "musicrec.pipeline.clean; time.sleep(0.3)"], work, env={**env, "PYTHONPATH": str(REPO / "src")}))
     out["baseline_rss_mb"] = base["peak_rss_mb"]
     out["transform_vs_duckdb"] = compare_duckdb(out["stages"], tr, raw, work, env, threads)
     out["pandas_history_size"] = pandas_size(raw, data["config"]["n_plays"])

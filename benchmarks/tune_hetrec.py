@@ -27,13 +27,13 @@ use_checkout()
 
 import pandas as pd  # noqa: E402
 
-from musicrec.assessment import assess  # noqa: E402
-from musicrec.clean import clean  # noqa: E402
+from musicrec.pipeline.evaluate import assess  # noqa: E402
+from musicrec.pipeline.clean import clean  # noqa: E402
 from musicrec.config import CleanParams, SplitParams, TransformParams  # noqa: E402
-from musicrec.interactions import Interactions, build_interactions, load_processed_plays  # noqa: E402
+from musicrec.pipeline.interactions import Interactions, build_interactions, load_processed_plays  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
 from musicrec.models import build_model  # noqa: E402
-from musicrec.transform import FilterSpec, run_transform  # noqa: E402
+from musicrec.pipeline.transform import FilterSpec, run_transform  # noqa: E402
 
 ZIP_DIR = REPO.parent / "shared/data/real/hetrec2011-lastfm-2k"
 SEED = 42

@@ -21,7 +21,7 @@ def worker_transform_phases(argv: list[str]) -> None:
     import dask
     import psutil
 
-    from musicrec import transform as T
+    from musicrec.pipeline import transform as T
     from musicrec.config import load_params
 
     ap = argparse.ArgumentParser()
@@ -162,7 +162,7 @@ def pruning_share(model: Any, users: Any, query: Any, n: int) -> dict[str, Any]:
     """Whether the recommend path prunes (catalogues large enough) and then, untimed on the first 5,000
     ``users``, the fraction of the users x items scores it computed for top-``n`` lists."""
     import musicrec.models.mf as mf
-    from musicrec.assessment import recommend_batched
+    from musicrec.pipeline.evaluate import recommend_batched
 
     pruning: dict[str, Any] = {"pruned": bool(model.n_items >= getattr(mf, "_PRUNE_MIN_ITEMS", float("inf")))}
     if pruning["pruned"]:
@@ -196,10 +196,10 @@ def worker_eval(argv: list[str]) -> None:
     import scipy.sparse as sp
     from implicit.evaluation import ranking_metrics_at_k
 
-    from musicrec import metrics as M
-    from musicrec.assessment import recommend_batched
+    from musicrec.evaluation import metrics as M
+    from musicrec.pipeline.evaluate import recommend_batched
     from musicrec.config import load_params
-    from musicrec.interactions import load_interactions
+    from musicrec.pipeline.interactions import load_interactions
     from musicrec.models import load_model
 
     p = load_params(a.params)

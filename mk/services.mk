@@ -4,7 +4,7 @@
 # Keys: MUSICREC_S3_ACCESS_KEY / MUSICREC_S3_SECRET_KEY, else generated into .services/credentials.env.
 # State (data, logs, keys, PID files): MUSICREC_SERVICES_DIR (default .services). The bucket has versioning on.
 # MLflow server: basic auth; its admin login is MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD in credentials.env.
-SERVICES := $(PY) -m musicrec.services
+SERVICES := $(PY) -m musicrec.devservices
 DVC_ARGS ?=
 MLFLOW_UI_PORT ?= 5000
 SERVICES_DIR := $(or $(MUSICREC_SERVICES_DIR),.services)

@@ -13,11 +13,11 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "src"))
 import argparse  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from musicrec.clean import clean  # noqa: E402
+from musicrec.pipeline.clean import clean  # noqa: E402
 from musicrec.config import ParamsError, load_params  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
-from musicrec.readers import InputFormatError, InputPolicy  # noqa: E402
-from musicrec.stage import run_stage  # noqa: E402
+from musicrec.ingest.reader import InputFormatError, InputPolicy  # noqa: E402
+from musicrec.pipeline.runner import run_stage  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "src"))
 
-from musicrec.stage import run_stage, set_thread_env  # noqa: E402
+from musicrec.pipeline.runner import run_stage, set_thread_env  # noqa: E402
 
 set_thread_env()
 
@@ -14,15 +14,15 @@ set_thread_env()
 def main() -> None:
     import pandas as pd
 
-    from musicrec.assessment import assess, details_json, metrics_json
+    from musicrec.pipeline.evaluate import assess, details_json, metrics_json
     from musicrec.config import load_params
     from musicrec.errors import reading
-    from musicrec.interactions import load_interactions
+    from musicrec.pipeline.interactions import load_interactions
     from musicrec.io import write_json
     from musicrec.models import load_model
-    from musicrec.report import write_report
-    from musicrec.tracked import pipeline_run
-    from musicrec.training import item_features_for
+    from musicrec.evaluation.report import write_report
+    from musicrec.tracking.run import pipeline_run
+    from musicrec.pipeline.train import item_features_for
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
@@ -63,7 +63,7 @@ def main() -> None:
     with pipeline_run(p, pathlib.Path.cwd(), run_id_file=pathlib.Path(args.run_id_file), new_run=False,
                       run_name="pipeline", dep_paths=[args.matrices, args.items, args.models]) as mlflow:
         if mlflow is not None:
-            from musicrec import tracking
+            from musicrec.tracking import logger as tracking
 
             tracking.log_metrics(metrics)
             tracking.log_artifacts([args.metrics, args.details, str(plots), args.report, args.figures],

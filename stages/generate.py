@@ -11,8 +11,8 @@ import argparse  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from musicrec.config import load_params  # noqa: E402
-from musicrec.stage import run_stage  # noqa: E402
-from musicrec.synth import write_synthetic  # noqa: E402
+from musicrec.pipeline.runner import run_stage  # noqa: E402
+from musicrec.ingest.synthetic import write_synthetic  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,9 +7,9 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "src"))
 
 from musicrec.config import load_params  # noqa: E402
-from musicrec.interactions import build_interactions, read_plays_table, save_interactions  # noqa: E402
+from musicrec.pipeline.interactions import build_interactions, read_plays_table, save_interactions  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
-from musicrec.stage import run_stage  # noqa: E402
+from musicrec.pipeline.runner import run_stage  # noqa: E402
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "src"))
 
-from musicrec.stage import run_stage, set_thread_env  # noqa: E402
+from musicrec.pipeline.runner import run_stage, set_thread_env  # noqa: E402
 
 set_thread_env()
 
@@ -17,10 +17,10 @@ def main() -> None:
 
     from musicrec.config import load_params
     from musicrec.errors import reading
-    from musicrec.interactions import load_interactions
+    from musicrec.pipeline.interactions import load_interactions
     from musicrec.io import write_json
-    from musicrec.tracked import pipeline_run
-    from musicrec.training import save_models, train_all
+    from musicrec.tracking.run import pipeline_run
+    from musicrec.pipeline.train import save_models, train_all
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
@@ -45,7 +45,7 @@ def main() -> None:
         }
         write_json(args.report, report)
         if mlflow is not None:
-            from musicrec import tracking
+            from musicrec.tracking import logger as tracking
 
             tracking.log_params_flat(json.loads(p.model_dump_json()))
             tracking.log_metrics({"fit_seconds": report["fit_seconds"]})

@@ -8,8 +8,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "src"))
 
 from musicrec.config import load_params  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
-from musicrec.stage import run_stage  # noqa: E402
-from musicrec.transform import FilterSpec, run_transform  # noqa: E402
+from musicrec.pipeline.runner import run_stage  # noqa: E402
+from musicrec.pipeline.transform import FilterSpec, run_transform  # noqa: E402
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ def _test_env() -> Iterator[None]:
 
 def seaweed_test_config(state_dir, *, startup_timeout_s: float, mlflow_port: int | None = None):
     """``(ServiceConfig, Credentials)`` for a SeaweedFS on 8 free 127.0.0.1 ports, random keys, in ``state_dir``."""
-    from musicrec import services as svc
+    from musicrec.devservices import manager as svc
 
     ports = get_free_ports(8)
     extra = {"mlflow_port": mlflow_port} if mlflow_port is not None else {}
@@ -60,7 +60,7 @@ def free_ports():
 def seaweedfs(tmp_path_factory):
     """A SeaweedFS S3 server on free ports with its own data folder and random keys.
 
-    Yields ``(cfg, creds)``: a :class:`musicrec.services.ServiceConfig` (endpoint
+    Yields ``(cfg, creds)``: a :class:`musicrec.devservices.manager.ServiceConfig` (endpoint
     ``cfg.s3_endpoint``, bucket ``cfg.bucket`` already created; ``cfg.mlflow_port`` is a
     free port for tests that start MLflow) and its :class:`Credentials`. Stopped at the
     end of the session; teardown asserts the process is gone. Skipped when ``weed`` is
@@ -68,7 +68,7 @@ def seaweedfs(tmp_path_factory):
     """
     import psutil
 
-    from musicrec import services as svc
+    from musicrec.devservices import manager as svc
 
     try:
         svc.weed_binary()

@@ -40,11 +40,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:  # so that ``python tests/test_bad_inputs.py`` works too
     sys.path.insert(0, str(ROOT / "src"))
 
-from musicrec.clean import clean  # noqa: E402
-from musicrec.readers import InputFormatError  # noqa: E402
-from musicrec.readers import BLOCK_BYTES  # noqa: E402
+from musicrec.pipeline.clean import clean  # noqa: E402
+from musicrec.ingest.reader import InputFormatError  # noqa: E402
+from musicrec.ingest.reader import BLOCK_BYTES  # noqa: E402
 from musicrec.schema import AUDIO_FEATURES, KAGGLE_HISTORY, KAGGLE_MUSIC_INFO, KAGGLE_MUSIC_INFO_COLUMNS  # noqa: E402
-from musicrec.sources import REASONS, name_key  # noqa: E402
+from musicrec.ingest.validate import REASONS, name_key  # noqa: E402
 
 # --------------------------------------------------------------------------- outcomes
 
@@ -278,7 +278,7 @@ def _very_long_line() -> bytes:
 
 # ---- round 2 builders: compressed inputs, hostile archives, limits (generated here, never committed)
 
-from musicrec.readers import InputPolicy  # noqa: E402
+from musicrec.ingest.reader import InputPolicy  # noqa: E402
 
 
 def bz2_bytes(data: bytes) -> bytes:

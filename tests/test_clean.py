@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from musicrec.clean import HashSet, clean
-from musicrec.readers import InputFormatError
+from musicrec.pipeline.clean import HashSet, clean
+from musicrec.ingest.reader import InputFormatError
 from musicrec.schema import ITEM_COLUMNS, KAGGLE_MUSIC_INFO_COLUMNS
-from musicrec.sources import REASONS, name_key
+from musicrec.ingest.validate import REASONS, name_key
 
 ROOT = Path(__file__).resolve().parents[1]
 INFO_HEADER = ",".join(KAGGLE_MUSIC_INFO_COLUMNS)

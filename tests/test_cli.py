@@ -20,9 +20,9 @@ MODELS = ["popularity", "itemknn", "als", "content", "hybrid"]
 def build_pipeline_output(root: Path, *, models: list[str], seed: int = 42) -> Path:
     """generate -> clean -> transform -> interactions -> train with the package functions, under ``root``."""
     from musicrec.config import TrainParams
-    from musicrec.interactions import load_interactions
+    from musicrec.pipeline.interactions import load_interactions
     from musicrec.testing import build_small_matrices
-    from musicrec.training import save_models, train_all
+    from musicrec.pipeline.train import save_models, train_all
 
     data = build_small_matrices(root, seed=seed) / "data"
     inter = load_interactions(data / "processed/matrices")
@@ -71,7 +71,7 @@ def test_recommend_user_prints_a_table_with_names_and_reasons(out, ids):
 
 
 def test_recommend_user_json_excludes_known_items_and_matches_the_model(out, ids):
-    from musicrec.interactions import load_interactions
+    from musicrec.pipeline.interactions import load_interactions
     from musicrec.models import load_model
 
     users, catalog = ids
@@ -97,7 +97,7 @@ def test_recommend_user_json_excludes_known_items_and_matches_the_model(out, ids
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_serves_every_command(out, ids, model):
     """In process (the CLI is a thin layer over serving.Recommender; one model also through the CLI below)."""
-    from musicrec.serving import Recommender, to_records
+    from musicrec.serving.recommender import Recommender, to_records
 
     users, catalog = ids
     tracks = catalog["item_id"].astype(str).tolist()
@@ -187,7 +187,7 @@ def test_models_command_lists_and_marks_the_default(out):
 
 
 def test_default_model_falls_back_to_als_then_first(tmp_path):
-    from musicrec.serving import default_model
+    from musicrec.serving.recommender import default_model
 
     assert default_model(["als", "hybrid", "popularity"]) == "hybrid"
     assert default_model(["als", "itemknn", "popularity"]) == "als"
@@ -195,7 +195,7 @@ def test_default_model_falls_back_to_als_then_first(tmp_path):
 
 
 def test_recommender_object_in_process(out, ids):
-    from musicrec.serving import COLUMNS, Recommender, UnknownIdError
+    from musicrec.serving.recommender import COLUMNS, Recommender, UnknownIdError
 
     users, catalog = ids
     rec = Recommender.load(out / "data/models", matrices_dir=out / "data/processed/matrices")

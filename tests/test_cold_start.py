@@ -27,7 +27,7 @@ KNOWN = 5
 
 @pytest.fixture(scope="module")
 def cold(tmp_path_factory):
-    from musicrec.studies import cold_start_study
+    from musicrec.evaluation.cold_start import cold_start_study
 
     r = cold_start_study(tmp_path_factory.mktemp("cold"), seed=SEED, known=KNOWN, k=K)
     return r["inter"], r["users"], r["ndcg"], r["data"]

@@ -4,7 +4,7 @@ There is no root here to mount a small tmpfs, so the stage scripts run with
 ``RLIMIT_FSIZE`` lowered (and ``SIGXFSZ`` ignored): the write that crosses the limit
 fails with ``EFBIG``, exactly where ``ENOSPC`` would on a full disk. Both become
 :class:`musicrec.io.DiskFullError` in ``atomic_path``, naming the output being
-written; ``musicrec.stage.run_stage`` prints it as one paragraph and exits 2. The
+written; ``musicrec.pipeline.runner.run_stage`` prints it as one paragraph and exits 2. The
 temporary is removed and an output that existed before is left untouched.
 """
 

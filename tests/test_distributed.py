@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from musicrec.testing import write_interim
-from musicrec.transform import FilterSpec, run_transform
+from musicrec.pipeline.transform import FilterSpec, run_transform
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -114,7 +114,7 @@ def test_queued_experiment_logs_to_the_repos_mlflow_store(clone):
 
 @pytest.mark.slow
 def test_push_then_pull_into_a_second_clone_needs_no_recompute(clone, seaweedfs, tmp_path):
-    from musicrec import services as svc
+    from musicrec.devservices import manager as svc
     from musicrec.testing import run
 
     cfg, creds = seaweedfs

@@ -19,7 +19,7 @@ import pytest
 
 import musicrec
 from musicrec.errors import DataError, FileAccessError, MissingInputError, ResourceUnavailable, UserError, reading
-from musicrec.stage import EXIT_BUG, EXIT_USER_ERROR, bug_text, run_main, run_stage
+from musicrec.pipeline.runner import EXIT_BUG, EXIT_USER_ERROR, bug_text, run_main, run_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
@@ -44,7 +44,7 @@ def _run(main, name: str) -> int:
 
 def test_broken_clean_accounting_is_reported_as_a_bug(tmp_path, capsys, monkeypatch):
     """Every file report miscounts its rows: clean's invariant check fires; a traceback, not a user error."""
-    from musicrec.sources import FileReport
+    from musicrec.ingest.validate import FileReport
 
     def get(self):
         return self.__dict__["rows_read"] + 1
@@ -156,11 +156,11 @@ def test_every_exception_class_of_the_package_is_a_user_error_or_a_listed_bug():
 
 @pytest.mark.parametrize("module, name, builtin", [
     ("musicrec.config", "ParamsError", ValueError),
-    ("musicrec.readers", "InputFormatError", ValueError),
+    ("musicrec.ingest.reader", "InputFormatError", ValueError),
     ("musicrec.io", "DiskFullError", OSError),
-    ("musicrec.services", "ServiceError", RuntimeError),
-    ("musicrec.tracking", "TrackingUnavailable", RuntimeError),
-    ("musicrec.serving", "ServingError", ValueError),
+    ("musicrec.devservices.manager", "ServiceError", RuntimeError),
+    ("musicrec.tracking.logger", "TrackingUnavailable", RuntimeError),
+    ("musicrec.serving.recommender", "ServingError", ValueError),
     ("musicrec.errors", "DataError", ValueError),
     ("musicrec.errors", "MissingInputError", FileNotFoundError),
     ("musicrec.errors", "FileAccessError", OSError),
@@ -209,7 +209,7 @@ def test_reading_lets_user_errors_and_other_exceptions_through(tmp_path):
 
 
 def test_corrupt_and_missing_matrices_folder_are_user_errors(tmp_path):
-    from musicrec.interactions import load_interactions
+    from musicrec.pipeline.interactions import load_interactions
 
     with pytest.raises(MissingInputError, match=r"/nope: not found \(run the interactions stage first\)$"):
         load_interactions(tmp_path / "nope")
@@ -240,7 +240,7 @@ def test_saved_model_too_big_for_ease_is_a_data_error():
 
 def _cli(monkeypatch, *argv: str) -> int:
     monkeypatch.setattr(sys, "argv", ["musicrec", *argv])
-    monkeypatch.delitem(sys.modules, "musicrec.__main__", raising=False)  # imported by the module walk above
+    monkeypatch.delitem(sys.modules, "musicrec.serving.cli", raising=False)  # imported by the module walk above
     with pytest.raises(SystemExit) as exit_:
         runpy.run_module("musicrec", run_name="__main__", alter_sys=True)
     return exit_.value.code
@@ -262,7 +262,7 @@ def test_cli_corrupt_model_folder_is_a_user_error(tmp_path, capsys, monkeypatch)
 
 
 def test_cli_bug_keeps_its_traceback(tmp_path, capsys, monkeypatch):
-    from musicrec import serving
+    from musicrec.serving import recommender as serving
 
     def broken(models_dir):
         raise IndexError("list index out of range")

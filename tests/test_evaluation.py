@@ -9,8 +9,8 @@ import pytest
 import scipy.sparse as sp
 from scipy import stats
 
-from musicrec import evaluation as E
-from musicrec import metrics as M
+from musicrec.evaluation import protocol as E
+from musicrec.evaluation import metrics as M
 
 KS = [5, 10]
 

@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from conftest import seaweed_test_config
-from musicrec import services as svc
+from musicrec.devservices import manager as svc
 from musicrec.testing import REPO_ROOT, pipeline_env
 from reliability_log import record
 
@@ -154,7 +154,7 @@ def test_s3_stopped_during_push_fails_clearly_and_push_completes_after_restart(w
     assert down.returncode != 0
     assert f"Could not connect to the endpoint URL: \"{cfg.s3_endpoint}/" in down.stderr, down.stderr
     assert "Traceback" not in down.stderr
-    check = sh([sys.executable, "-m", "musicrec.services", "check-remote"], a, check=False)
+    check = sh([sys.executable, "-m", "musicrec.devservices.manager", "check-remote"], a, check=False)
     assert check.returncode == 1
     assert f"S3 server at {cfg.s3_endpoint} is not reachable" in check.stderr, check.stderr
     assert "make services-up" in check.stderr

@@ -1,4 +1,4 @@
-"""Item content features (musicrec.features)."""
+"""Item content features (musicrec.models.features)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from musicrec.features import ItemFeatures, build_item_features, split_tags
+from musicrec.models.features import ItemFeatures, build_item_features, split_tags
 from musicrec.schema import AUDIO_FEATURES, ITEM_COLUMNS
 
 

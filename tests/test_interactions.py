@@ -5,7 +5,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from musicrec.interactions import (
+from musicrec.pipeline.interactions import (
     build_id_maps,
     build_interactions,
     confidence,
@@ -139,7 +139,7 @@ def test_build_and_roundtrip(tmp_path):
 def test_encode_sorted_matches_numpy_sort_across_dictionary_chunks(ids, n_chunks):
     import pyarrow as pa
 
-    from musicrec.interactions import encode_sorted
+    from musicrec.pipeline.interactions import encode_sorted
 
     step = max(1, len(ids) // n_chunks)
     chunks = [pa.array(ids[i:i + step]).dictionary_encode() for i in range(0, len(ids), step)]
@@ -153,7 +153,7 @@ def test_build_interactions_same_from_arrow_table_and_frame(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from musicrec.interactions import read_plays_table
+    from musicrec.pipeline.interactions import read_plays_table
 
     rng = np.random.default_rng(3)
     n = 600

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from musicrec import metrics as M
+from musicrec.evaluation import metrics as M
 
 def csr(rows: list[list[int]], n_items: int) -> sp.csr_matrix:
     r = [u for u, items in enumerate(rows) for _ in items]

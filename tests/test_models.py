@@ -13,7 +13,7 @@ import pytest
 import scipy.sparse as sp
 
 from musicrec.config import MODELS
-from musicrec.features import build_item_features
+from musicrec.models.features import build_item_features
 from musicrec.models import MODEL_NAMES, build_model, default_params, load_model
 from musicrec.models.base import minmax_rows, top_n
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from musicrec.features import build_item_features
+from musicrec.models.features import build_item_features
 from musicrec.models import MODEL_NAMES, Recommender, build_model, default_params, load_model
 from musicrec.models.base import NotFittedError
 

@@ -29,7 +29,7 @@ STAGES = ROOT / "stages"
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """generate -> ... -> evaluate by the stage scripts, small sizes, in a scratch folder."""
-    from musicrec.synth import write_synthetic
+    from musicrec.ingest.synthetic import write_synthetic
 
     root = tmp_path_factory.mktemp("nb")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())

@@ -8,7 +8,7 @@
 * The Taste Profile SQLite database is opened read-only through a quoted URI:
   ``#``, ``?``, ``%`` and spaces in its path work, and nothing is ever created.
 * The reader limits are params (``data.*``) with strict types and bounds; their
-  defaults equal :class:`musicrec.readers.InputPolicy`'s.
+  defaults equal :class:`musicrec.ingest.reader.InputPolicy`'s.
 * A too-long line is never held whole (tracemalloc peak, not wall clock).
 """
 
@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from musicrec.clean import clean
+from musicrec.pipeline.clean import clean
 from musicrec.config import DataParams, ParamsError, load_params, parse_params
-from musicrec.readers import BLOCK_BYTES, DEFAULT_POLICY, InputFile, InputFormatError, InputPolicy, TableSpec, iter_records
+from musicrec.ingest.reader import BLOCK_BYTES, DEFAULT_POLICY, InputFile, InputFormatError, InputPolicy, TableSpec, iter_records
 from musicrec.schema import KAGGLE_HISTORY, KAGGLE_MUSIC_INFO
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -35,12 +35,12 @@ pytestmark = pytest.mark.skipif(not ZIP.is_file(), reason=f"HetRec Last.fm 2K zi
 
 @pytest.fixture(scope="module")
 def assessed(tmp_path_factory):
-    from musicrec.assessment import assess
-    from musicrec.clean import clean
+    from musicrec.pipeline.evaluate import assess
+    from musicrec.pipeline.clean import clean
     from musicrec.config import CleanParams, SplitParams, TransformParams
-    from musicrec.interactions import Interactions, build_interactions, load_processed_plays
+    from musicrec.pipeline.interactions import Interactions, build_interactions, load_processed_plays
     from musicrec.models import build_model
-    from musicrec.transform import FilterSpec, run_transform
+    from musicrec.pipeline.transform import FilterSpec, run_transform
 
     work = tmp_path_factory.mktemp("hetrec")
     report = clean("hetrec_lastfm_2k", ZIP.parent, work / "interim", chunk_rows=500_000,

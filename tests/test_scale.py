@@ -1,7 +1,7 @@
 """Scale: 10M generated Kaggle-schema history rows streamed through clean and transform.
 
 Generates ``User Listening History.csv`` with 10,000,000 rows
-(:func:`musicrec.synth.write_synthetic`, about 600 MB of CSV), then runs the real
+(:func:`musicrec.ingest.synthetic.write_synthetic`, about 600 MB of CSV), then runs the real
 ``stages/clean.py`` and ``stages/transform.py`` as subprocesses with the
 repository's params (``transform.partitions: auto``, which sizes the
 partitions with the input: 34 for 10M rows), polling the resident memory of each stage's whole process
@@ -34,7 +34,7 @@ import yaml
 
 from musicrec.io import write_json
 from musicrec.schema import KAGGLE_HISTORY
-from musicrec.synth import write_synthetic
+from musicrec.ingest.synthetic import write_synthetic
 from musicrec.testing import pipeline_env
 
 pytestmark = pytest.mark.scale

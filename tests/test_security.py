@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from musicrec import services as svc
+from musicrec.devservices import manager as svc
 from musicrec.testing import REPO_ROOT
 from pipeline_clone import FAKE_SECRETS, reference_clone
 from reliability_log import record
@@ -205,14 +205,14 @@ def test_local_services_are_configured_to_require_keys(tmp_path, monkeypatch):
     env = svc.mlflow_env(a, creds, login)
     assert env["MLFLOW_AUTH_ADMIN_PASSWORD"] == login.password and svc.ENV_MLFLOW_PASS not in env
     assert env["MLFLOW_AUTH_CONFIG_PATH"] == str(a.mlflow_auth_config)
-    # `eval "$(python -m musicrec.services env)"` gives a shell the login without printing it
+    # `eval "$(python -m musicrec.devservices env)"` gives a shell the login without printing it
     import sys
 
-    out = subprocess.run(["bash", "-c", f'eval "$({sys.executable} -m musicrec.services env --dir {a.state_dir})"; '
+    out = subprocess.run(["bash", "-c", f'eval "$({sys.executable} -m musicrec.devservices env --dir {a.state_dir})"; '
                           f'echo "$MLFLOW_TRACKING_USERNAME $MLFLOW_TRACKING_PASSWORD"'],
                          capture_output=True, text=True, timeout=60, check=True).stdout
     assert out.split() == [login.username, login.password]
-    listed = subprocess.run([sys.executable, "-m", "musicrec.services", "env", "--dir", str(a.state_dir)],
+    listed = subprocess.run([sys.executable, "-m", "musicrec.devservices.manager", "env", "--dir", str(a.state_dir)],
                             capture_output=True, text=True, timeout=60, check=True).stdout
     assert login.password not in listed and creds.secret_key not in listed
     record("security_service_config", jwt_sections=list(ka), grpc_sections=list(svc.WEED_GRPC_SECTIONS),

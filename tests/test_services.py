@@ -14,9 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from musicrec import services as svc
+from musicrec.devservices import manager as svc
 from musicrec.io import md5_file
-from musicrec.s3errors import explain_s3_error
+from musicrec.devservices.s3errors import explain_s3_error
 
 pytestmark = pytest.mark.integration
 
@@ -211,7 +211,7 @@ def test_check_remote_explains_failures(seaweedfs, tmp_path, free_ports):
         assert ("make services-up" in msg) or (".dvc/config.local" in msg)
 
     # the CLI used by `make push`: non-zero exit, one line on stderr
-    r = subprocess.run([sys.executable, "-m", "musicrec.services", "check-remote", "--repo", str(repo), "--timeout", "2"],
+    r = subprocess.run([sys.executable, "-m", "musicrec.devservices.manager", "check-remote", "--repo", str(repo), "--timeout", "2"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "not reachable" in r.stderr and "make services-up" in r.stderr
 
@@ -284,7 +284,7 @@ def test_mlflow_server_roundtrip(seaweedfs, tmp_path, monkeypatch):
     pid = svc.start_mlflow(cfg, creds)
     family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
     try:
-        from musicrec import tracking as tr
+        from musicrec.tracking import logger as tr
 
         monkeypatch.setenv("MLFLOW_TRACKING_URI", cfg.mlflow_uri)
         for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL"):
@@ -422,5 +422,5 @@ def test_make_services_up_down_leaves_nothing_and_keeps_data(tmp_path, free_port
         make("services-down")
         assert_all_gone(procs)
     finally:
-        subprocess.run([sys.executable, "-m", "musicrec.services", "down", "--dir", str(state), "--repo", str(repo),
+        subprocess.run([sys.executable, "-m", "musicrec.devservices.manager", "down", "--dir", str(state), "--repo", str(repo),
                         "--grace", "10"], env=env, capture_output=True, timeout=120)

@@ -11,9 +11,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from musicrec.clean import clean
+from musicrec.pipeline.clean import clean
 from musicrec.config import CleanParams
-from musicrec.readers import TableSpec
+from musicrec.ingest.reader import TableSpec
 from musicrec.schema import ITEM_COLUMNS, PLAY_COLUMNS
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
@@ -45,7 +45,7 @@ def plays_ok(out: Path) -> pd.DataFrame:
 
 def source_specs() -> list[TableSpec]:
     specs = [v for m in ("kaggle", "taste_profile", "lastfm_1k", "lastfm_360k", "hetrec")
-             for v in vars(importlib.import_module(f"musicrec.sources.{m}")).values() if isinstance(v, TableSpec)]
+             for v in vars(importlib.import_module(f"musicrec.ingest.{m}")).values() if isinstance(v, TableSpec)]
     assert len(specs) >= 10
     return specs
 

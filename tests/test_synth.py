@@ -1,4 +1,4 @@
-"""Tests of the deterministic synthetic data generator (musicrec.synth, stages/generate.py)."""
+"""Tests of the deterministic synthetic data generator (musicrec.ingest.synthetic, stages/generate.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import yaml
 from musicrec.schema import (
     AUDIO_FEATURES, KAGGLE_HISTORY, KAGGLE_HISTORY_COLUMNS, KAGGLE_MUSIC_INFO, KAGGLE_MUSIC_INFO_COLUMNS,
 )
-from musicrec.synth import (
+from musicrec.ingest.synthetic import (
     N_SUBSTYLES, allocate_counts, generate_catalog, genre_names, iter_history, write_synthetic,
 )
 

@@ -1,4 +1,4 @@
-"""musicrec.tracking against a sqlite store in tmp_path (no server needed)."""
+"""musicrec.tracking.logger against a sqlite store in tmp_path (no server needed)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from musicrec import tracking as tr
+from musicrec.tracking import logger as tr
 from musicrec.config import load_params
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -102,7 +102,7 @@ def test_train_logs_model_files_id_maps_and_histories(trained_run):
 
 
 def test_model_loaded_from_the_run_recommends_like_the_local_files(trained_run, tmp_path, free_ports):
-    from musicrec.serving import Recommender, download_run
+    from musicrec.serving.recommender import Recommender, download_run
 
     root, run_id, uri = trained_run
     users = pd.read_parquet(root / "out-mlflow/models/users.parquet")["user_id"].astype(str).tolist()

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from musicrec.testing import write_interim
-from musicrec.transform import FilterSpec, filter_pairs_in_memory, iterate_filter, run_transform
+from musicrec.pipeline.transform import FilterSpec, filter_pairs_in_memory, iterate_filter, run_transform
 
 
 def _pairs(rows):

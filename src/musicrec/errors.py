@@ -7,7 +7,7 @@ folder, a wrong command-line argument, a service that does not answer, a full
 disk, a file they named that cannot be read. Its message is one paragraph that
 names the file (with the line / column) or the params key, says what was found
 and what was expected, and where it can, the fix. The stage scripts
-(:func:`musicrec.stage.run_stage`) and the CLI print it without a traceback and
+(:func:`musicrec.pipeline.runner.run_stage`) and the CLI print it without a traceback and
 exit with status 2 (``MUSICREC_DEBUG=1`` adds the traceback).
 
 Every other exception is a bug, a broken invariant of the code (two of our own
@@ -21,9 +21,9 @@ Each subclass also derives from the builtin exception it replaced
 (``ValueError``, ``OSError``, ``RuntimeError``), so code that catches the
 builtin still catches it. The classes defined elsewhere on this base:
 ``ParamsError`` (:mod:`musicrec.config`), ``InputFormatError``
-(:mod:`musicrec.readers`), ``DiskFullError`` (:mod:`musicrec.io`),
-``ServiceError`` (:mod:`musicrec.services`), ``TrackingUnavailable``
-(:mod:`musicrec.tracking`) and ``ServingError`` (:mod:`musicrec.serving`).
+(:mod:`musicrec.ingest.reader`), ``DiskFullError`` (:mod:`musicrec.io`),
+``ServiceError`` (:mod:`musicrec.devservices.manager`), ``TrackingUnavailable``
+(:mod:`musicrec.tracking.logger`) and ``ServingError`` (:mod:`musicrec.serving.recommender`).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ _ENVIRONMENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.E
 def environment_error(exc: BaseException) -> FileAccessError | None:
     """The user error for an ``OSError`` on a named file that only the environment can cause, else None.
 
-    The safety net of :func:`musicrec.stage.run_main` for the read and write boundaries
+    The safety net of :func:`musicrec.pipeline.runner.run_main` for the read and write boundaries
     that do not wrap their ``OSError`` s yet: ``PermissionError: [Errno 13] ... 'data/raw/x.csv'``
     becomes ``data/raw/x.csv: Permission denied``. A missing file is not in this class
     (a wrong path computed by the code is a bug); wrap those reads in :func:`reading`.

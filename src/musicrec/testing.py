@@ -111,10 +111,10 @@ def build_small_matrices(root: Path, *, seed: int = 42) -> Path:
     Writes ``data/raw/synthetic``, ``data/interim``, ``data/processed/{plays,items.parquet,matrices}`` (the
     layout of ``dvc.yaml``) in a few seconds; for tests that need trained-model inputs without ``dvc repro``.
     """
-    from musicrec.clean import clean
-    from musicrec.interactions import build_interactions, load_processed_plays, save_interactions
-    from musicrec.synth import write_synthetic
-    from musicrec.transform import FilterSpec, run_transform
+    from musicrec.pipeline.clean import clean
+    from musicrec.pipeline.interactions import build_interactions, load_processed_plays, save_interactions
+    from musicrec.ingest.synthetic import write_synthetic
+    from musicrec.pipeline.transform import FilterSpec, run_transform
 
     raw, data = root / "data/raw/synthetic", root / "data"
     write_synthetic(raw, n_tracks=600, n_users=500, n_plays=15_000, n_genres=6, n_artists=120, seed=seed)

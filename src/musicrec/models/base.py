@@ -36,7 +36,7 @@ from musicrec.io import atomic_path
 from musicrec.sections import Section
 
 if TYPE_CHECKING:  # pragma: no cover
-    from musicrec.features import ItemFeatures
+    from musicrec.models.features import ItemFeatures
 
 FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
@@ -374,7 +374,7 @@ class Recommender(ABC):
 
     name: ClassVar[str] = ""  # the key in params.yaml (train.<name>) and in the registry
     Params: ClassVar[type[Section]]  # train.<name>: its keys, defaults, types and bounds
-    needs_item_features: ClassVar[bool] = False  # fit() needs item content features (musicrec.features)
+    needs_item_features: ClassVar[bool] = False  # fit() needs item content features (musicrec.models.features)
     is_collaborative: ClassVar[bool] = True  # learns from interactions alone: can be a hybrid's collaborative part
 
     def __init__(self, *, seed: int = 0, num_threads: int = 0):

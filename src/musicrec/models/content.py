@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from musicrec.errors import DataError
-from musicrec.features import ItemFeatures
+from musicrec.models.features import ItemFeatures
 from musicrec.models.base import ArrayBundle, Recommender
 from musicrec.sections import Section
 
@@ -55,7 +55,7 @@ class ContentRecommender(Recommender):
 
     def _fit(self, X, *, item_features, item_last_ts) -> None:
         if item_features is None:
-            raise ValueError(f"the {self.name!r} model needs item_features at fit (see musicrec.features)")
+            raise ValueError(f"the {self.name!r} model needs item_features at fit (see musicrec.models.features)")
         if (item_features.tag_weight, item_features.audio_weight) != (self.tag_weight, self.audio_weight):
             item_features = item_features.reweighted(self.tag_weight, self.audio_weight)
         self.features = item_features

@@ -1,6 +1,6 @@
 """Turn S3 failures into one clear line that says how to fix them.
 
-Used by ``python -m musicrec.services check-remote`` (run by ``make push/pull``)
+Used by ``python -m musicrec.devservices check-remote`` (run by ``make push/pull``)
 and by the tests. Works on botocore exceptions and, as a fallback, on any
 exception whose text carries an S3 error code (s3fs / dvc wrap them).
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-START_HINT = "run `make services-up` (or `python -m musicrec.services up`)"
+START_HINT = "run `make services-up` (or `python -m musicrec.devservices up`)"
 KEYS_HINT = (
     "check access_key_id / secret_access_key in .dvc/config.local or AWS_ACCESS_KEY_ID / "
     "AWS_SECRET_ACCESS_KEY (the local server's keys are in .services/credentials.env; "

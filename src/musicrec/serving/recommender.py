@@ -96,7 +96,7 @@ def download_run(run_id: str, *, tracking_uri: str | None = None, cache_dir: Pat
     The model files are verified against their sha256 manifest when loaded. Failures (server
     down, unknown run, run without a model) raise :class:`ServingError` with one clear message.
     """
-    from musicrec import tracking
+    from musicrec.tracking import logger as tracking
 
     run_id = str(run_id).strip()
     if not _RUN_ID_RE.fullmatch(run_id):
@@ -116,7 +116,7 @@ def download_run(run_id: str, *, tracking_uri: str | None = None, cache_dir: Pat
 
 
 def _fetch_run(run_id: str, uri: str, shown: str, dest: Path, timeout_s: float) -> None:
-    from musicrec import tracking
+    from musicrec.tracking import logger as tracking
 
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise ServingError(f"no MLflow store at {uri} (run the pipeline first, or set MLFLOW_TRACKING_URI / "

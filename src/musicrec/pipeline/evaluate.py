@@ -1,4 +1,4 @@
-"""Run the evaluation protocol (:mod:`musicrec.evaluation`) over every trained model.
+"""Run the evaluation protocol (:mod:`musicrec.evaluation.protocol`) over every trained model.
 
 For each model: recommend top-``max(k)`` for every user with held-out items, in
 batches, excluding what the user showed at query time (train rows, or the
@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from musicrec import evaluation as E
-from musicrec import metrics as M
-from musicrec.interactions import Interactions
+from musicrec.evaluation import protocol as E
+from musicrec.evaluation import metrics as M
+from musicrec.pipeline.interactions import Interactions
 
 # users x items per call to ``model.recommend``. Not the score memory: every model scores in
 # chunks of its own (MF: cache-sized chunks per thread; others: ``models.base._CHUNK_FLOATS``);

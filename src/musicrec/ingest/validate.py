@@ -1,9 +1,9 @@
 """Source adapters: one module per raw data set, all producing the cleaned schema.
 
-Every adapter module exposes three functions used by :func:`musicrec.clean.clean`:
+Every adapter module exposes three functions used by :func:`musicrec.pipeline.clean.clean`:
 
 * ``locate(input_dir) -> Inputs``: find the published files (raises
-  :class:`~musicrec.readers.InputFormatError` naming what is missing);
+  :class:`~musicrec.ingest.reader.InputFormatError` naming what is missing);
 * ``load_catalog(inputs, ctx) -> Catalog``: item metadata (and, for the Taste
   Profile, the raw-id -> item-id mapping), or ``Catalog(items=None)`` when items
   are derived from the plays themselves (Last.fm 1K / 360K);
@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from musicrec.readers import (
+from musicrec.ingest.reader import (
     COMPRESSED_SUFFIXES, DEFAULT_POLICY, InputFile, InputFormatError, InputPolicy, ReaderStats, TableSpec, iter_records,
 )
 from musicrec.schema import AUDIO_FEATURES, ITEM_COLUMNS
@@ -413,7 +413,7 @@ def find_file(input_dir: Path, names: tuple[str, ...], what: str, required: bool
     """Find the first of ``names`` in ``input_dir`` or one level of sub-folders (sorted).
 
     Each name is also looked for compressed, as ``<name>.gz``, ``.bz2``, ``.xz`` or
-    ``.zip`` (read streaming by :class:`~musicrec.readers.InputFile`); two copies
+    ``.zip`` (read streaming by :class:`~musicrec.ingest.reader.InputFile`); two copies
     of one name (two folders, or plain and compressed) are refused as ambiguous.
     """
     if not input_dir.exists():
@@ -476,7 +476,7 @@ def get_adapter(source: str) -> ModuleType:
     }
     if source not in modules:
         raise ValueError(f"unknown data source {source!r}; expected one of {sorted(modules)}")
-    return importlib.import_module(f"musicrec.sources.{modules[source]}")
+    return importlib.import_module(f"musicrec.ingest.{modules[source]}")
 
 
 def dedup_text(*cols: pa.Array | pa.ChunkedArray) -> pa.Array:

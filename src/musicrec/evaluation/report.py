@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from musicrec.assessment import Assessment
-from musicrec.interactions import Interactions
+from musicrec.pipeline.evaluate import Assessment
+from musicrec.pipeline.interactions import Interactions
 
 
 def _fmt(v: Any, nd: int = 4) -> str:
@@ -211,7 +211,7 @@ def render(summary: dict[str, Any], a: Assessment, *, ks: list[int], main_k: int
           "MAP@K averages precision at each hit over min(|held-out|, K); hit rate = share of users with at "
           "least one hit; coverage = distinct recommended items / catalogue; novelty = mean self-information "
           "−log2(popularity/users); ARP = average train popularity of recommended items. See "
-          "`src/musicrec/metrics.py`.", ""]
+          "`src/musicrec/evaluation/metrics.py`.", ""]
     return "\n".join(L)
 
 

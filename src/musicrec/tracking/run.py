@@ -20,7 +20,7 @@ from musicrec.config import Params
 def pipeline_run(params: Params, repo_root: Path, *, run_id_file: Path, new_run: bool, run_name: str,
                  dep_paths: list[str]) -> Iterator[Any | None]:
     """Yield the ``mlflow`` module with the pipeline's run active, or ``None`` when tracking is off."""
-    from musicrec import tracking
+    from musicrec.tracking import logger as tracking
 
     if new_run:
         run_id_file.unlink(missing_ok=True)

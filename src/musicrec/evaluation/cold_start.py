@@ -30,14 +30,14 @@ def cold_start_study(work: Path, *, seed: int, known: int = 5, k: int = 10, n_tr
     ``result["users"]`` are the interactions and cold user rows (not JSON; pop them
     before writing).
     """
-    from musicrec.assessment import recommend_batched
-    from musicrec.clean import clean
+    from musicrec.pipeline.evaluate import recommend_batched
+    from musicrec.pipeline.clean import clean
     from musicrec.config import TrainParams
-    from musicrec.interactions import Interactions, build_interactions, load_processed_plays
-    from musicrec.metrics import accuracy_metrics
-    from musicrec.synth import write_synthetic
-    from musicrec.training import train_all
-    from musicrec.transform import FilterSpec, run_transform
+    from musicrec.pipeline.interactions import Interactions, build_interactions, load_processed_plays
+    from musicrec.evaluation.metrics import accuracy_metrics
+    from musicrec.ingest.synthetic import write_synthetic
+    from musicrec.pipeline.train import train_all
+    from musicrec.pipeline.transform import FilterSpec, run_transform
 
     work = Path(work)
     write_synthetic(work / "raw", n_tracks=n_tracks, n_users=n_users, n_plays=n_plays, n_genres=8,

@@ -42,8 +42,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from musicrec.readers import InputFile, InputFormatError, ReaderStats, TableSpec, strip_fields
-from musicrec.sources import (
+from musicrec.ingest.reader import InputFile, InputFormatError, ReaderStats, TableSpec, strip_fields
+from musicrec.ingest.validate import (
     MSD_SONG_ID, MSD_TRACK_ID, SHA1_ID, Catalog, Checks, Context, FileReport, PlaysBatch, dedup_text,
     dedupe_items, empty_to_null, find_file, make_items, parse_numbers, parse_playcount, plays_table,
     quarantine_table, read_table, stream_plays,

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from musicrec.config import TrainParams
-from musicrec.interactions import Interactions
+from musicrec.pipeline.interactions import Interactions
 
 CATALOG_COLUMNS = ("item_id", "name", "artist", "tags", "genre", "year")
 
@@ -38,7 +38,7 @@ def catalog_frame(items: pd.DataFrame, item_ids: Any) -> pd.DataFrame:
 
 
 def item_features_for(items: pd.DataFrame, inter: Interactions, params: TrainParams) -> Any:
-    from musicrec.features import build_item_features
+    from musicrec.models.features import build_item_features
 
     return build_item_features(items, inter.maps.item_ids, tag_weight=params.content.tag_weight,
                                audio_weight=params.content.audio_weight)

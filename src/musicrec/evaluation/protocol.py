@@ -4,7 +4,7 @@ Everything public returns plain JSON-serialisable Python (``dict``/``list``/``in
 ``float``/``None``); floats are rounded to 6 decimals so reports are byte-stable, and
 undefined values (NaN) become ``None``.
 
-Protocol (see :mod:`musicrec.metrics` for the metric definitions):
+Protocol (see :mod:`musicrec.evaluation.metrics` for the metric definitions):
 
 * ``recs`` rows are aligned with ``test``/``train`` rows, or with ``users`` (row
   indices into them) when given.
@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import stats
 
-from musicrec import metrics as M
+from musicrec.evaluation import metrics as M
 
 __all__ = [
     "HEADLINE_METRICS",
