@@ -32,7 +32,7 @@ from musicrec.pipeline.clean import clean  # noqa: E402
 from musicrec.config import CleanParams, SplitParams, TransformParams  # noqa: E402
 from musicrec.pipeline.interactions import Interactions, build_interactions, load_processed_plays  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
-from musicrec.models import build_model  # noqa: E402
+from musicrec.models.factory import build_model  # noqa: E402
 from musicrec.pipeline.transform import FilterSpec, run_transform  # noqa: E402
 
 ZIP_DIR = REPO.parent / "shared/data/real/hetrec2011-lastfm-2k"

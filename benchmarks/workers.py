@@ -200,7 +200,7 @@ def worker_eval(argv: list[str]) -> None:
     from musicrec.pipeline.evaluate import recommend_batched
     from musicrec.config import load_params
     from musicrec.pipeline.interactions import load_interactions
-    from musicrec.models import load_model
+    from musicrec.models.factory import load_model
 
     p = load_params(a.params)
     ks = sorted(set(p.evaluate.k) | {a.k})

@@ -19,7 +19,7 @@ def main() -> None:
     from musicrec.errors import reading
     from musicrec.pipeline.interactions import load_interactions
     from musicrec.io import write_json
-    from musicrec.models import load_model
+    from musicrec.models.factory import load_model
     from musicrec.evaluation.report import write_report
     from musicrec.tracking.run import pipeline_run
     from musicrec.pipeline.train import item_features_for

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from musicrec.models.mf import ALSParams
-from musicrec.models import build_model, load_model
+from musicrec.models import ALSParams
+from musicrec.models.factory import build_model, load_model
 from musicrec.models import mf
 
 

@@ -72,7 +72,7 @@ def test_recommend_user_prints_a_table_with_names_and_reasons(out, ids):
 
 def test_recommend_user_json_excludes_known_items_and_matches_the_model(out, ids):
     from musicrec.pipeline.interactions import load_interactions
-    from musicrec.models import load_model
+    from musicrec.models.factory import load_model
 
     users, catalog = ids
     doc = json.loads(ok(cli(out, "recommend", "--user", users[10], "-n", "10", "--model", "als", "--json")))

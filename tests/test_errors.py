@@ -232,7 +232,7 @@ def test_gpu_requested_but_missing_is_a_resource_error(monkeypatch):
 def test_saved_model_too_big_for_ease_is_a_data_error():
     import scipy.sparse as sp
 
-    from musicrec.models import build_model
+    from musicrec.models.factory import build_model
 
     with pytest.raises(DataError, match=r"train\.ease\.max_items=2"):
         build_model("ease", {"l2": 1.0, "max_items": 2}, seed=0).fit(sp.csr_matrix(sp.eye(3, format="csr")))

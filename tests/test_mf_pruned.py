@@ -14,7 +14,7 @@ import pytest
 import scipy.sparse as sp
 
 import musicrec.models.mf as mf
-from musicrec.models import build_model, default_params
+from musicrec.models.factory import build_model, default_params
 from musicrec.models.base import mask_rows, top_n
 
 N_ITEMS = mf._PRUNE_MIN_ITEMS + 500

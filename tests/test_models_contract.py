@@ -14,7 +14,7 @@ import pytest
 import scipy.sparse as sp
 
 from musicrec.models.features import build_item_features
-from musicrec.models import MODEL_NAMES, Recommender, build_model, default_params, load_model
+from musicrec.models.factory import MODEL_NAMES, Recommender, build_model, default_params, load_model
 from musicrec.models.base import NotFittedError
 
 SEED = 7

@@ -684,7 +684,7 @@ def test_an_odd_unknown_key_is_shown_cut_and_on_one_line(tmp_path: Path, key: An
 
 def test_model_params_given_directly_are_strict_too() -> None:
     """``build_model`` validates with the same schema as params.yaml (no bool -> int, no inf, bounds)."""
-    from musicrec.models import build_model, default_params
+    from musicrec.models.factory import build_model, default_params
 
     with pytest.raises(ValueError, match=r"^train\.als\.factors: Input should be a valid integer \(got True\)$"):
         build_model("als", {**default_params("als"), "factors": True}, seed=0)

@@ -39,7 +39,7 @@ def assessed(tmp_path_factory):
     from musicrec.pipeline.clean import clean
     from musicrec.config import CleanParams, SplitParams, TransformParams
     from musicrec.pipeline.interactions import Interactions, build_interactions, load_processed_plays
-    from musicrec.models import build_model
+    from musicrec.models.factory import build_model
     from musicrec.pipeline.transform import FilterSpec, run_transform
 
     work = tmp_path_factory.mktemp("hetrec")

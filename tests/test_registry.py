@@ -1,46 +1,40 @@
-"""Adding a model is one file plus one registry line (issue #13), shown with a tiny model that is not shipped.
+"""Adding a model is one file plus its registry entry (issue #13), shown with a tiny model that is not shipped.
 
-The model below lives in a module written into ``tmp_path``: its ``Params`` (the
-``train.<name>`` section) and the recommender are in that one file; the only other
-change is its line among the registry's entries. The params schema, ``build_model``,
-``load_model``, training's feature check and the hybrid's choice of collaborative
-part then all know it.
+The model's code lives in a module written into ``tmp_path``; the only other change is
+its entry in the registry (:data:`musicrec.models.MODELS`: its ``Params`` section and
+one ``ModelSpec`` line). The params schema, ``build_model``, ``load_model`` and the
+hybrid's choice of collaborative part then all know it.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from pydantic import Field
 
 from musicrec import config
 from musicrec.config import ParamsError, parse_params, train_params_model
-from musicrec.models import build_model, default_params, load_model, validate_params
-from musicrec.models import registry
-from musicrec.models.hybrid import collaborative_models
+from musicrec import models as registry
+from musicrec.models import ModelSpec, collaborative_models
+from musicrec.models.factory import build_model, default_params, load_model, validate_params
+from musicrec.sections import Section
 
 MODEL_FILE = '''
 """Scores every item by a constant plus its popularity (an example, not shipped)."""
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
-from pydantic import Field
-
 from musicrec.models.base import ArrayBundle, Recommender
-from musicrec.sections import Section
-
-
-class ShiftParams(Section):
-    shift: float = Field(1.0, ge=0, le=10)
 
 
 class ShiftRecommender(Recommender):
     name = "shift"
-    Params: ClassVar[type[Section]] = ShiftParams
 
     def __init__(self, shift: float = 1.0, *, seed: int = 0, num_threads: int = 0):
         super().__init__(seed=seed, num_threads=num_threads)
@@ -67,22 +61,27 @@ class ShiftRecommender(Recommender):
 '''
 
 
+class ShiftParams(Section):  # the registry entry: the params section ...
+    shift: float = Field(1.0, ge=0, le=10)
+
+
+SHIFT = ModelSpec("shift_model:ShiftRecommender", ShiftParams)  # ... and its one line in MODELS
+
+
 @pytest.fixture
 def shift_registered(tmp_path, monkeypatch):
-    """The example model file on sys.path and its one line added to the registry."""
+    """The example model file on sys.path and its entry in the registry (for this test only)."""
     (tmp_path / "shift_model.py").write_text(textwrap.dedent(MODEL_FILE))
     monkeypatch.syspath_prepend(str(tmp_path))
-    entries = (*registry.ENTRIES, "shift_model:ShiftRecommender")  # the one registry line
-    models = registry.load_entries(entries)
-    for name, cls in models.items():  # what import-time registration gives, for this test only
-        monkeypatch.setitem(registry.MODELS, name, cls)
-    monkeypatch.setattr(config, "TrainParams", train_params_model({n: c.Params for n, c in models.items()}))
-    yield models["shift"]
+    monkeypatch.setitem(registry.MODELS, "shift", SHIFT)
+    # config builds train's schema from the registry when it is imported: rebuild it as a new process would
+    monkeypatch.setattr(config, "TrainParams", train_params_model({n: s.Params for n, s in registry.MODELS.items()}))
+    yield registry.model_class("shift")
     sys.modules.pop("shift_model", None)
 
 
 def test_a_new_model_is_one_file_and_one_registry_line(shift_registered, tmp_path):
-    assert registry.MODELS["shift"] is shift_registered
+    assert registry.MODELS["shift"] is SHIFT and shift_registered.name == "shift"
     assert default_params("shift") == {"shift": 1.0}
     assert validate_params("shift", {"shift": 2.5}) == {"shift": 2.5}
     with pytest.raises(ValueError, match=r"train\.shift\.shift: .*less than or equal to 10"):
@@ -105,15 +104,26 @@ def test_a_new_model_is_one_file_and_one_registry_line(shift_registered, tmp_pat
     assert "shift" in collaborative_models()  # is_collaborative defaults to True: a hybrid can blend it
 
 
-def test_registry_refuses_an_entry_without_its_own_name_and_params():
-    with pytest.raises(TypeError, match="not a Recommender with its own name and Params"):
-        registry.load_entries(("musicrec.models.base:Recommender",))
-    with pytest.raises(TypeError, match="registered twice"):
-        registry.load_entries(("musicrec.models.mf:ALSRecommender", "musicrec.models.mf:ALSRecommender"))
+def test_every_entry_names_a_class_whose_name_is_its_key(monkeypatch):
+    for name in registry.MODELS:
+        assert registry.model_class(name).name == name
+    monkeypatch.setitem(registry.MODELS, "wrong", ModelSpec("musicrec.models.mf:ALSRecommender", Section))
+    with pytest.raises(TypeError, match="registry entry 'wrong': .* has name 'als'"):
+        registry.model_class("wrong")
+    with pytest.raises(ValueError, match="unknown model 'nope'; expected one of popularity, itemknn"):
+        registry.model_class("nope")
+
+
+def test_the_registry_imports_no_model_code():
+    """Every stage validates the whole params file: a model's code must not be a dependency of the data stages."""
+    code = "import sys, musicrec.config; print(sorted(m for m in sys.modules if m.startswith('musicrec.models')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['musicrec.models']"
 
 
 def test_every_registered_model_is_in_the_params_schema_and_the_committed_file_loads():
     assert tuple(config.TrainParams.model_fields) == ("models", *registry.MODELS)
+    assert config.TrainParams.model_fields["als"].annotation is registry.ALSParams
     assert config.MODELS == tuple(registry.MODELS)
     p = parse_params(config.load_params("params.yaml").model_dump(mode="json"))
     assert set(p.train.models) <= set(registry.MODELS)
@@ -121,3 +131,64 @@ def test_every_registered_model_is_in_the_params_schema_and_the_committed_file_l
         raw = p.model_dump(mode="json")
         raw["train"]["models"] = ["popularity", "nope"]
         parse_params(raw)
+
+
+# --------------------------------------------------------------------------- sources
+
+SOURCE_FILE = '''
+"""A headerless ``user<TAB>item<TAB>plays`` file (an example, not shipped)."""
+
+from musicrec.ingest.reader import InputFile, TableSpec
+from musicrec.ingest.validate import (
+    Catalog, dedup_text, empty_to_null, find_file, parse_playcount, plays_table, stream_plays,
+)
+
+SPEC = TableSpec(columns=("user", "item", "plays"), sep="\\t", header="none", description="example triplets")
+
+
+def locate(input_dir):
+    return InputFile(find_file(input_dir, ("triplets.tsv",), "the example triplets"))
+
+
+def load_catalog(inputs, ctx):
+    return Catalog(items=None)
+
+
+def _build(f, checks, max_playcount):
+    checks.check_id(f["user"], "user_id", None)
+    checks.check_id(f["item"], "item_id", None)
+    counts = parse_playcount(f["plays"], checks, max_playcount)
+    name = empty_to_null(f["item"])
+    return plays_table(f["user"], f["item"], counts, None, f["_line"], dedup_text(f["user"], f["item"]),
+                       _name=name, _artist=name)
+
+
+def iter_plays(inputs, ctx):
+    yield from stream_plays(inputs, SPEC, ctx, lambda f, c: _build(f, c, ctx.max_playcount))
+'''
+
+
+def test_a_new_source_is_one_adapter_file_and_one_registry_line(tmp_path, monkeypatch):
+    from musicrec import ingest
+    from musicrec.pipeline.clean import clean
+
+    (tmp_path / "example_source.py").write_text(textwrap.dedent(SOURCE_FILE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(ingest.SOURCES, "example", ingest.Source("example_source"))  # the one registry line
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "triplets.tsv").write_text("u1\ta\t3\nu1\tb\t1\nu2\ta\tx\nu2\tb\t2\n")
+    rep = clean("example", raw, tmp_path / "interim", chunk_rows=1000, max_playcount=1000, unmatched="keep")
+    (only,) = rep["files"].values()
+    assert (only["kept"], only["quarantined"], only["rows_read"]) == (3, 1, 4)
+    assert only["reasons"] == {"playcount_not_integer": 1}
+    sys.modules.pop("example_source", None)
+
+
+def test_every_source_is_in_the_params_schema():
+    from musicrec import ingest
+
+    assert config.SOURCES == tuple(ingest.SOURCES)
+    assert set(config.ARTIST_LEVEL_SOURCES) == {n for n, s in ingest.SOURCES.items() if s.artist_level}
+    for name in ingest.SOURCES:
+        assert callable(ingest.get_adapter(name).iter_plays)

@@ -230,7 +230,7 @@ def _has_weed() -> bool:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_tampered_pipeline_model_fails_to_load_cleanly(clone, tmp_path):
-    from musicrec.models import load_model
+    from musicrec.models.factory import load_model
 
     models = tmp_path / "models"
     shutil.copytree(clone / "data" / "models", models)

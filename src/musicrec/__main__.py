@@ -1,6 +1,6 @@
 """``python -m musicrec``: the CLI in :mod:`musicrec.serving.cli`."""
 
-from musicrec.serving.cli import main
+from musicrec.serving.cli import run
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

@@ -28,10 +28,11 @@ import yaml
 from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
 from musicrec.errors import UserError
-from musicrec.models.registry import MODELS as MODEL_REGISTRY
+from musicrec.ingest import SOURCES as SOURCE_REGISTRY
+from musicrec.models import MODELS as MODEL_REGISTRY
 from musicrec.sections import MAX_STRING_CHARS, Section
 
-SOURCES = ("synthetic", "kaggle", "taste_profile", "lastfm_1k", "lastfm_360k", "hetrec_lastfm_2k")
+SOURCES = tuple(SOURCE_REGISTRY)
 
 MAX_FILE_BYTES = 64 * 1024  # the committed params.yaml is about 4 KiB; loading 64 KiB takes well under a second
 MAX_DEPTH = 16  # nesting levels (params.yaml has 4)
@@ -44,7 +45,7 @@ class ParamsError(UserError, ValueError):
 
 
 class DataParams(Section):
-    source: Literal["synthetic", "kaggle", "taste_profile", "lastfm_1k", "lastfm_360k", "hetrec_lastfm_2k"]
+    source: Literal[SOURCES]  # type: ignore[valid-type]
     raw_root: str = "data/raw"
     unmatched: Literal["keep", "drop"] = "keep"
     chunk_rows: int = Field(500_000, gt=0, le=10_000_000)
@@ -88,7 +89,7 @@ class GenerateParams(Section):
 
 # Sources whose items are artists: their counts are a user's total plays of an artist (HetRec 2K has 25
 # user-artist weights above 100,000, up to 352,698), so they get their own, higher cap.
-ARTIST_LEVEL_SOURCES = ("lastfm_360k", "hetrec_lastfm_2k")
+ARTIST_LEVEL_SOURCES = tuple(name for name, src in SOURCE_REGISTRY.items() if src.artist_level)
 
 
 class CleanParams(Section):
@@ -228,7 +229,7 @@ def train_params_model(models: Mapping[str, type[Section]]) -> type[TrainSection
     """The ``train`` section's schema: ``models`` (a list of registered names) plus one section per model.
 
     ``models`` maps each registered model name to its ``Params`` class
-    (:data:`musicrec.models.registry.MODELS`), so that adding a model adds its section here.
+    (:data:`musicrec.models.MODELS`), so that adding a model adds its section here.
     """
     names = tuple(models)
     fields: dict[str, Any] = {"models": (list[Literal[names]], Field(max_length=len(names)))}  # type: ignore[valid-type]
@@ -236,7 +237,7 @@ def train_params_model(models: Mapping[str, type[Section]]) -> type[TrainSection
     return create_model("TrainParams", __base__=TrainSection, **fields)
 
 
-TrainParams = train_params_model({name: cls.Params for name, cls in MODEL_REGISTRY.items()})
+TrainParams = train_params_model({name: spec.Params for name, spec in MODEL_REGISTRY.items()})
 MODELS = tuple(MODEL_REGISTRY)
 
 

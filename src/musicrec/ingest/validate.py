@@ -1,6 +1,6 @@
-"""Source adapters: one module per raw data set, all producing the cleaned schema.
+"""What every source adapter shares: the adapter contract, validation helpers, quarantine reasons.
 
-Every adapter module exposes three functions used by :func:`musicrec.pipeline.clean.clean`:
+Every adapter module (listed in :data:`musicrec.ingest.SOURCES`) exposes three functions used by :func:`musicrec.pipeline.clean.clean`:
 
 * ``locate(input_dir) -> Inputs``: find the published files (raises
   :class:`~musicrec.ingest.reader.InputFormatError` naming what is missing);
@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -460,23 +459,6 @@ def check_quarantine_share(file: str, rep: FileReport, policy: InputPolicy) -> N
         f"Expected mostly valid rows: check that this is the right file for the source (see the reasons), or "
         f"raise data.max_quarantined_share in params.yaml to clean it anyway"
     )
-
-
-def get_adapter(source: str) -> ModuleType:
-    """The adapter module for a ``data.source`` value."""
-    import importlib
-
-    modules = {
-        "synthetic": "kaggle",
-        "kaggle": "kaggle",
-        "taste_profile": "taste_profile",
-        "lastfm_1k": "lastfm_1k",
-        "lastfm_360k": "lastfm_360k",
-        "hetrec_lastfm_2k": "hetrec",
-    }
-    if source not in modules:
-        raise ValueError(f"unknown data source {source!r}; expected one of {sorted(modules)}")
-    return importlib.import_module(f"musicrec.ingest.{modules[source]}")
 
 
 def dedup_text(*cols: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -1,91 +1,133 @@
-"""Every recommender behind one interface (:class:`~musicrec.models.base.Recommender`).
+"""The model registry: every recommender musicrec can train, and its ``train.<name>`` params section.
 
->>> model = build_model("als", params.train.model_params("als"), seed=params.seed)
->>> model.fit(train_matrix)
->>> ids, scores = model.recommend(userids, train_matrix[userids], N=10)
->>> model.save(path); model = load_model(path)
+:data:`MODELS` maps each model name (the key under ``train:`` in ``params.yaml``) to
+a :class:`ModelSpec`: the class that implements it (``module:Class``, imported only
+when a model is built or loaded), its ``Params`` section (keys, defaults, types and
+bounds), whether it needs item content features, and whether a hybrid can use it as
+its collaborative part. The params schema (:mod:`musicrec.config`), training, the
+hybrid, serving and the model contract suite (``tests/test_models_contract.py``)
+all read this table.
+
+To add a model: write its module in this folder (copy ``popularity.py``: a
+:class:`~musicrec.models.base.Recommender` subclass), then add its ``Params`` class
+and its line in :data:`MODELS` here. The params live here rather than beside the
+code because every stage validates the whole ``params.yaml``: a change to a model's
+code must not make ``dvc repro`` rerun the data stages, so this module imports
+nothing but pydantic. Building and loading models: :mod:`musicrec.models.factory`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import ValidationError
+from pydantic import Field, field_validator
 
-from musicrec.errors import DataError
-from musicrec.models.base import FORMAT_VERSION, NotFittedError, Recommender, read_model_json
-from musicrec.models.registry import MODELS
+from musicrec.sections import Section
 
-MODEL_CLASSES: dict[str, type[Recommender]] = MODELS  # name -> class, in registry order
-MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
-
-
-def _check_name(name: str) -> None:
-    if name not in MODEL_CLASSES:
-        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
+if TYPE_CHECKING:
+    from musicrec.models.base import Recommender
 
 
-def default_params(name: str) -> dict[str, Any]:
-    """The ``train.<name>`` defaults (the model's ``Params``)."""
-    _check_name(name)
-    return MODELS[name].Params().model_dump()
+class PopularityParams(Section):
+    recent_days: float | None = Field(None, gt=0, le=36_525)  # at most 100 years
 
 
-def validate_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Validate ``params`` against the ``train.<name>`` schema; errors name each key."""
-    _check_name(name)
-    if not isinstance(params, dict):
-        raise ValueError(f"train.{name}: params must be a mapping (got {type(params).__name__})")
-    try:
-        return MODELS[name].Params.model_validate(params).model_dump()
-    except ValidationError as err:
-        from musicrec.config import describe_validation_errors
-
-        raise ValueError("; ".join(describe_validation_errors(err, prefix=f"train.{name}"))) from None
+class ItemKNNParams(Section):
+    similarity: Literal["cosine", "bm25"] = "bm25"
+    k: int = Field(100, gt=0, le=10_000)
 
 
-def build_model(
-    name: str,
-    params: dict[str, Any],
-    *,
-    seed: int,
-    num_threads: int = 0,
-    component_params: dict[str, dict[str, Any]] | None = None,
-) -> Recommender:
-    """An unfitted model from its ``train.<name>`` params (``Params.train.model_params(name)``).
+class ALSParams(Section):
+    factors: int = Field(64, gt=0, le=1024)
+    regularization: float = Field(0.05, ge=0, le=1e6)
+    alpha: float = Field(2.0, gt=0, le=1e6)
+    iterations: int = Field(15, gt=0, le=10_000)
+    use_gpu: bool | Literal["auto"] = False  # implicit.gpu: auto falls back to the CPU, true fails without CUDA
 
-    ``component_params`` (hybrid only) gives the params of the collaborative
-    model (key: its name) and/or of ``"content"``; absent ones use the defaults.
-    """
-    clean = validate_params(name, params)
-    if name == "hybrid":
-        return MODELS[name](**clean, seed=seed, num_threads=num_threads, component_params=component_params)
-    if component_params is not None:
-        raise ValueError(f"component_params is only accepted by the hybrid model (got model {name!r})")
-    return MODEL_CLASSES[name](**clean, seed=seed, num_threads=num_threads)
+    @field_validator("use_gpu", mode="before")
+    @classmethod
+    def _use_gpu(cls, v: Any) -> Any:
+        if isinstance(v, bool) or (isinstance(v, str) and v == "auto"):
+            return v
+        raise ValueError("must be false, true or auto")
 
 
-def load_model(directory: Path | str, *, num_threads: int = 0) -> Recommender:
-    """Load any model saved with ``Recommender.save``, dispatching on ``model.json``'s ``"model"``.
-
-    A missing, tampered or corrupt file raises ValueError naming the file.
-    """
-    directory = Path(directory)
-    doc = read_model_json(directory)
-    if doc["model"] not in MODEL_CLASSES:
-        raise DataError(f"{directory / 'model.json'}: unknown model {doc['model']!r}")
-    return MODEL_CLASSES[doc["model"]]._from_saved(directory, doc, num_threads=num_threads)
+class BPRParams(Section):
+    factors: int = Field(64, gt=0, le=1024)
+    learning_rate: float = Field(0.01, gt=0, le=10)
+    regularization: float = Field(0.01, ge=0, le=1e6)
+    iterations: int = Field(100, gt=0, le=10_000)
 
 
-__all__ = [
-    "FORMAT_VERSION",
-    "MODEL_CLASSES",
-    "MODEL_NAMES",
-    "NotFittedError",
-    "Recommender",
-    "build_model",
-    "default_params",
-    "load_model",
-    "validate_params",
-]
+class EASEParams(Section):
+    l2: float = Field(500.0, gt=0, le=1e9)
+    # dense item x item float64 matrices, 2 * 8 * n^2 bytes: 35,000 items need 19.6 GB (24 GB machines)
+    max_items: int = Field(30_000, gt=0, le=35_000)
+
+
+class RP3BetaParams(Section):
+    alpha: float = Field(1.0, gt=0, le=10)
+    beta: float = Field(0.5, ge=0, le=10)
+    k: int = Field(100, gt=0, le=10_000)
+
+
+class ContentParams(Section):
+    tag_weight: float = Field(1.0, ge=0, le=1000)
+    audio_weight: float = Field(0.5, ge=0, le=1000)
+
+
+class HybridParams(Section):
+    collaborative: str = "als"  # one of collaborative_models()
+    weight_collaborative: float = Field(0.8, ge=0, le=1000)
+    weight_content: float = Field(0.2, ge=0, le=1000)
+    mmr_lambda: float | None = Field(None, ge=0, le=1)
+
+    @field_validator("collaborative", mode="before")
+    @classmethod
+    def _collaborative(cls, v: Any) -> Any:
+        names = collaborative_models()
+        if not isinstance(v, str) or v not in names:
+            raise ValueError(f"must be one of the collaborative models {', '.join(map(repr, names))}")
+        return v
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registered model."""
+
+    implementation: str  # "module:Class", a Recommender subclass whose ``name`` is the registry key
+    Params: type[Section]  # its train.<name> section
+    needs_item_features: bool = False  # fit() needs item content features (musicrec.models.features)
+    is_collaborative: bool = True  # learns from interactions alone: a hybrid can blend it with content
+
+
+MODELS: dict[str, ModelSpec] = {
+    "popularity": ModelSpec("musicrec.models.popularity:PopularityRecommender", PopularityParams),
+    "itemknn": ModelSpec("musicrec.models.itemknn:ItemKNNRecommender", ItemKNNParams),
+    "als": ModelSpec("musicrec.models.mf:ALSRecommender", ALSParams),
+    "bpr": ModelSpec("musicrec.models.mf:BPRRecommender", BPRParams),
+    "ease": ModelSpec("musicrec.models.ease:EASERecommender", EASEParams),
+    "rp3beta": ModelSpec("musicrec.models.rp3beta:RP3BetaRecommender", RP3BetaParams),
+    "content": ModelSpec("musicrec.models.content:ContentRecommender", ContentParams,
+                         needs_item_features=True, is_collaborative=False),
+    "hybrid": ModelSpec("musicrec.models.hybrid:HybridRecommender", HybridParams,
+                        needs_item_features=True, is_collaborative=False),
+}
+
+
+def collaborative_models() -> tuple[str, ...]:
+    """The registered models a hybrid can use as its collaborative part."""
+    return tuple(name for name, spec in MODELS.items() if spec.is_collaborative)
+
+
+def model_class(name: str) -> type[Recommender]:
+    """The class of registered model ``name`` (imported on first use); ValueError for an unknown name."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
+    module, _, attr = MODELS[name].implementation.partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    if getattr(cls, "name", None) != name:
+        raise TypeError(f"registry entry {name!r}: {MODELS[name].implementation} has name {cls.name!r}")
+    return cls

@@ -33,7 +33,6 @@ import scipy.sparse as sp
 
 from musicrec.errors import DataError
 from musicrec.io import atomic_path
-from musicrec.sections import Section
 
 if TYPE_CHECKING:  # pragma: no cover
     from musicrec.models.features import ItemFeatures
@@ -367,15 +366,12 @@ class Recommender(ABC):
     """Abstract base of every musicrec model.
 
     Subclasses implement ``_fit``, ``_score``, ``_item_similarity``,
-    ``_get_state``/``_set_state`` and set ``name`` and ``Params``
-    (and list themselves in :mod:`musicrec.models.registry`). ``__init__`` takes the
+    ``_get_state``/``_set_state`` and set ``name`` (and are listed in
+    :data:`musicrec.models.MODELS`). ``__init__`` takes the
     model's ``train.<name>`` params as keywords plus ``seed`` and ``num_threads``.
     """
 
-    name: ClassVar[str] = ""  # the key in params.yaml (train.<name>) and in the registry
-    Params: ClassVar[type[Section]]  # train.<name>: its keys, defaults, types and bounds
-    needs_item_features: ClassVar[bool] = False  # fit() needs item content features (musicrec.models.features)
-    is_collaborative: ClassVar[bool] = True  # learns from interactions alone: can be a hybrid's collaborative part
+    name: ClassVar[str] = ""  # its key in the registry (musicrec.models.MODELS) and in params.yaml (train.<name>)
 
     def __init__(self, *, seed: int = 0, num_threads: int = 0):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -583,7 +579,7 @@ class Recommender(ABC):
     @classmethod
     def load(cls, directory: Path | str, *, num_threads: int = 0) -> Recommender:
         """Load a model saved by :meth:`save`; raises ValueError naming a bad file."""
-        from musicrec.models import load_model
+        from musicrec.models.factory import load_model
 
         model = load_model(directory, num_threads=num_threads)
         if cls is not Recommender and not isinstance(model, cls):

@@ -8,30 +8,20 @@ model serves new users from a few liked tracks and new tracks without plays.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import Field
 
 from musicrec.errors import DataError
 from musicrec.models.features import ItemFeatures
 from musicrec.models.base import ArrayBundle, Recommender
-from musicrec.sections import Section
-
-
-class ContentParams(Section):
-    tag_weight: float = Field(1.0, ge=0, le=1000)
-    audio_weight: float = Field(0.5, ge=0, le=1000)
 
 
 class ContentRecommender(Recommender):
     """Needs ``item_features`` at ``fit``; re-weights them with this model's ``tag_weight``/``audio_weight``."""
 
     name = "content"
-    Params: ClassVar[type[Section]] = ContentParams
-    needs_item_features = True
-    is_collaborative = False
 
     def __init__(self, tag_weight: float = 1.0, audio_weight: float = 0.5, *, seed: int = 0, num_threads: int = 0):
         super().__init__(seed=seed, num_threads=num_threads)

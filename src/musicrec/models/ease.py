@@ -8,26 +8,17 @@ bytes (float64 Gram matrix and its inverse) and the saved model ``4 * n_items^2`
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import scipy.linalg
-from pydantic import Field
 
 from musicrec.errors import DataError
 from musicrec.models.item_item import ItemItemModel
-from musicrec.sections import Section
-
-
-class EASEParams(Section):
-    l2: float = Field(500.0, gt=0, le=1e9)
-    # dense item x item float64 matrices, 2 * 8 * n^2 bytes: 35,000 items need 19.6 GB (24 GB machines)
-    max_items: int = Field(30_000, gt=0, le=35_000)
 
 
 class EASERecommender(ItemItemModel):
     name = "ease"
-    Params: ClassVar[type[Section]] = EASEParams
 
     def __init__(self, l2: float = 500.0, max_items: int = 30_000, *, seed: int = 0, num_threads: int = 0):
         super().__init__(seed=seed, num_threads=num_threads)

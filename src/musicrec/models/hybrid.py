@@ -15,44 +15,19 @@ selection time (made non-increasing). ``mmr_lambda = 1`` gives the plain ranking
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
-from pydantic import Field, field_validator
 
 from musicrec.errors import DataError
+from musicrec.models import collaborative_models
 from musicrec.models.base import ArrayBundle, Recommender, minmax_rows, top_n
 from musicrec.models.content import ContentRecommender
-from musicrec.sections import Section
 
-
-class HybridParams(Section):
-    collaborative: str = "als"
-    weight_collaborative: float = Field(0.8, ge=0, le=1000)
-    weight_content: float = Field(0.2, ge=0, le=1000)
-    mmr_lambda: float | None = Field(None, ge=0, le=1)
-
-    @field_validator("collaborative", mode="before")
-    @classmethod
-    def _collaborative(cls, v: Any) -> Any:
-        names = collaborative_models()
-        if not isinstance(v, str) or v not in names:
-            raise ValueError(f"must be one of the collaborative models {', '.join(map(repr, names))}")
-        return v
-
-
-def collaborative_models() -> tuple[str, ...]:
-    """The registered models a hybrid can blend with content (``is_collaborative``)."""
-    from musicrec.models.registry import MODELS
-
-    return tuple(name for name, cls in MODELS.items() if cls.is_collaborative)
 
 
 class HybridRecommender(Recommender):
     name = "hybrid"
-    Params: ClassVar[type[Section]] = HybridParams
-    needs_item_features = True
-    is_collaborative = False
 
     def __init__(
         self,
@@ -87,7 +62,7 @@ class HybridRecommender(Recommender):
             raise ValueError(
                 f"component_params has keys {sorted(unknown)}; expected only {collaborative!r} and/or 'content'"
             )
-        from musicrec.models import build_model, default_params
+        from musicrec.models.factory import build_model, default_params
 
         self.component_params = {
             collaborative: component_params.get(collaborative, default_params(collaborative)),
@@ -198,9 +173,9 @@ class HybridRecommender(Recommender):
             sub_doc = read_model_json(directory / sub)
             if sub_doc["model"] != expected:
                 raise DataError(f"{directory / sub / MODEL_JSON}: holds {sub_doc['model']!r}, expected {expected!r}")
-            from musicrec.models.registry import MODELS
+            from musicrec.models import model_class
 
-            parts[sub] = MODELS[expected]._from_saved(directory / sub, sub_doc, num_threads=num_threads)
+            parts[sub] = model_class(expected)._from_saved(directory / sub, sub_doc, num_threads=num_threads)
             if (parts[sub].n_users, parts[sub].n_items) != (doc["n_users"], doc["n_items"]):
                 raise DataError(f"{directory / sub / MODEL_JSON}: shape differs from the hybrid's")
         model.collab, model.content = parts["collaborative"], parts["content"]

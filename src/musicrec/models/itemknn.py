@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field
 
 from musicrec.models.item_item import ItemItemModel, drop_diagonal
-from musicrec.sections import Section
 
 SIMILARITIES = ("cosine", "bm25")
-
-
-class ItemKNNParams(Section):
-    similarity: Literal["cosine", "bm25"] = "bm25"
-    k: int = Field(100, gt=0, le=10_000)
 
 
 class ItemKNNRecommender(ItemItemModel):
@@ -28,7 +21,6 @@ class ItemKNNRecommender(ItemItemModel):
     """
 
     name = "itemknn"
-    Params: ClassVar[type[Section]] = ItemKNNParams
 
     def __init__(self, similarity: str = "bm25", k: int = 100, *, seed: int = 0, num_threads: int = 0):
         super().__init__(seed=seed, num_threads=num_threads)

@@ -26,15 +26,13 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import Field, field_validator
 
 from musicrec.errors import ResourceUnavailable
 from musicrec.models.base import ArrayBundle, Recommender, _order_rank, check_n, cosine_rows, mask_rows, top_n
-from musicrec.sections import Section
 
 # Rows scored at once by the fused recommend path: small enough that a chunk's
 # scores stay in cache through masking and top-N, large enough for an efficient GEMM.
@@ -119,28 +117,6 @@ def _num(name: str, v: Any, *, positive: bool) -> float:
     if (positive and v <= 0) or v < 0:
         raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'} (got {v!r})")
     return float(v)
-
-
-class ALSParams(Section):
-    factors: int = Field(64, gt=0, le=1024)
-    regularization: float = Field(0.05, ge=0, le=1e6)
-    alpha: float = Field(2.0, gt=0, le=1e6)
-    iterations: int = Field(15, gt=0, le=10_000)
-    use_gpu: bool | Literal["auto"] = False  # implicit.gpu: auto falls back to the CPU, true fails without CUDA
-
-    @field_validator("use_gpu", mode="before")
-    @classmethod
-    def _use_gpu(cls, v: Any) -> Any:
-        if isinstance(v, bool) or (isinstance(v, str) and v == "auto"):
-            return v
-        raise ValueError("must be false, true or auto")
-
-
-class BPRParams(Section):
-    factors: int = Field(64, gt=0, le=1024)
-    learning_rate: float = Field(0.01, gt=0, le=10)
-    regularization: float = Field(0.01, ge=0, le=1e6)
-    iterations: int = Field(100, gt=0, le=10_000)
 
 
 class _MFModel(Recommender):
@@ -339,7 +315,6 @@ class ALSRecommender(_MFModel):
     """
 
     name = "als"
-    Params: ClassVar[type[Section]] = ALSParams
 
     def __init__(
         self,
@@ -420,7 +395,6 @@ class BPRRecommender(_MFModel):
     """
 
     name = "bpr"
-    Params: ClassVar[type[Section]] = BPRParams
 
     def __init__(
         self,

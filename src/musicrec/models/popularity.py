@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
-from pydantic import Field
 
 from musicrec.models.base import ArrayBundle, Recommender
-from musicrec.sections import Section
 
 _SECONDS_PER_DAY = 86_400.0
 
@@ -23,10 +21,6 @@ def _to_seconds(ts: np.ndarray) -> np.ndarray:
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
         raise ValueError(f"item_last_ts must be datetime64 or numeric epoch seconds (got dtype {arr.dtype})")
     return arr.astype(np.float64)
-
-
-class PopularityParams(Section):
-    recent_days: float | None = Field(None, gt=0, le=36_525)  # at most 100 years
 
 
 class PopularityRecommender(Recommender):
@@ -44,7 +38,6 @@ class PopularityRecommender(Recommender):
     """
 
     name = "popularity"
-    Params: ClassVar[type[Section]] = PopularityParams
 
     def __init__(self, recent_days: float | None = None, *, seed: int = 0, num_threads: int = 0):
         super().__init__(seed=seed, num_threads=num_threads)

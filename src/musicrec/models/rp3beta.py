@@ -9,15 +9,13 @@ keeps its ``k`` largest entries. Scores = ``X W``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import Field
 
 from musicrec.models.base import topk_csr_rows
 from musicrec.models.item_item import ItemItemModel
-from musicrec.sections import Section
 
 _BLOCK_FLOATS = 1 << 24
 
@@ -29,15 +27,8 @@ def _l1_rows(m: sp.csr_matrix) -> sp.csr_matrix:
     return m
 
 
-class RP3BetaParams(Section):
-    alpha: float = Field(1.0, gt=0, le=10)
-    beta: float = Field(0.5, ge=0, le=10)
-    k: int = Field(100, gt=0, le=10_000)
-
-
 class RP3BetaRecommender(ItemItemModel):
     name = "rp3beta"
-    Params: ClassVar[type[Section]] = RP3BetaParams
 
     def __init__(self, alpha: float = 1.0, beta: float = 0.5, k: int = 100, *, seed: int = 0, num_threads: int = 0):
         super().__init__(seed=seed, num_threads=num_threads)

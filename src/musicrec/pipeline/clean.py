@@ -45,12 +45,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from musicrec.io import atomic_path
+from musicrec.ingest import get_adapter
 from musicrec.ingest.reader import DEFAULT_POLICY, InputFormatError, InputPolicy
 from musicrec.ingest.validate import (
     ITEM_SCHEMA, PLAYS_SCHEMA, QUARANTINE_SCHEMA, REASONS, Catalog, Context, FileReport, check_quarantine_share,
-    get_adapter, make_items, with_file,
+    make_items, with_file,
 )
+from musicrec.io import atomic_path
 
 __all__ = ["clean", "InputFormatError", "REASONS"]
 

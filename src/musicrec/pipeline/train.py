@@ -45,7 +45,7 @@ def item_features_for(items: pd.DataFrame, inter: Interactions, params: TrainPar
 
 
 def build(name: str, params: TrainParams, seed: int) -> Any:
-    from musicrec.models import build_model
+    from musicrec.models.factory import build_model
 
     if name == "hybrid":
         comp = params.hybrid.collaborative
@@ -56,7 +56,7 @@ def build(name: str, params: TrainParams, seed: int) -> Any:
 
 def train_all(inter: Interactions, items: pd.DataFrame, params: TrainParams, seed: int) -> list[Trained]:
     """Fit each model listed in ``train.models`` on the confidence-weighted train matrix."""
-    from musicrec.models.registry import MODELS
+    from musicrec.models import MODELS
 
     needs = [name for name in params.models if MODELS[name].needs_item_features]
     features = item_features_for(items, inter, params) if needs else None

@@ -121,5 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run() -> None:
+    """The ``musicrec`` command: :func:`main` where anything but a UserError is a bug (traceback + exit 70)."""
+    run_main(lambda: sys.exit(main()), "musicrec")
+
+
 if __name__ == "__main__":
-    run_main(lambda: sys.exit(main()), "musicrec")  # anything but a UserError is a bug: traceback + exit 70
+    run()

@@ -47,6 +47,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from musicrec.errors import UserError, reading
+from musicrec.models import MODELS
 
 COLUMNS = ("rank", "item_id", "name", "artist", "score", "why")
 DEFAULT_ORDER = ("hybrid", "als")
@@ -241,7 +242,7 @@ class Recommender:
     @classmethod
     def load(cls, models_dir: Path | str = "data/models", model: str | None = None,
              matrices_dir: Path | str | None = "data/processed/matrices") -> Recommender:
-        from musicrec.models import load_model
+        from musicrec.models.factory import load_model
 
         models_dir = Path(models_dir)
         names = available_models(models_dir)
@@ -412,7 +413,7 @@ class Recommender:
             for k, (i, _) in enumerate(self._best_known(collab, row, recs)):
                 if i is not None:
                     parts[k].append(f"like {self._label(i)}")
-        if self.model.needs_item_features:
+        if MODELS[name].needs_item_features:
             content = self.model.content if name == "hybrid" else self.model
             for k, feats in enumerate(self._shared_features(content, row, recs)):
                 tags = [f[len("tag:"):] for f in feats if f.startswith("tag:")]

@@ -1,0 +1,89 @@
+"""Build, validate and load the registered models (:data:`musicrec.models.MODELS`), all behind one interface.
+
+>>> model = build_model("als", params.train.model_params("als"), seed=params.seed)
+>>> model.fit(train_matrix)
+>>> ids, scores = model.recommend(userids, train_matrix[userids], N=10)
+>>> model.save(path); model = load_model(path)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from musicrec.errors import DataError
+from musicrec.models.base import FORMAT_VERSION, NotFittedError, Recommender, read_model_json
+from musicrec.models import MODELS, model_class
+
+MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
+
+
+def _check_name(name: str) -> None:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
+
+
+def default_params(name: str) -> dict[str, Any]:
+    """The ``train.<name>`` defaults (the model's ``Params``)."""
+    _check_name(name)
+    return MODELS[name].Params().model_dump()
+
+
+def validate_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``params`` against the ``train.<name>`` schema; errors name each key."""
+    _check_name(name)
+    if not isinstance(params, dict):
+        raise ValueError(f"train.{name}: params must be a mapping (got {type(params).__name__})")
+    try:
+        return MODELS[name].Params.model_validate(params).model_dump()
+    except ValidationError as err:
+        from musicrec.config import describe_validation_errors
+
+        raise ValueError("; ".join(describe_validation_errors(err, prefix=f"train.{name}"))) from None
+
+
+def build_model(
+    name: str,
+    params: dict[str, Any],
+    *,
+    seed: int,
+    num_threads: int = 0,
+    component_params: dict[str, dict[str, Any]] | None = None,
+) -> Recommender:
+    """An unfitted model from its ``train.<name>`` params (``Params.train.model_params(name)``).
+
+    ``component_params`` (hybrid only) gives the params of the collaborative
+    model (key: its name) and/or of ``"content"``; absent ones use the defaults.
+    """
+    clean = validate_params(name, params)
+    if name == "hybrid":
+        return model_class(name)(**clean, seed=seed, num_threads=num_threads, component_params=component_params)
+    if component_params is not None:
+        raise ValueError(f"component_params is only accepted by the hybrid model (got model {name!r})")
+    return model_class(name)(**clean, seed=seed, num_threads=num_threads)
+
+
+def load_model(directory: Path | str, *, num_threads: int = 0) -> Recommender:
+    """Load any model saved with ``Recommender.save``, dispatching on ``model.json``'s ``"model"``.
+
+    A missing, tampered or corrupt file raises ValueError naming the file.
+    """
+    directory = Path(directory)
+    doc = read_model_json(directory)
+    if doc["model"] not in MODELS:
+        raise DataError(f"{directory / 'model.json'}: unknown model {doc['model']!r}")
+    return model_class(doc["model"])._from_saved(directory, doc, num_threads=num_threads)
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MODEL_NAMES",
+    "NotFittedError",
+    "Recommender",
+    "build_model",
+    "default_params",
+    "load_model",
+    "validate_params",
+]
