@@ -1154,10 +1154,13 @@ def summary_markdown() -> str:
             + "). Every case that runs also checks "
             f"`rows_read == kept + quarantined + unmatched_dropped` per file and overall; every error case checks that "
             f"no output folder and no `.tmp-*` leftovers remain.\n\n")
-    foot = ("\n\nAlso part of the reliability suite: `tests/test_params_errors.py` (misspelled keys, out-of-range "
-            "values, wrong types, unknown `data.source`, missing sections, path escaping; each a `ParamsError` naming "
-            "the key, and stage scripts exiting 2) and `tests/test_clean_properties.py` (a Hypothesis property test of "
-            "random Kaggle history rows against an independent oracle of the documented rules).\n")
+    foot = ("\n\nAlso part of the reliability suite: `tests/test_params_errors.py` (misspelled keys; strict types "
+            "and upper bounds on every key; alias bombs, duplicate keys, tags, non-UTF-8 files; path escaping; each a "
+            "one-paragraph `ParamsError` naming the file and the line/column or key, and every stage script exiting 2), "
+            "`tests/test_paths_archives.py` (symlinks out of the repository, SQLite paths, memory-bounded long lines), "
+            "`tests/test_errors.py` (user errors vs bugs) and `tests/test_clean_properties.py` (Hypothesis properties: "
+            "random Kaggle history rows against an independent oracle of the documented rules, injective duplicate "
+            "keys, numbers and timestamps either valid or quarantined).\n")
     return head + "\n".join(rows) + foot
 
 
