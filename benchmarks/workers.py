@@ -161,24 +161,24 @@ def _gemm_floor(model: Any, users: Any) -> float:
 def pruning_share(model: Any, users: Any, query: Any, n: int) -> dict[str, Any]:
     """Whether the recommend path prunes (catalogues large enough) and then, untimed on the first 5,000
     ``users``, the fraction of the users x items scores it computed for top-``n`` lists."""
-    import musicrec.models.mf as mf
+    import musicrec.models.pruned_topn as pruned_topn
     from musicrec.pipeline.evaluate import recommend_batched
 
-    pruning: dict[str, Any] = {"pruned": bool(model.n_items >= getattr(mf, "_PRUNE_MIN_ITEMS", float("inf")))}
+    pruning: dict[str, Any] = {"pruned": bool(model.n_items >= getattr(pruned_topn, "_PRUNE_MIN_ITEMS", float("inf")))}
     if pruning["pruned"]:
         scored: list[int] = []
-        real_top_n = mf.top_n
+        real_top_n = pruned_topn.top_n
 
         def counting(s, N, order=None, **kw):  # noqa: ANN001, ANN003, ANN202
             scored.append(s.size)
             return real_top_n(s, N, order, **kw)
 
-        mf.top_n = counting
+        pruned_topn.top_n = counting
         try:
             sample = users[:5000]
             recommend_batched(model, sample, query, n)
         finally:
-            mf.top_n = real_top_n
+            pruned_topn.top_n = real_top_n
         pruning["pruned_item_fraction"] = round(sum(scored) / (sample.size * model.n_items), 3)
     return pruning
 

@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import stats
 
+from musicrec.evaluation import beyond_accuracy as B
 from musicrec.evaluation import metrics as M
 
 __all__ = [
@@ -159,16 +160,16 @@ def evaluate_model(
     # per-user arrays over the evaluated users only
     pu: dict[str, np.ndarray] = {k: np.asarray(v)[mask] for k, v in acc.items()}
     recs_e = recs[mask]
-    pop = M.item_popularity(train_c)
+    pop = B.item_popularity(train_c)
     n_train_users = max(int((np.diff(train_c.indptr) > 0).sum()), 1)
     extra: dict[str, float | None] = {}
     for k in ks:
-        pu[f"novelty@{k}"] = M.novelty(recs_e, pop, n_train_users, k)
-        pu[f"arp@{k}"] = M.average_recommendation_popularity(recs_e, pop, k)
-        pu[f"arp_norm@{k}"] = M.average_recommendation_popularity(recs_e, pop, k, normalise_by=n_train_users)
+        pu[f"novelty@{k}"] = B.novelty(recs_e, pop, n_train_users, k)
+        pu[f"arp@{k}"] = B.average_recommendation_popularity(recs_e, pop, k)
+        pu[f"arp_norm@{k}"] = B.average_recommendation_popularity(recs_e, pop, k, normalise_by=n_train_users)
         if item_vectors is not None:
-            pu[f"ild@{k}"] = M.intra_list_diversity(recs_e, item_vectors, k)
-        extra[f"coverage@{k}"] = _r(M.catalogue_coverage(recs_e, n_items, k)) if n_eval else None
+            pu[f"ild@{k}"] = B.intra_list_diversity(recs_e, item_vectors, k)
+        extra[f"coverage@{k}"] = _r(B.catalogue_coverage(recs_e, n_items, k)) if n_eval else None
 
     metrics = _means(pu)
     metrics.update(extra)

@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from musicrec.errors import DataError
-from musicrec.models.base import FORMAT_VERSION, NotFittedError, Recommender, read_model_json
+from musicrec.models.base import NotFittedError, Recommender
+from musicrec.models.persist import FORMAT_VERSION, read_model_json
 from musicrec.models import MODELS, model_class
 
 MODEL_NAMES: tuple[str, ...] = tuple(MODELS)

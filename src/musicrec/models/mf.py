@@ -32,19 +32,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from musicrec.errors import ResourceUnavailable
-from musicrec.models.base import ArrayBundle, Recommender, _order_rank, check_n, cosine_rows, mask_rows, top_n
+from musicrec.models.base import Recommender
+from musicrec.models.checks import check_n
+from musicrec.models.persist import ArrayBundle
+from musicrec.models.pruned_topn import _PRUNE_MIN_ITEMS, _PRUNE_USERS, NormIndex, norm_index, pruned_top_n
+from musicrec.models.ranking import _order_rank, cosine_rows, mask_rows
 
 # Rows scored at once by the fused recommend path: small enough that a chunk's
 # scores stay in cache through masking and top-N, large enough for an efficient GEMM.
 _MF_CHUNK_FLOATS = 1 << 22
 _MF_CHUNK_MIN_ROWS = 32
-# Exact pruned top-N (``_MFModel._top_n_pruned``): items are scored in blocks in descending order of
-# their factor norm, and a user stops as soon as the Cauchy-Schwarz bound |u| |v| of every item left is
-# below the user's current N-th best score. Used for catalogues of at least _PRUNE_MIN_ITEMS items.
-_PRUNE_MIN_ITEMS = 8192
-_PRUNE_USERS = 1024              # users scored together in the pruned path
-_PRUNE_BLOCK_MIN = 1024          # items per block (at least 64 N, so that top_n's block pass applies)
-_PRUNE_SLACK = 1e-4              # relative margin on the bound, far above float32 GEMM rounding (~f * 6e-8)
 
 log = logging.getLogger(__name__)
 
@@ -217,73 +214,19 @@ class _MFModel(Recommender):
                 f.result()
         return out_ids, out_scores
 
-    def _norm_order(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Items by descending factor norm: ``(perm, inverse, factors.T in that order, norms, tie ranks)``."""
+    def _norm_order(self) -> NormIndex:
+        """Items by descending factor norm (:func:`~musicrec.models.pruned_topn.norm_index`), cached."""
         cached = getattr(self, "_norm_cache", None)
         if cached is None or cached[0] is not self.item_factors or cached[1] is not self._order:
             m = self.n_items
-            norms = np.linalg.norm(self.item_factors.astype(np.float64), axis=1)
-            perm = np.argsort(-norms, kind="stable")
-            inv = np.empty(m, dtype=np.int64)
-            inv[perm] = np.arange(m)
-            tie = (np.arange(m) if self._order is None else _order_rank(self._order, m))[perm]
-            ftp = np.ascontiguousarray(self._factors_t()[:, perm])
-            cached = self._norm_cache = (self.item_factors, self._order, (perm, inv, ftp, norms[perm], tie))
+            tie = np.arange(m) if self._order is None else _order_rank(self._order, m)
+            cached = self._norm_cache = (self.item_factors, self._order,
+                                         norm_index(self.item_factors, self._factors_t(), tie))
         return cached[2]
 
     def _top_n_pruned(self, U: np.ndarray, X: sp.csr_matrix | None, N: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-``N`` of ``U @ item_factors.T`` (rows of ``X`` masked), scoring only what can matter.
-
-        Items are visited in blocks in descending order of ``|v|``. After each block
-        the user's ``N``-th best score so far is a threshold ``t``; no item left can
-        score above ``|u| * |v_next|`` (Cauchy-Schwarz), so once that bound, widened
-        by ``_PRUNE_SLACK`` for float32 rounding, is below ``t`` the user is done.
-        Per block: GEMM of the users still active, masking, :func:`top_n` with the
-        same tie-break order, and a merge with the running top-``N`` by (score
-        descending, tie rank ascending), so the result equals the full scoring's
-        (tested against it). On ALS factors, where norms follow popularity, most
-        users stop after the first block or two.
-        """
-        perm, inv, ftp, vnorm, tie = self._norm_order()
-        m, c = self.n_items, U.shape[0]
-        block = max(_PRUNE_BLOCK_MIN, 64 * N)
-        unorm = np.linalg.norm(U.astype(np.float64), axis=1)
-        best_s = np.full((c, N), -np.inf, dtype=np.float32)
-        best_p = np.full((c, N), -1, dtype=np.int64)
-        if X is not None and X.nnz:
-            ex_r = np.repeat(np.arange(c), np.diff(X.indptr))
-            ex_p = inv[X.indices]
-            o = np.argsort(ex_p, kind="stable")
-            ex_r, ex_p = ex_r[o], ex_p[o]
-        else:
-            ex_r = ex_p = np.empty(0, dtype=np.int64)
-        slot = np.full(c, -1, dtype=np.int64)  # row -> position among the active rows
-        active = np.arange(c)
-        big = np.iinfo(np.int64).max
-        start = 0
-        while active.size and start < m:
-            stop = min(m, start + block)
-            scores = U[active] @ ftp[:, start:stop]
-            lo, hi = np.searchsorted(ex_p, [start, stop])
-            if hi > lo:
-                slot[active] = np.arange(active.size)
-                r = slot[ex_r[lo:hi]]
-                keep = r >= 0
-                scores[r[keep], ex_p[lo:hi][keep] - start] = -np.inf
-                slot[active] = -1
-            bi, bs = top_n(scores, N, tie_rank=tie[start:stop])
-            cs = np.concatenate([best_s[active], bs], axis=1)
-            cp = np.concatenate([best_p[active], np.where(bi >= 0, bi + start, -1)], axis=1)
-            ct = np.where(cp >= 0, tie[np.maximum(cp, 0)], big)
-            o = np.lexsort((ct, -cs), axis=1)[:, :N]
-            best_s[active] = np.take_along_axis(cs, o, axis=1)
-            best_p[active] = np.take_along_axis(cp, o, axis=1)
-            if stop < m:
-                bound = unorm[active] * vnorm[stop] * (1.0 + _PRUNE_SLACK)
-                active = active[bound >= best_s[active, N - 1]]
-            start = stop
-        ids = np.where(best_p >= 0, perm[np.maximum(best_p, 0)], -1)
-        return ids, best_s
+        """Exact top-``N`` of ``U @ item_factors.T`` (rows of ``X`` masked): :func:`pruned_top_n`."""
+        return pruned_top_n(self._norm_order(), U, X, N)
 
     def _item_similarity(self, itemids) -> np.ndarray:
         return cosine_rows(self.item_factors[itemids], self.item_factors)
