@@ -60,10 +60,10 @@ def test_report_structure_counts_and_means(problem):
     pop = B.item_popularity(train)
     n_train = int((M.n_relevant(train) > 0).sum())
     assert res["metrics"]["novelty@10"] == pytest.approx(
-        np.nanmean(R._reference_novelty(recs[mask], pop, n_train, 10)), abs=1e-6
+        np.nanmean(R.reference_novelty(recs[mask], pop, n_train, 10)), abs=1e-6
     )
     assert res["metrics"]["coverage@10"] == pytest.approx(B.catalogue_coverage(recs[mask], 80, 10), abs=1e-6)
-    assert res["metrics"]["ild@5"] == pytest.approx(np.nanmean(R._reference_ild(recs[mask], vectors, 5)), abs=1e-6)
+    assert res["metrics"]["ild@5"] == pytest.approx(np.nanmean(R.reference_ild(recs[mask], vectors, 5)), abs=1e-6)
     assert 0 <= res["metrics"]["arp_norm@10"] <= 1
 
 

@@ -1,6 +1,6 @@
 """The pruned top-N of the factor models (``pruned_topn.pruned_top_n``) equals full scoring.
 
-Catalogues of ``_PRUNE_MIN_ITEMS`` items or more are ranked by visiting items in
+Catalogues of ``PRUNE_MIN_ITEMS`` items or more are ranked by visiting items in
 descending factor norm and stopping each user at the Cauchy-Schwarz bound. The
 factors here are small integers, so every dot product is exact in float32 and the
 comparison with the full users x items scoring is bit-for-bit, ties included
@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-import musicrec.models.mf as mf
 import musicrec.models.pruned_topn as pruned_topn
 from musicrec.models.factory import build_model, default_params
 from musicrec.models.ranking import mask_rows, top_n
 
-N_ITEMS = mf._PRUNE_MIN_ITEMS + 500
+N_ITEMS = pruned_topn.PRUNE_MIN_ITEMS + 500
 
 
 def _model(name: str, seed: int, factors: int = 6, n_users: int = 400):

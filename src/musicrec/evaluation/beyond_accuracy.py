@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from musicrec.evaluation.metrics import _CHUNK, _as_recs, _canonical_csr
+from musicrec.evaluation.metrics import USER_BLOCK, as_recs, canonical_csr
 
 __all__ = [
     "item_popularity",
@@ -34,12 +34,12 @@ __all__ = [
 
 def item_popularity(train: sp.spmatrix) -> np.ndarray:
     """Number of distinct users with a stored nonzero train entry, per item."""
-    m = _canonical_csr(train)
+    m = canonical_csr(train)
     return np.bincount(m.indices, minlength=m.shape[1]).astype(np.int64)
 
 
 def _topk_valid(recs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    top = _as_recs(recs)[:, :k]
+    top = as_recs(recs)[:, :k]
     return top, top >= 0
 
 
@@ -107,8 +107,8 @@ def intra_list_diversity(recs: np.ndarray, item_vectors: np.ndarray | sp.spmatri
         raise ValueError(f"recs holds item index {top.max()} >= {n_items} item vectors")
     n_users, kk = top.shape
     out = np.full(n_users, np.nan)
-    for lo in range(0, n_users, _CHUNK):
-        t, vmask = top[lo : lo + _CHUNK], valid[lo : lo + _CHUNK]
+    for lo in range(0, n_users, USER_BLOCK):
+        t, vmask = top[lo : lo + USER_BLOCK], valid[lo : lo + USER_BLOCK]
         b = t.shape[0]
         m = vmask.sum(axis=1)
         sel = sp.csr_matrix(

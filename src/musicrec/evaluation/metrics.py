@@ -71,13 +71,14 @@ __all__ = [
 ]
 
 ACCURACY_METRICS = ("precision", "recall", "ndcg", "map", "hit_rate")
-_CHUNK = 1 << 16  # users per block: keeps float temporaries ~ tens of MB
+USER_BLOCK = 1 << 16  # users per block: keeps float temporaries ~ tens of MB
 
 
 # --------------------------------------------------------------------------- inputs
 
 
-def _as_recs(recs: np.ndarray, n_items: int | None = None) -> np.ndarray:
+def as_recs(recs: np.ndarray, n_items: int | None = None) -> np.ndarray:
+    """``recs`` as a 2-D int64 array of item indices (< ``n_items`` when given), or ValueError."""
     recs = np.asarray(recs)
     if recs.ndim != 2:
         raise ValueError(f"recs must be a 2-D (n_users, K) array, got shape {recs.shape}")
@@ -88,7 +89,7 @@ def _as_recs(recs: np.ndarray, n_items: int | None = None) -> np.ndarray:
     return recs.astype(np.int64, copy=False)
 
 
-def _canonical_csr(relevant: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
+def canonical_csr(relevant: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
     """CSR with sorted, unique indices and no explicit zeros (copy only when needed)."""
     m = relevant if isinstance(relevant, sp.csr_matrix) else sp.csr_matrix(relevant)
     needs_copy = not m.has_canonical_format or (m.data.size and not np.all(m.data != 0))
@@ -99,7 +100,8 @@ def _canonical_csr(relevant: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
     return m
 
 
-def _ks(ks: int | Iterable[int]) -> list[int]:
+def cutoffs(ks: int | Iterable[int]) -> list[int]:
+    """``ks`` (one cut-off or several) as a list of positive ints, or ValueError."""
     ks = [int(ks)] if np.isscalar(ks) else [int(k) for k in ks]
     if not ks or any(k <= 0 for k in ks):
         raise ValueError(f"ks must be positive cut-offs, got {ks}")
@@ -108,7 +110,7 @@ def _ks(ks: int | Iterable[int]) -> list[int]:
 
 def n_relevant(relevant: sp.spmatrix) -> np.ndarray:
     """Number of relevant (stored, nonzero) items per row."""
-    return np.diff(_canonical_csr(relevant).indptr).astype(np.int64)
+    return np.diff(canonical_csr(relevant).indptr).astype(np.int64)
 
 
 # --------------------------------------------------------------------------- hits
@@ -122,9 +124,9 @@ def hits_matrix(recs: np.ndarray, relevant: sp.spmatrix) -> np.ndarray:
     ~3 s for 1M users x K=50 against 10M relevant entries on one core); padding (negative) entries are never hits, and an item
     repeated in a row is a hit only at its first rank.
     """
-    rel = _canonical_csr(relevant)
+    rel = canonical_csr(relevant)
     n_users, n_items = rel.shape
-    recs = _as_recs(recs, n_items)
+    recs = as_recs(recs, n_items)
     if recs.shape[0] != n_users:
         raise ValueError(f"recs has {recs.shape[0]} rows but relevant has {n_users}")
     hits = np.zeros(recs.shape, dtype=bool)
@@ -228,7 +230,7 @@ def accuracy_metrics(
     Same values as the small functions above, but cumulative sums are computed once
     per block of users and read at each cut-off. Rows with no relevant item are NaN.
     """
-    ks = _ks(ks)
+    ks = cutoffs(ks)
     if hits is None:
         hits = hits_matrix(recs, relevant)
     nrel = n_relevant(relevant)
@@ -239,8 +241,8 @@ def accuracy_metrics(
     ranks = np.arange(1, kmax + 1, dtype=np.float64)
     cols = [k - 1 for k in ks]
     out = {f"{m}@{k}": np.empty(n_users) for k in ks for m in ACCURACY_METRICS}
-    for lo in range(0, n_users, _CHUNK):
-        hi = min(lo + _CHUNK, n_users)
+    for lo in range(0, n_users, USER_BLOCK):
+        hi = min(lo + USER_BLOCK, n_users)
         h = h_all[lo:hi]
         cumh = np.cumsum(h, axis=1, dtype=np.int32)
         hf = h.astype(np.float64)

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from musicrec.evaluation.metrics import ACCURACY_METRICS
 
 
-def _reference_accuracy(recs: np.ndarray, relevant: sp.spmatrix, ks: Sequence[int]) -> dict[str, np.ndarray]:
+def reference_accuracy(recs: np.ndarray, relevant: sp.spmatrix, ks: Sequence[int]) -> dict[str, np.ndarray]:
     """Plain per-user Python loops over the definitions in the module docstring.
 
     Deliberately naive (sets, explicit ranks); used only to cross-check the
@@ -58,7 +58,7 @@ def _reference_accuracy(recs: np.ndarray, relevant: sp.spmatrix, ks: Sequence[in
     return out
 
 
-def _reference_novelty(recs, item_pop, n_users, k):
+def reference_novelty(recs, item_pop, n_users, k):
     import math
 
     out = []
@@ -70,7 +70,7 @@ def _reference_novelty(recs, item_pop, n_users, k):
     return np.array(out, dtype=np.float64)
 
 
-def _reference_ild(recs, item_vectors, k):
+def reference_ild(recs, item_vectors, k):
     dense = item_vectors.toarray() if sp.issparse(item_vectors) else np.asarray(item_vectors, dtype=np.float64)
     out = []
     for row in np.asarray(recs)[:, :k]:

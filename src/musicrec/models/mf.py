@@ -1,6 +1,6 @@
 """Matrix factorisation via :mod:`implicit`: ALS and BPR.
 
-The implicit classes are built by :func:`_backend`: the CPU implementation
+The implicit classes are built by :func:`implicit_backend`: the CPU implementation
 (``implicit.cpu.*``) unless ALS's ``use_gpu`` (``train.als.use_gpu``) asks for the
 GPU one: ``auto`` takes ``implicit.gpu`` when CUDA is usable and falls back to the
 CPU with a log line; ``true`` fails with the reason when it is not. A GPU fit is
@@ -35,13 +35,20 @@ from musicrec.errors import ResourceUnavailable
 from musicrec.models.base import Recommender
 from musicrec.models.checks import check_n
 from musicrec.models.persist import ArrayBundle
-from musicrec.models.pruned_topn import _PRUNE_MIN_ITEMS, _PRUNE_USERS, NormIndex, norm_index, pruned_top_n
-from musicrec.models.ranking import _order_rank, cosine_rows, mask_rows
+from musicrec.models.pruned_topn import PRUNE_MIN_ITEMS, PRUNE_USERS, NormIndex, norm_index, pruned_top_n
+from musicrec.models.ranking import order_rank, cosine_rows, mask_rows
 
 # Rows scored at once by the fused recommend path: small enough that a chunk's
 # scores stay in cache through masking and top-N, large enough for an efficient GEMM.
 _MF_CHUNK_FLOATS = 1 << 22
 _MF_CHUNK_MIN_ROWS = 32
+
+
+
+def chunk_rows(n_items: int) -> int:
+    """Users scored at once by the fused recommend path over a catalogue of ``n_items`` items."""
+    return max(_MF_CHUNK_MIN_ROWS, _MF_CHUNK_FLOATS // max(n_items, 1))
+
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +66,7 @@ def gpu_available() -> tuple[bool, str]:
     return True, ""
 
 
-def _backend(kind: str, use_gpu: bool | str = False):
+def implicit_backend(kind: str, use_gpu: bool | str = False):
     """``(implicit class, on_gpu)`` for ``kind`` ("als" or "bpr").
 
     ``use_gpu``: ``False`` CPU; ``"auto"`` GPU when :func:`gpu_available`, else CPU
@@ -162,7 +169,7 @@ class _MFModel(Recommender):
 
         User vectors (fold-in included) are computed once; then, per chunk of
         rows small enough to stay in cache, GEMM + popularity fallback + masking +
-        :func:`top_n` (for catalogues of ``_PRUNE_MIN_ITEMS`` items or more, and
+        :func:`top_n` (for catalogues of ``PRUNE_MIN_ITEMS`` items or more, and
         no fallback rows, the exact pruned scoring of :meth:`_top_n_pruned`
         instead), the chunks spread over ``num_threads`` threads (0 = all
         cores; numpy and BLAS release the GIL). BLAS itself is held to one thread
@@ -178,8 +185,8 @@ class _MFModel(Recommender):
         U = self._user_vectors(ids, X)
         empty = ~self._has_signal(ids, X)
         fallback = self._fallback_scores() if empty.any() else None
-        if self.n_items >= _PRUNE_MIN_ITEMS and fallback is None:
-            step = _PRUNE_USERS
+        if self.n_items >= PRUNE_MIN_ITEMS and fallback is None:
+            step = PRUNE_USERS
 
             def run(start: int) -> None:
                 stop = min(start + step, n)
@@ -187,7 +194,7 @@ class _MFModel(Recommender):
                     U[start:stop], X[start:stop] if filter_already_liked_items else None, N)
         else:
             FT = self._factors_t()
-            step = max(_MF_CHUNK_MIN_ROWS, _MF_CHUNK_FLOATS // max(self.n_items, 1))
+            step = chunk_rows(self.n_items)
             local = threading.local()  # one reused score buffer per thread: no page faults per chunk
 
             def run(start: int) -> None:
@@ -219,7 +226,7 @@ class _MFModel(Recommender):
         cached = getattr(self, "_norm_cache", None)
         if cached is None or cached[0] is not self.item_factors or cached[1] is not self._order:
             m = self.n_items
-            tie = np.arange(m) if self._order is None else _order_rank(self._order, m)
+            tie = np.arange(m) if self._order is None else order_rank(self._order, m)
             cached = self._norm_cache = (self.item_factors, self._order,
                                          norm_index(self.item_factors, self._factors_t(), tie))
         return cached[2]
@@ -284,7 +291,12 @@ class ALSRecommender(_MFModel):
             if not ok:
                 raise no_gpu_error("als", why)
         self.fitted_on_gpu: bool | None = None
-        self._model = None
+        self._implicit = None
+
+    @property
+    def implicit_model(self):
+        """The ``implicit`` CPU ALS object holding the fitted factors (used for fold-in), or None before fit."""
+        return self._implicit
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -294,8 +306,8 @@ class ALSRecommender(_MFModel):
             "iterations": self.iterations,
         }
 
-    def _implicit_model(self, use_gpu: bool | str = False):
-        cls, on_gpu = _backend("als", use_gpu)
+    def _new_implicit_model(self, use_gpu: bool | str = False):
+        cls, on_gpu = implicit_backend("als", use_gpu)
         kw = {} if on_gpu else {"num_threads": self.num_threads}
         return cls(
             factors=self.factors,
@@ -307,25 +319,25 @@ class ALSRecommender(_MFModel):
         ), on_gpu
 
     def _fit(self, X, *, item_features, item_last_ts) -> None:
-        model, on_gpu = self._implicit_model(self.use_gpu)
+        model, on_gpu = self._new_implicit_model(self.use_gpu)
         model.fit(X, show_progress=False)
         if on_gpu:  # pragma: no cover - needs CUDA; factors come back as numpy, the CPU model serves
             model = model.to_cpu()
         self.fitted_on_gpu = on_gpu
-        self._model = model
+        self._implicit = model
         self.user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         self.fitted_users = np.diff(X.indptr) > 0
 
     def _after_load(self) -> None:
-        model, _ = self._implicit_model()
+        model, _ = self._new_implicit_model()
         model.user_factors = self.user_factors
         model.item_factors = self.item_factors
-        self._model = model
+        self._implicit = model
 
     def _fold_in(self, X: sp.csr_matrix) -> np.ndarray:
         rows = np.arange(X.shape[0])
-        return np.asarray(self._model.recalculate_user(rows, X), dtype=np.float32)
+        return np.asarray(self._implicit.recalculate_user(rows, X), dtype=np.float32)
 
 
 class BPRRecommender(_MFModel):
@@ -364,7 +376,7 @@ class BPRRecommender(_MFModel):
         }
 
     def _fit(self, X, *, item_features, item_last_ts) -> None:
-        cls, _ = _backend("bpr")
+        cls, _ = implicit_backend("bpr")
         model = cls(
             factors=self.factors,
             learning_rate=self.learning_rate,

@@ -5,7 +5,7 @@ For large catalogues the factor models (:mod:`musicrec.models.mf`) rank with
 norm (:func:`norm_index`), and a user stops as soon as the Cauchy-Schwarz bound
 ``|u| |v|`` of every item left is below the user's current ``N``-th best score. The
 result equals the full scoring's, tie-break included (``tests/test_mf_pruned.py``
-checks it bit for bit). Used for catalogues of at least ``_PRUNE_MIN_ITEMS`` items.
+checks it bit for bit). Used for catalogues of at least ``PRUNE_MIN_ITEMS`` items.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import scipy.sparse as sp
 
 from musicrec.models.ranking import top_n
 
-_PRUNE_MIN_ITEMS = 8192
-_PRUNE_USERS = 1024              # users scored together in the pruned path
+PRUNE_MIN_ITEMS = 8192
+PRUNE_USERS = 1024              # users scored together in the pruned path
 _PRUNE_BLOCK_MIN = 1024          # items per block (at least 64 N, so that top_n's block pass applies)
 _PRUNE_SLACK = 1e-4              # relative margin on the bound, far above float32 GEMM rounding (~f * 6e-8)
 

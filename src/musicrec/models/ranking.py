@@ -25,7 +25,7 @@ def popularity_order(popularity: np.ndarray) -> np.ndarray:
 _RANK_CACHE: list[tuple[np.ndarray, np.ndarray]] = []
 
 
-def _order_rank(order: np.ndarray, m: int) -> np.ndarray:
+def order_rank(order: np.ndarray, m: int) -> np.ndarray:
     """Inverse permutation of ``order`` (position of each column), cached for the last order seen."""
     cached = _RANK_CACHE[0] if _RANK_CACHE else None  # read once: other threads may replace it
     if cached is not None and cached[0] is order and len(cached[1]) == m:
@@ -93,7 +93,7 @@ def top_n(scores: np.ndarray, N: int, order: np.ndarray | None = None, *,
             rows, cols = np.concatenate([rows, r_t[i]]), np.concatenate([cols, blocks * bs + j])
     vals = scores[rows, cols]
     # tie-break position of each candidate
-    tie = tie_rank[cols] if tie_rank is not None else cols if order is None else _order_rank(order, m)[cols]
+    tie = tie_rank[cols] if tie_rank is not None else cols if order is None else order_rank(order, m)[cols]
     srt = np.lexsort((tie, -vals, rows))  # by row, then score descending, then tie-break rank
     rows, cols, vals = rows[srt], cols[srt], vals[srt]
     counts = np.bincount(rows, minlength=n)  # >= k for every row
