@@ -35,6 +35,7 @@ import scipy.sparse as sp
 
 from musicrec.errors import DataError
 from musicrec.io import atomic_path
+from musicrec.models import MODELS, model_class
 from musicrec.models.checks import check_ids, check_n, check_user_items
 from musicrec.models.persist import (
     ARRAYS_NPZ,
@@ -42,6 +43,7 @@ from musicrec.models.persist import (
     MODEL_JSON,
     ArrayBundle,
     load_bundle,
+    read_model_json,
     verify_files,
     write_model_json,
     write_npz,
@@ -266,10 +268,16 @@ class Recommender(ABC):
 
     @classmethod
     def load(cls, directory: Path | str, *, num_threads: int = 0) -> Recommender:
-        """Load a model saved by :meth:`save`; raises ValueError naming a bad file."""
-        from musicrec.models.factory import load_model
+        """Load a model saved by :meth:`save`, dispatching on ``model.json``'s ``"model"`` (the registry).
 
-        model = load_model(directory, num_threads=num_threads)
+        Called on a subclass, the saved model must be one. A missing, tampered or
+        corrupt file raises ValueError naming the file.
+        """
+        directory = Path(directory)
+        doc = read_model_json(directory)
+        if doc["model"] not in MODELS:
+            raise DataError(f"{directory / MODEL_JSON}: unknown model {doc['model']!r}")
+        model = model_class(doc["model"])._from_saved(directory, doc, num_threads=num_threads)
         if cls is not Recommender and not isinstance(model, cls):
             raise DataError(f"{Path(directory) / MODEL_JSON}: holds a {model.name!r} model, not {cls.name!r}")
         return model
