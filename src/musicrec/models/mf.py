@@ -144,6 +144,12 @@ class _MFModel(Recommender):
     def _fold_in(self, X: sp.csr_matrix) -> np.ndarray:
         raise NotImplementedError
 
+    def _keep_factors(self, model: Any, X: sp.csr_matrix) -> None:
+        """Take the factors of the fitted implicit ``model`` (trained on ``X``) as float32 C arrays."""
+        self.user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+        self.item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        self.fitted_users = np.diff(X.indptr) > 0
+
     def _user_vectors(self, userids: np.ndarray, X: sp.csr_matrix) -> np.ndarray:
         known = self._known(userids)
         U = np.zeros((len(userids), self.item_factors.shape[1]), dtype=np.float32)
@@ -325,9 +331,7 @@ class ALSRecommender(_MFModel):
             model = model.to_cpu()
         self.fitted_on_gpu = on_gpu
         self._implicit = model
-        self.user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
-        self.item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
-        self.fitted_users = np.diff(X.indptr) > 0
+        self._keep_factors(model, X)
 
     def _after_load(self) -> None:
         model, _ = self._new_implicit_model()
@@ -386,9 +390,7 @@ class BPRRecommender(_MFModel):
             random_state=self.seed,
         )
         model.fit(X, show_progress=False)
-        self.user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
-        self.item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
-        self.fitted_users = np.diff(X.indptr) > 0
+        self._keep_factors(model, X)
 
     def _fold_in(self, X: sp.csr_matrix) -> np.ndarray:
         weights = np.abs(X)
