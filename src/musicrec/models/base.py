@@ -219,6 +219,12 @@ class Recommender(ABC):
     def _item_similarity(self, itemids: np.ndarray) -> np.ndarray:
         """Dense float32 (len(itemids), n_items) similarities."""
 
+    def item_similarity(self, itemids: np.ndarray) -> np.ndarray:
+        """Dense float32 ``(len(itemids), n_items)`` similarities of ``itemids`` to every item (unfiltered)."""
+        self._check_fitted()
+        items = check_ids(itemids, "itemids", self.n_items)
+        return self._item_similarity(items)
+
     def similar_items(self, itemids: np.ndarray, N: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The ``N`` items most similar to each of ``itemids`` (never the item itself)."""
         self._check_fitted()

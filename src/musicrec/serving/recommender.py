@@ -460,7 +460,7 @@ class Recommender:
             nb = np.linalg.norm(b, axis=1, keepdims=True)
             contrib = (a / np.where(na > 0, na, 1)) @ (b / np.where(nb > 0, nb, 1)).T
         else:
-            sims = np.asarray(model._item_similarity(np.asarray(recs, dtype=np.int64)), dtype=np.float64)
+            sims = np.asarray(model.item_similarity(np.asarray(recs, dtype=np.int64)), dtype=np.float64)
             contrib = sims[:, known].T
         out: list[tuple[int | None, float]] = []
         for k in range(len(recs)):
