@@ -7,7 +7,7 @@ one ALS model; then, in the same process:
   (recommends in batches of 1000 users and scores them in Cython);
 * ``musicrec``: ``model.recommend`` for the same users (batched) + our
   ``accuracy_metrics`` at every cut-off in ``--ks`` (timed separately);
-* ``reference``: the per-user Python loop ``metrics._reference_accuracy`` on a
+* ``reference``: the per-user Python loop ``reference_metrics.reference_accuracy`` on a
   subset of users, extrapolated to all users.
 
 The numbers must agree where definitions coincide (``ndcg``, ``map``, and implicit's
@@ -31,6 +31,7 @@ use_checkout()
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
+from musicrec.evaluation import reference_metrics as R  # noqa: E402
 from musicrec.evaluation import metrics as M  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
 
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     n_ref = min(args.reference_users, users.size)
     sub = users[:n_ref]
     t = time.perf_counter()
-    ref = M._reference_accuracy(recs[sub], test[sub], ks)
+    ref = R.reference_accuracy(recs[sub], test[sub], ks)
     t_ref_sub = time.perf_counter() - t
     t_ref_all = t_ref_sub * users.size / max(n_ref, 1)
     ref_agree = all(np.allclose(ref[key], ours[key][sub], rtol=1e-12, equal_nan=True) for key in ref)

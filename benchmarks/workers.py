@@ -142,7 +142,7 @@ def _gemm_floor(model: Any, users: Any) -> float:
 
     U = model.user_factors[users]
     FT = np.ascontiguousarray(model.item_factors.T)
-    step = max(mf._MF_CHUNK_MIN_ROWS, mf._MF_CHUNK_FLOATS // max(model.n_items, 1))
+    step = mf.chunk_rows(model.n_items)
     local = threading.local()
 
     def gemm(start: int) -> None:
@@ -161,24 +161,24 @@ def _gemm_floor(model: Any, users: Any) -> float:
 def pruning_share(model: Any, users: Any, query: Any, n: int) -> dict[str, Any]:
     """Whether the recommend path prunes (catalogues large enough) and then, untimed on the first 5,000
     ``users``, the fraction of the users x items scores it computed for top-``n`` lists."""
-    import musicrec.models.mf as mf
+    import musicrec.models.pruned_topn as pruned_topn
     from musicrec.pipeline.evaluate import recommend_batched
 
-    pruning: dict[str, Any] = {"pruned": bool(model.n_items >= getattr(mf, "_PRUNE_MIN_ITEMS", float("inf")))}
+    pruning: dict[str, Any] = {"pruned": bool(model.n_items >= pruned_topn.PRUNE_MIN_ITEMS)}
     if pruning["pruned"]:
         scored: list[int] = []
-        real_top_n = mf.top_n
+        real_top_n = pruned_topn.top_n
 
         def counting(s, N, order=None, **kw):  # noqa: ANN001, ANN003, ANN202
             scored.append(s.size)
             return real_top_n(s, N, order, **kw)
 
-        mf.top_n = counting
+        pruned_topn.top_n = counting
         try:
             sample = users[:5000]
             recommend_batched(model, sample, query, n)
         finally:
-            mf.top_n = real_top_n
+            pruned_topn.top_n = real_top_n
         pruning["pruned_item_fraction"] = round(sum(scored) / (sample.size * model.n_items), 3)
     return pruning
 
@@ -227,7 +227,7 @@ def worker_eval(argv: list[str]) -> None:
     ours_k = M.accuracy_metrics(recs_u[:, : a.k], test[users], [a.k])
     t_met_k = time.perf_counter() - t
 
-    imodel = model._model  # the implicit ALS object holding the same factors
+    imodel = model.implicit_model  # the implicit ALS object holding the same factors
     t = time.perf_counter()
     theirs = ranking_metrics_at_k(imodel, query, test, K=a.k, show_progress=False)
     t_imp = time.perf_counter() - t

@@ -77,14 +77,14 @@ def test_gpu_branch_converts_to_cpu_and_saves(X, monkeypatch, tmp_path):
             calls["to_cpu"] = True
             return self._cpu
 
-    real = mf._backend
+    real = mf.implicit_backend
 
     def fake_backend(kind, use_gpu=False):
         if kind == "als" and use_gpu in (True, "auto"):
             return FakeGPUALS, True
         return real(kind, use_gpu)
 
-    monkeypatch.setattr(mf, "_backend", fake_backend)
+    monkeypatch.setattr(mf, "implicit_backend", fake_backend)
     monkeypatch.setattr(mf, "gpu_available", lambda: (True, ""))
     gpu = build_model("als", _params(True), seed=3).fit(X)
     assert calls == {"init": calls["init"], "fit": True, "to_cpu": True}

@@ -1,6 +1,6 @@
-"""The pruned top-N of the factor models (``_MFModel._top_n_pruned``) equals full scoring.
+"""The pruned top-N of the factor models (``pruned_topn.pruned_top_n``) equals full scoring.
 
-Catalogues of ``_PRUNE_MIN_ITEMS`` items or more are ranked by visiting items in
+Catalogues of ``PRUNE_MIN_ITEMS`` items or more are ranked by visiting items in
 descending factor norm and stopping each user at the Cauchy-Schwarz bound. The
 factors here are small integers, so every dot product is exact in float32 and the
 comparison with the full users x items scoring is bit-for-bit, ties included
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-import musicrec.models.mf as mf
+import musicrec.models.pruned_topn as pruned_topn
 from musicrec.models.factory import build_model, default_params
-from musicrec.models.base import mask_rows, top_n
+from musicrec.models.ranking import mask_rows, top_n
 
-N_ITEMS = mf._PRUNE_MIN_ITEMS + 500
+N_ITEMS = pruned_topn.PRUNE_MIN_ITEMS + 500
 
 
 def _model(name: str, seed: int, factors: int = 6, n_users: int = 400):
@@ -70,13 +70,13 @@ def test_pruning_skips_most_of_the_catalogue(monkeypatch):
     """The point of the bound: on norm-skewed factors most users stop early."""
     model, X = _model("als", 5)
     scored = []
-    real = mf.top_n
+    real = pruned_topn.top_n
 
     def counting(scores, N, order=None, **kw):
         scored.append(scores.size)
         return real(scores, N, order, **kw)
 
-    monkeypatch.setattr(mf, "top_n", counting)
+    monkeypatch.setattr(pruned_topn, "top_n", counting)
     users = np.arange(X.shape[0])
     model.recommend(users, X, N=10)
     assert 0 < sum(scored) < 0.8 * users.size * N_ITEMS

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from musicrec.config import MODELS
 from musicrec.models.features import build_item_features
 from musicrec.models.factory import MODEL_NAMES, build_model, default_params, load_model
-from musicrec.models.base import minmax_rows, top_n
+from musicrec.models.ranking import minmax_rows, top_n
 
 
 def csr(rows):

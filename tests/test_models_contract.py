@@ -163,6 +163,15 @@ class TestContract:
         ids, _ = fitted[name].similar_items(np.array([3]), N=N_ITEMS + 5)
         assert (ids[0, : N_ITEMS - 1] >= 0).all() and (ids[0, N_ITEMS - 1 :] == -1).all()
 
+    def test_item_similarity_is_what_similar_items_ranks(self, name, fitted):
+        items = np.array([0, 5, 119])
+        sims = fitted[name].item_similarity(items)
+        assert sims.shape == (3, N_ITEMS) and sims.dtype == np.float32
+        ids, scores = fitted[name].similar_items(items, N=10)
+        np.testing.assert_array_equal(scores, sims[np.arange(3)[:, None], ids])
+        with pytest.raises(ValueError, match=rf"itemids must lie in \[0, {N_ITEMS}\)"):
+            fitted[name].item_similarity(np.array([N_ITEMS]))
+
     def test_save_load_round_trip(self, name, fitted, data, tmp_path):
         train = data[0]
         model = fitted[name]

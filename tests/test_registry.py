@@ -30,7 +30,8 @@ MODEL_FILE = '''
 from typing import Any
 
 import numpy as np
-from musicrec.models.base import ArrayBundle, Recommender
+from musicrec.models.base import Recommender
+from musicrec.models.persist import ArrayBundle
 
 
 class ShiftRecommender(Recommender):

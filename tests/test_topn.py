@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from musicrec.models.base import top_n
+from musicrec.models.ranking import top_n
 
 
 def reference_top_n(scores: np.ndarray, N: int, order: np.ndarray | None = None):
@@ -56,7 +56,7 @@ def test_top_n_matches_definition(m, N, kind):
 
 def test_mf_recommend_equals_unfused_path():
     """ALS recommend (chunked, threaded, fused) == score + mask + top_n on the whole matrix."""
-    from musicrec.models.base import mask_rows
+    from musicrec.models.ranking import mask_rows
     from musicrec.models.mf import ALSRecommender
 
     rng = np.random.default_rng(3)

@@ -335,22 +335,6 @@ def load_csr(path: Path | str) -> sp.csr_matrix:
     return sp.csr_matrix(m)
 
 
-def save_arrays(path: Path | str, **arrays: np.ndarray) -> None:
-    """Save named numeric arrays as an uncompressed ``.npz`` (loaded without pickle)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-
-
-def load_arrays(path: Path | str) -> dict[str, np.ndarray]:
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a valid array .npz file ({err})") from None
-
-
 def md5_file(path: Path | str, chunk: int = 1 << 20) -> str:
     h = hashlib.md5()
     with open(path, "rb") as fh:

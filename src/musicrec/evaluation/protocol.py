@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import stats
 
+from musicrec.evaluation import beyond_accuracy as B
 from musicrec.evaluation import metrics as M
 
 __all__ = [
@@ -51,7 +52,8 @@ DECIMALS = 6
 _BOOT_CHUNK_ELEMS = 1 << 24  # resamples x users per block (counts matrix ~128 MB)
 
 
-def _r(x: Any) -> float | None:
+def rounded(x: Any) -> float | None:
+    """``x`` rounded to ``DECIMALS`` places for the JSON reports; None when it is not finite."""
     x = float(x)
     return None if not math.isfinite(x) else round(x, DECIMALS)
 
@@ -66,7 +68,7 @@ def _nanmean(v: np.ndarray) -> float:
 
 
 def _rows(matrix: sp.spmatrix, users: np.ndarray | None) -> sp.csr_matrix:
-    m = M._canonical_csr(matrix)
+    m = M.canonical_csr(matrix)
     return m if users is None else m[np.asarray(users, dtype=np.int64)]
 
 
@@ -114,7 +116,7 @@ def _ci(boot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _means(per_user: Mapping[str, np.ndarray], mask: np.ndarray | None = None) -> dict[str, float | None]:
-    return {k: _r(_nanmean(v if mask is None else v[mask])) for k, v in sorted(per_user.items())}
+    return {k: rounded(_nanmean(v if mask is None else v[mask])) for k, v in sorted(per_user.items())}
 
 
 def evaluate_model(
@@ -141,13 +143,13 @@ def evaluate_model(
     {"n_users", "metrics"}}}``. Metric keys: ``precision|recall|ndcg|map|hit_rate|
     coverage|novelty|arp|arp_norm[|ild]@k``.
     """
-    ks = M._ks(ks)
-    test_c = M._canonical_csr(test)
-    train_c = M._canonical_csr(train)
+    ks = M.cutoffs(ks)
+    test_c = M.canonical_csr(test)
+    train_c = M.canonical_csr(train)
     if test_c.shape != train_c.shape:
         raise ValueError(f"test shape {test_c.shape} != train shape {train_c.shape}")
     n_items = test_c.shape[1]
-    recs = M._as_recs(recs, n_items)
+    recs = M.as_recs(recs, n_items)
     rel = _rows(test_c, users)
     if recs.shape[0] != rel.shape[0]:
         raise ValueError(f"recs has {recs.shape[0]} rows, expected {rel.shape[0]} (test rows / users)")
@@ -159,16 +161,16 @@ def evaluate_model(
     # per-user arrays over the evaluated users only
     pu: dict[str, np.ndarray] = {k: np.asarray(v)[mask] for k, v in acc.items()}
     recs_e = recs[mask]
-    pop = M.item_popularity(train_c)
+    pop = B.item_popularity(train_c)
     n_train_users = max(int((np.diff(train_c.indptr) > 0).sum()), 1)
     extra: dict[str, float | None] = {}
     for k in ks:
-        pu[f"novelty@{k}"] = M.novelty(recs_e, pop, n_train_users, k)
-        pu[f"arp@{k}"] = M.average_recommendation_popularity(recs_e, pop, k)
-        pu[f"arp_norm@{k}"] = M.average_recommendation_popularity(recs_e, pop, k, normalise_by=n_train_users)
+        pu[f"novelty@{k}"] = B.novelty(recs_e, pop, n_train_users, k)
+        pu[f"arp@{k}"] = B.average_recommendation_popularity(recs_e, pop, k)
+        pu[f"arp_norm@{k}"] = B.average_recommendation_popularity(recs_e, pop, k, normalise_by=n_train_users)
         if item_vectors is not None:
-            pu[f"ild@{k}"] = M.intra_list_diversity(recs_e, item_vectors, k)
-        extra[f"coverage@{k}"] = _r(M.catalogue_coverage(recs_e, n_items, k)) if n_eval else None
+            pu[f"ild@{k}"] = B.intra_list_diversity(recs_e, item_vectors, k)
+        extra[f"coverage@{k}"] = rounded(B.catalogue_coverage(recs_e, n_items, k)) if n_eval else None
 
     metrics = _means(pu)
     metrics.update(extra)
@@ -178,7 +180,7 @@ def evaluate_model(
     if bootstrap > 0 and n_eval > 0:
         boot = bootstrap_means(np.column_stack([pu[h] for h in headline]), bootstrap, rng)
         lo, hi = _ci(boot)
-        ci = {h: [_r(lo[j]), _r(hi[j])] for j, h in enumerate(headline)}
+        ci = {h: [rounded(lo[j]), rounded(hi[j])] for j, h in enumerate(headline)}
 
     # listener segments: terciles of train interactions per evaluated user
     activity = np.diff(_rows(train_c, users).indptr)[mask]
@@ -189,7 +191,7 @@ def evaluate_model(
     else:
         t1 = t2 = float("nan")
         seg_masks = {s: np.zeros(0, dtype=bool) for s in SEGMENTS}
-    segments["thresholds"] = {"light_max": _r(t1), "medium_max": _r(t2)}
+    segments["thresholds"] = {"light_max": rounded(t1), "medium_max": rounded(t2)}
     for s in SEGMENTS:
         sm = seg_masks[s]
         segments[s] = {"n_users": int(sm.sum()), "metrics": _means(pu, sm)}
@@ -231,9 +233,9 @@ def paired_comparison(
     n = int(d.size)
     res: dict[str, Any] = {
         "n_users": n,
-        "mean_a": _r(a.mean()) if n else None,
-        "mean_b": _r(b.mean()) if n else None,
-        "mean_diff": _r(d.mean()) if n else None,
+        "mean_a": rounded(a.mean()) if n else None,
+        "mean_b": rounded(b.mean()) if n else None,
+        "mean_diff": rounded(d.mean()) if n else None,
         "ci_level": CI_LEVEL,
         "ci": None,
         "wilcoxon_statistic": None,
@@ -243,12 +245,12 @@ def paired_comparison(
         return res
     if bootstrap > 0:
         lo, hi = _ci(bootstrap_means(d, bootstrap, rng))
-        res["ci"] = [_r(lo[0]), _r(hi[0])]
+        res["ci"] = [rounded(lo[0]), rounded(hi[0])]
     if np.count_nonzero(d) == 0:
         res["wilcoxon_statistic"], res["wilcoxon_p"] = 0.0, 1.0
     else:
         w = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
-        res["wilcoxon_statistic"], res["wilcoxon_p"] = _r(w.statistic), _r(w.pvalue)
+        res["wilcoxon_statistic"], res["wilcoxon_p"] = rounded(w.statistic), rounded(w.pvalue)
     return res
 
 
@@ -287,6 +289,6 @@ def metrics_curve(results_by_model: Mapping[str, Mapping[str, Any]], ks: Sequenc
             row: dict[str, Any] = {"model": name, "k": k}
             for m in HEADLINE_METRICS:
                 v = means.get(f"{m}@{k}")
-                row[m] = None if v is None else _r(v)
+                row[m] = None if v is None else rounded(v)
             rows.append(row)
     return rows

@@ -1,4 +1,4 @@
-"""The one interface every recommender implements, plus shared helpers.
+"""The one interface every recommender implements: :class:`Recommender`.
 
 Conventions (as in :mod:`implicit` 0.7): CSR in, arrays out.
 
@@ -18,12 +18,14 @@ Conventions (as in :mod:`implicit` 0.7): CSR in, arrays out.
 * ``save``/``load`` write ``model.json`` (name, format version, params, meta,
   SHA-256 of every file and of the JSON itself) and ``arrays.npz`` (numeric
   arrays, read back with ``allow_pickle=False``). No pickle anywhere.
+
+The helpers it is built on live beside it: argument checks in
+:mod:`~musicrec.models.checks`, the top-N kernel and score helpers in
+:mod:`~musicrec.models.ranking`, the on-disk format in :mod:`~musicrec.models.persist`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -33,333 +35,30 @@ import scipy.sparse as sp
 
 from musicrec.errors import DataError
 from musicrec.io import atomic_path
+from musicrec.models import MODELS, model_class
+from musicrec.models.checks import check_ids, check_n, check_user_items
+from musicrec.models.persist import (
+    ARRAYS_NPZ,
+    FORMAT_VERSION,
+    MODEL_JSON,
+    ArrayBundle,
+    load_bundle,
+    read_model_json,
+    verify_files,
+    write_model_json,
+    write_npz,
+)
+from musicrec.models.ranking import mask_rows, popularity_order, top_n
 
 if TYPE_CHECKING:  # pragma: no cover
     from musicrec.models.features import ItemFeatures
 
-FORMAT_VERSION = 1
-MODEL_JSON = "model.json"
-ARRAYS_NPZ = "arrays.npz"
 # Scores of at most this many floats are materialised at once by ``recommend``.
 _CHUNK_FLOATS = 1 << 24
-# top_n: blocks per wanted item when bounding the N-th largest score (see top_n).
-_TOPN_BLOCKS_PER_K = 16
 
 
 class NotFittedError(ValueError):
     """The model was used before ``fit`` (or ``load``)."""
-
-
-# --------------------------------------------------------------------------- checks
-
-
-def check_user_items(user_items: Any, name: str = "user_items", *, n_items: int | None = None) -> sp.csr_matrix:
-    """Return ``user_items`` as a float32 CSR matrix with sorted indices, or raise ValueError."""
-    if not sp.issparse(user_items) or user_items.format != "csr":
-        got = type(user_items).__name__ if not sp.issparse(user_items) else f"{user_items.format} sparse"
-        raise ValueError(f"{name} must be a scipy CSR sparse matrix (got {got})")
-    if user_items.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (got {user_items.ndim}-D)")
-    if n_items is not None and user_items.shape[1] != n_items:
-        raise ValueError(
-            f"{name} has {user_items.shape[1]} columns but the model was fitted on {n_items} items"
-        )
-    m = sp.csr_matrix(user_items, dtype=np.float32, copy=False)
-    if not m.has_sorted_indices:
-        m = m.copy()
-        m.sort_indices()
-    if m.nnz and not np.isfinite(m.data).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return m
-
-
-def check_ids(ids: Any, name: str, upper: int | None = None) -> np.ndarray:
-    """Return ``ids`` as a 1-D int64 array, or raise ValueError."""
-    arr = np.asarray(ids)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of integer ids (got shape {arr.shape})")
-    if arr.size and (arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer)):
-        raise ValueError(f"{name} must hold integers (got dtype {arr.dtype})")
-    arr = arr.astype(np.int64, copy=False)
-    if upper is not None and arr.size and (arr.min() < 0 or arr.max() >= upper):
-        bad = arr[(arr < 0) | (arr >= upper)][0]
-        raise ValueError(f"{name} must lie in [0, {upper}) (got {int(bad)})")
-    return arr
-
-
-def check_n(N: Any) -> int:
-    if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N <= 0:
-        raise ValueError(f"N must be a positive integer (got {N!r})")
-    return int(N)
-
-
-# --------------------------------------------------------------------------- ranking
-
-
-def popularity_order(popularity: np.ndarray) -> np.ndarray:
-    """Item indices by descending popularity, then ascending index (the tie-break order)."""
-    return np.lexsort((np.arange(len(popularity)), -np.asarray(popularity, dtype=np.float64)))
-
-
-_RANK_CACHE: list[tuple[np.ndarray, np.ndarray]] = []
-
-
-def _order_rank(order: np.ndarray, m: int) -> np.ndarray:
-    """Inverse permutation of ``order`` (position of each column), cached for the last order seen."""
-    cached = _RANK_CACHE[0] if _RANK_CACHE else None  # read once: other threads may replace it
-    if cached is not None and cached[0] is order and len(cached[1]) == m:
-        return cached[1]
-    rank = np.empty(m, dtype=np.int64)
-    rank[np.asarray(order)] = np.arange(m)
-    if isinstance(order, np.ndarray):
-        _RANK_CACHE[:] = [(order, rank)]
-    return rank
-
-
-def top_n(scores: np.ndarray, N: int, order: np.ndarray | None = None, *,
-          tie_rank: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``N`` columns of each row of ``scores`` (n, m), best first.
-
-    Ties are broken by position in ``order`` (a permutation of the columns;
-    default: column index), or, given ``tie_rank`` instead (distinct keys, one
-    per column), by that key ascending: ``tie_rank = position in order``. Entries equal to ``-inf`` are not candidates: their
-    slots are returned as id ``-1`` / score ``-inf`` (padding), as are the slots
-    beyond the number of columns. NaN counts as ``-inf``.
-
-    The result is the first ``N`` columns of each row in the order (score
-    descending, ``order`` position ascending). Selection without a per-row
-    partition: each row is cut into ``_TOPN_BLOCKS_PER_K * N`` blocks; the
-    ``N``-th largest block maximum is a lower bound of the row's ``N``-th largest
-    score (``N`` distinct blocks reach it), so only entries at or above it, in
-    the about ``N`` blocks whose maximum reaches it, are candidates (ties at the
-    bound all kept). One vectorised max-reduce over the scores, then work on a
-    fraction of them; only the candidates are sorted.
-    """
-    scores = np.asarray(scores, dtype=np.float32)
-    n, m = scores.shape
-    ids = np.full((n, N), -1, dtype=np.int64)
-    out = np.full((n, N), -np.inf, dtype=np.float32)
-    k = min(N, m)
-    if n == 0 or k == 0:
-        return ids, out
-    blocks = _TOPN_BLOCKS_PER_K * k
-    if m < 2 * blocks:
-        if np.isnan(scores).any():
-            scores = np.where(np.isnan(scores), np.float32(-np.inf), scores)
-        rows, cols = np.divmod(np.arange(n * m, dtype=np.int64), m)
-    else:
-        bs = m // blocks
-        # block b = columns b, b + blocks, b + 2 * blocks, ...: the max over the middle axis is an
-        # element-wise maximum of contiguous rows (SIMD), several times faster than over short runs
-        body = scores[:, : blocks * bs].reshape(n, bs, blocks)
-        tail = scores[:, blocks * bs:]
-        bmax = body.max(axis=1)
-        if tail.shape[1]:  # the tail is one more block
-            bmax = np.concatenate([bmax, tail.max(axis=1, keepdims=True)], axis=1)
-        if np.isnan(bmax).any():  # max propagates NaN: only then pay for the replacement
-            return top_n(np.where(np.isnan(scores), np.float32(-np.inf), scores), N, order, tie_rank=tie_rank)
-        nb = bmax.shape[1]
-        bound = np.partition(bmax, nb - k, axis=1)[:, nb - k]
-        # only blocks whose maximum reaches the bound hold candidates (about k of them)
-        br, bb = np.nonzero(bmax >= bound[:, None])
-        inb = bb < blocks
-        r_b, b_b = br[inb], bb[inb]
-        i, j = np.nonzero(body[r_b, :, b_b] >= bound[r_b][:, None])  # (selected blocks, bs)
-        rows, cols = r_b[i], j * blocks + b_b[i]
-        r_t = br[~inb]
-        if r_t.size:
-            i, j = np.nonzero(tail[r_t] >= bound[r_t][:, None])
-            rows, cols = np.concatenate([rows, r_t[i]]), np.concatenate([cols, blocks * bs + j])
-    vals = scores[rows, cols]
-    # tie-break position of each candidate
-    tie = tie_rank[cols] if tie_rank is not None else cols if order is None else _order_rank(order, m)[cols]
-    srt = np.lexsort((tie, -vals, rows))  # by row, then score descending, then tie-break rank
-    rows, cols, vals = rows[srt], cols[srt], vals[srt]
-    counts = np.bincount(rows, minlength=n)  # >= k for every row
-    take = (np.cumsum(counts) - counts)[:, None] + np.arange(k)
-    sel, v = cols[take], vals[take]
-    cand = v > -np.inf
-    ids[:, :k] = np.where(cand, sel, -1)
-    out[:, :k] = np.where(cand, v, -np.inf)
-    return ids, out
-
-
-def mask_rows(scores: np.ndarray, rows: sp.csr_matrix, value: float = -np.inf) -> None:
-    """Set ``scores[r, j] = value`` for every stored entry (r, j) of ``rows`` (in place)."""
-    r = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
-    scores[r, rows.indices] = value
-
-
-def minmax_rows(scores: np.ndarray) -> np.ndarray:
-    """Per-row min-max scaling to [0, 1]; constant rows become 0. Ignores non-finite entries."""
-    s = np.asarray(scores, dtype=np.float32)
-    finite = np.isfinite(s)
-    lo = np.where(finite, s, np.inf).min(axis=1, keepdims=True)
-    hi = np.where(finite, s, -np.inf).max(axis=1, keepdims=True)
-    span = hi - lo
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(span > 0, (s - lo) / np.where(span > 0, span, 1), 0).astype(np.float32)
-    return np.where(finite, out, 0).astype(np.float32)
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine similarity of each row of ``a`` with each row of ``b`` (zero rows give 0)."""
-    a = np.asarray(a, dtype=np.float32)
-    b = np.asarray(b, dtype=np.float32)
-    na = np.linalg.norm(a, axis=1, keepdims=True)
-    nb = np.linalg.norm(b, axis=1, keepdims=True)
-    a = a / np.where(na > 0, na, 1)
-    b = b / np.where(nb > 0, nb, 1)
-    return (a @ b.T).astype(np.float32)
-
-
-def topk_csr_rows(rows: np.ndarray, k: int) -> sp.csr_matrix:
-    """Keep the ``k`` largest positive entries of each row of a dense block, as CSR."""
-    rows = np.asarray(rows, dtype=np.float32)
-    n, m = rows.shape
-    k = min(k, m)
-    if k < m:
-        idx = np.argpartition(-rows, k - 1, axis=1)[:, :k]
-    else:
-        idx = np.broadcast_to(np.arange(m), (n, m))
-    vals = np.take_along_axis(rows, idx, axis=1)
-    keep = vals > 0
-    r = np.broadcast_to(np.arange(n)[:, None], idx.shape)[keep]
-    out = sp.csr_matrix((vals[keep], (r, idx[keep])), shape=(n, m), dtype=np.float32)
-    out.sort_indices()
-    return out
-
-
-# --------------------------------------------------------------------------- persistence helpers
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _canonical(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
-
-
-def pack_arrays(state: dict[str, np.ndarray | sp.spmatrix | None]) -> dict[str, np.ndarray]:
-    """Flatten arrays and CSR matrices into plain ``.npz`` entries (``name__data`` etc.)."""
-    flat: dict[str, np.ndarray] = {}
-    for key, value in state.items():
-        if value is None:
-            continue
-        if sp.issparse(value):
-            m = sp.csr_matrix(value)
-            flat[f"{key}__data"] = m.data
-            flat[f"{key}__indices"] = m.indices
-            flat[f"{key}__indptr"] = m.indptr
-            flat[f"{key}__shape"] = np.asarray(m.shape, dtype=np.int64)
-        else:
-            arr = np.asarray(value)
-            if arr.dtype == object:
-                raise TypeError(f"array {key!r} has dtype object and cannot be saved without pickle")
-            flat[key] = arr
-    return flat
-
-
-class ArrayBundle:
-    """Read access to a loaded ``arrays.npz`` that names the file in every error."""
-
-    def __init__(self, path: Path, arrays: dict[str, np.ndarray]):
-        self.path = path
-        self._arrays = arrays
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._arrays or f"{key}__data" in self._arrays
-
-    def is_sparse(self, key: str) -> bool:
-        """Whether ``key`` was saved as a sparse matrix (``key__data`` etc.)."""
-        return f"{key}__data" in self._arrays
-
-    def array(self, key: str, *, dtype: Any = None, shape: tuple[int | None, ...] | None = None) -> np.ndarray:
-        if key not in self._arrays:
-            raise DataError(f"{self.path}: missing array {key!r} (file modified or corrupt)")
-        arr = self._arrays[key]
-        if dtype is not None and arr.dtype != np.dtype(dtype):
-            raise DataError(f"{self.path}: array {key!r} has dtype {arr.dtype}, expected {np.dtype(dtype)}")
-        if shape is not None and (
-            arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape))
-        ):
-            raise DataError(f"{self.path}: array {key!r} has shape {arr.shape}, expected {shape}")
-        return arr
-
-    def csr(self, key: str, *, shape: tuple[int, int] | None = None) -> sp.csr_matrix:
-        try:
-            got = tuple(int(x) for x in self.array(f"{key}__shape", shape=(2,)))
-            m = sp.csr_matrix(
-                (self.array(f"{key}__data"), self.array(f"{key}__indices"), self.array(f"{key}__indptr")),
-                shape=got,
-            )
-            m.check_format(full_check=True)
-        except ValueError as err:
-            if str(err).startswith(str(self.path)):
-                raise
-            raise DataError(f"{self.path}: sparse matrix {key!r} is invalid ({err})") from None
-        if shape is not None and m.shape != tuple(shape):
-            raise DataError(f"{self.path}: sparse matrix {key!r} has shape {m.shape}, expected {shape}")
-        return m
-
-
-def read_model_json(directory: Path | str) -> dict[str, Any]:
-    """Read and verify ``model.json`` (JSON, self-checksum, required keys, format version)."""
-    path = Path(directory) / MODEL_JSON
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: not found; {Path(directory)} is not a saved model directory") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(doc, dict):
-        raise DataError(f"{path}: expected a JSON object")
-    checksum = doc.pop("sha256", None)
-    if checksum != hashlib.sha256(_canonical(doc)).hexdigest():
-        raise DataError(f"{path}: checksum mismatch (file modified or corrupt)")
-    for key, typ in (("model", str), ("format_version", int), ("params", dict), ("meta", dict),
-                     ("files", dict), ("seed", int), ("n_users", int), ("n_items", int)):
-        if not isinstance(doc.get(key), typ):
-            raise DataError(f"{path}: key {key!r} missing or not a {typ.__name__}")
-    if doc["format_version"] != FORMAT_VERSION:
-        raise DataError(
-            f"{path}: format_version {doc['format_version']} is not supported (expected {FORMAT_VERSION})"
-        )
-    return doc
-
-
-def verify_files(directory: Path, doc: dict[str, Any]) -> None:
-    """Check the SHA-256 of every file listed in ``model.json``."""
-    for rel, digest in sorted(doc["files"].items()):
-        path = directory / rel
-        if ".." in Path(rel).parts or Path(rel).is_absolute():
-            raise DataError(f"{directory / MODEL_JSON}: bad file entry {rel!r}")
-        if not path.is_file():
-            raise DataError(f"{path}: missing (listed in {directory / MODEL_JSON})")
-        if _sha256(path) != digest:
-            raise DataError(f"{path}: checksum mismatch (file modified or corrupt)")
-
-
-def load_bundle(directory: Path) -> ArrayBundle:
-    return load_npz(directory / ARRAYS_NPZ)
-
-
-def load_npz(path: Path) -> ArrayBundle:
-    """Load every array of an ``.npz`` without pickle; errors name the file."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, KeyError) as err:
-        raise DataError(f"{path}: not a valid array .npz file ({err})") from None
-    return ArrayBundle(path, arrays)
-
-
-# --------------------------------------------------------------------------- the interface
 
 
 class Recommender(ABC):
@@ -520,6 +219,12 @@ class Recommender(ABC):
     def _item_similarity(self, itemids: np.ndarray) -> np.ndarray:
         """Dense float32 (len(itemids), n_items) similarities."""
 
+    def item_similarity(self, itemids: np.ndarray) -> np.ndarray:
+        """Dense float32 ``(len(itemids), n_items)`` similarities of ``itemids`` to every item (unfiltered)."""
+        self._check_fitted()
+        items = check_ids(itemids, "itemids", self.n_items)
+        return self._item_similarity(items)
+
     def similar_items(self, itemids: np.ndarray, N: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The ``N`` items most similar to each of ``itemids`` (never the item itself)."""
         self._check_fitted()
@@ -553,17 +258,11 @@ class Recommender(ABC):
     def _write(self, directory: Path) -> None:
         meta, state = self._get_state()
         state = {"item_popularity": self.item_popularity, **state}
-        with open(directory / ARRAYS_NPZ, "wb") as fh:
-            np.savez(fh, **pack_arrays(state))
+        write_npz(directory / ARRAYS_NPZ, state)
         for sub, comp in self._components().items():
             (directory / sub).mkdir()
             comp._write(directory / sub)
-        files = {
-            p.relative_to(directory).as_posix(): _sha256(p)
-            for p in sorted(directory.rglob("*"))
-            if p.is_file() and p != directory / MODEL_JSON
-        }
-        doc = {
+        write_model_json(directory, {
             "model": self.name,
             "format_version": FORMAT_VERSION,
             "params": self.get_params(),
@@ -571,17 +270,20 @@ class Recommender(ABC):
             "n_users": self.n_users,
             "n_items": self.n_items,
             "meta": meta,
-            "files": files,
-        }
-        doc["sha256"] = hashlib.sha256(_canonical(doc)).hexdigest()
-        (directory / MODEL_JSON).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        })
 
     @classmethod
     def load(cls, directory: Path | str, *, num_threads: int = 0) -> Recommender:
-        """Load a model saved by :meth:`save`; raises ValueError naming a bad file."""
-        from musicrec.models.factory import load_model
+        """Load a model saved by :meth:`save`, dispatching on ``model.json``'s ``"model"`` (the registry).
 
-        model = load_model(directory, num_threads=num_threads)
+        Called on a subclass, the saved model must be one. A missing, tampered or
+        corrupt file raises ValueError naming the file.
+        """
+        directory = Path(directory)
+        doc = read_model_json(directory)
+        if doc["model"] not in MODELS:
+            raise DataError(f"{directory / MODEL_JSON}: unknown model {doc['model']!r}")
+        model = model_class(doc["model"])._from_saved(directory, doc, num_threads=num_threads)
         if cls is not Recommender and not isinstance(model, cls):
             raise DataError(f"{Path(directory) / MODEL_JSON}: holds a {model.name!r} model, not {cls.name!r}")
         return model

@@ -15,7 +15,8 @@ import scipy.sparse as sp
 
 from musicrec.errors import DataError
 from musicrec.models.features import ItemFeatures
-from musicrec.models.base import ArrayBundle, Recommender
+from musicrec.models.base import Recommender
+from musicrec.models.persist import ArrayBundle
 
 
 class ContentRecommender(Recommender):

@@ -13,8 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from musicrec.errors import DataError
-from musicrec.models.base import FORMAT_VERSION, NotFittedError, Recommender, read_model_json
+from musicrec.models.base import NotFittedError, Recommender
 from musicrec.models import MODELS, model_class
 
 MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
@@ -66,19 +65,14 @@ def build_model(
 
 
 def load_model(directory: Path | str, *, num_threads: int = 0) -> Recommender:
-    """Load any model saved with ``Recommender.save``, dispatching on ``model.json``'s ``"model"``.
+    """Load any model saved with ``Recommender.save`` (:meth:`Recommender.load`).
 
     A missing, tampered or corrupt file raises ValueError naming the file.
     """
-    directory = Path(directory)
-    doc = read_model_json(directory)
-    if doc["model"] not in MODELS:
-        raise DataError(f"{directory / 'model.json'}: unknown model {doc['model']!r}")
-    return model_class(doc["model"])._from_saved(directory, doc, num_threads=num_threads)
+    return Recommender.load(directory, num_threads=num_threads)
 
 
 __all__ = [
-    "FORMAT_VERSION",
     "MODEL_NAMES",
     "NotFittedError",
     "Recommender",

@@ -29,6 +29,7 @@ import scipy.sparse as sp
 
 from musicrec.errors import DataError
 from musicrec.io import atomic_path
+from musicrec.models.persist import load_npz, write_npz
 from musicrec.schema import AUDIO_FEATURES
 
 TAG_PREFIX = "tag:"
@@ -149,17 +150,12 @@ class ItemFeatures:
 
     def save(self, path: Path | str) -> None:
         """Write to one ``.npz`` (loaded with ``allow_pickle=False``)."""
-        from musicrec.models.base import pack_arrays
-
         with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **pack_arrays(self.to_arrays()))
+            write_npz(tmp, self.to_arrays())
 
     @classmethod
     def load(cls, path: Path | str) -> ItemFeatures:
         """Read a file written by :meth:`save`; a corrupt file raises ValueError naming it."""
-        from musicrec.models.base import load_npz
-
         bundle = load_npz(Path(path))
         try:
             return cls.from_arrays(bundle.array, bundle.csr)

@@ -21,7 +21,9 @@ import numpy as np
 
 from musicrec.errors import DataError
 from musicrec.models import collaborative_models
-from musicrec.models.base import ArrayBundle, Recommender, minmax_rows, top_n
+from musicrec.models.base import Recommender
+from musicrec.models.persist import ArrayBundle
+from musicrec.models.ranking import minmax_rows, top_n
 from musicrec.models.content import ContentRecommender
 
 
@@ -156,7 +158,7 @@ class HybridRecommender(Recommender):
 
     @classmethod
     def _from_saved(cls, directory, doc, *, num_threads: int, verify: bool = True):
-        from musicrec.models.base import MODEL_JSON, read_model_json, verify_files
+        from musicrec.models.persist import MODEL_JSON, read_model_json, verify_files
 
         path = directory / MODEL_JSON
         if verify:
@@ -180,7 +182,7 @@ class HybridRecommender(Recommender):
                 raise DataError(f"{directory / sub / MODEL_JSON}: shape differs from the hybrid's")
         model.collab, model.content = parts["collaborative"], parts["content"]
         model.n_users, model.n_items = doc["n_users"], doc["n_items"]
-        from musicrec.models.base import load_bundle
+        from musicrec.models.persist import load_bundle
 
         bundle = load_bundle(directory)
         model._set_popularity(bundle.array("item_popularity", dtype=np.float32, shape=(model.n_items,)))

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from musicrec.models.base import ArrayBundle, Recommender
+from musicrec.models.base import Recommender
+from musicrec.models.persist import ArrayBundle
 
 
 class ItemItemModel(Recommender):

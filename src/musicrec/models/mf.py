@@ -1,6 +1,6 @@
 """Matrix factorisation via :mod:`implicit`: ALS and BPR.
 
-The implicit classes are built by :func:`_backend`: the CPU implementation
+The implicit classes are built by :func:`implicit_backend`: the CPU implementation
 (``implicit.cpu.*``) unless ALS's ``use_gpu`` (``train.als.use_gpu``) asks for the
 GPU one: ``auto`` takes ``implicit.gpu`` when CUDA is usable and falls back to the
 CPU with a log line; ``true`` fails with the reason when it is not. A GPU fit is
@@ -32,19 +32,23 @@ import numpy as np
 import scipy.sparse as sp
 
 from musicrec.errors import ResourceUnavailable
-from musicrec.models.base import ArrayBundle, Recommender, _order_rank, check_n, cosine_rows, mask_rows, top_n
+from musicrec.models.base import Recommender
+from musicrec.models.checks import check_n
+from musicrec.models.persist import ArrayBundle
+from musicrec.models.pruned_topn import PRUNE_MIN_ITEMS, PRUNE_USERS, NormIndex, norm_index, pruned_top_n
+from musicrec.models.ranking import order_rank, cosine_rows, mask_rows
 
 # Rows scored at once by the fused recommend path: small enough that a chunk's
 # scores stay in cache through masking and top-N, large enough for an efficient GEMM.
 _MF_CHUNK_FLOATS = 1 << 22
 _MF_CHUNK_MIN_ROWS = 32
-# Exact pruned top-N (``_MFModel._top_n_pruned``): items are scored in blocks in descending order of
-# their factor norm, and a user stops as soon as the Cauchy-Schwarz bound |u| |v| of every item left is
-# below the user's current N-th best score. Used for catalogues of at least _PRUNE_MIN_ITEMS items.
-_PRUNE_MIN_ITEMS = 8192
-_PRUNE_USERS = 1024              # users scored together in the pruned path
-_PRUNE_BLOCK_MIN = 1024          # items per block (at least 64 N, so that top_n's block pass applies)
-_PRUNE_SLACK = 1e-4              # relative margin on the bound, far above float32 GEMM rounding (~f * 6e-8)
+
+
+
+def chunk_rows(n_items: int) -> int:
+    """Users scored at once by the fused recommend path over a catalogue of ``n_items`` items."""
+    return max(_MF_CHUNK_MIN_ROWS, _MF_CHUNK_FLOATS // max(n_items, 1))
+
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +66,7 @@ def gpu_available() -> tuple[bool, str]:
     return True, ""
 
 
-def _backend(kind: str, use_gpu: bool | str = False):
+def implicit_backend(kind: str, use_gpu: bool | str = False):
     """``(implicit class, on_gpu)`` for ``kind`` ("als" or "bpr").
 
     ``use_gpu``: ``False`` CPU; ``"auto"`` GPU when :func:`gpu_available`, else CPU
@@ -140,6 +144,12 @@ class _MFModel(Recommender):
     def _fold_in(self, X: sp.csr_matrix) -> np.ndarray:
         raise NotImplementedError
 
+    def _keep_factors(self, model: Any, X: sp.csr_matrix) -> None:
+        """Take the factors of the fitted implicit ``model`` (trained on ``X``) as float32 C arrays."""
+        self.user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+        self.item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        self.fitted_users = np.diff(X.indptr) > 0
+
     def _user_vectors(self, userids: np.ndarray, X: sp.csr_matrix) -> np.ndarray:
         known = self._known(userids)
         U = np.zeros((len(userids), self.item_factors.shape[1]), dtype=np.float32)
@@ -165,7 +175,7 @@ class _MFModel(Recommender):
 
         User vectors (fold-in included) are computed once; then, per chunk of
         rows small enough to stay in cache, GEMM + popularity fallback + masking +
-        :func:`top_n` (for catalogues of ``_PRUNE_MIN_ITEMS`` items or more, and
+        :func:`top_n` (for catalogues of ``PRUNE_MIN_ITEMS`` items or more, and
         no fallback rows, the exact pruned scoring of :meth:`_top_n_pruned`
         instead), the chunks spread over ``num_threads`` threads (0 = all
         cores; numpy and BLAS release the GIL). BLAS itself is held to one thread
@@ -181,8 +191,8 @@ class _MFModel(Recommender):
         U = self._user_vectors(ids, X)
         empty = ~self._has_signal(ids, X)
         fallback = self._fallback_scores() if empty.any() else None
-        if self.n_items >= _PRUNE_MIN_ITEMS and fallback is None:
-            step = _PRUNE_USERS
+        if self.n_items >= PRUNE_MIN_ITEMS and fallback is None:
+            step = PRUNE_USERS
 
             def run(start: int) -> None:
                 stop = min(start + step, n)
@@ -190,7 +200,7 @@ class _MFModel(Recommender):
                     U[start:stop], X[start:stop] if filter_already_liked_items else None, N)
         else:
             FT = self._factors_t()
-            step = max(_MF_CHUNK_MIN_ROWS, _MF_CHUNK_FLOATS // max(self.n_items, 1))
+            step = chunk_rows(self.n_items)
             local = threading.local()  # one reused score buffer per thread: no page faults per chunk
 
             def run(start: int) -> None:
@@ -217,73 +227,19 @@ class _MFModel(Recommender):
                 f.result()
         return out_ids, out_scores
 
-    def _norm_order(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Items by descending factor norm: ``(perm, inverse, factors.T in that order, norms, tie ranks)``."""
+    def _norm_order(self) -> NormIndex:
+        """Items by descending factor norm (:func:`~musicrec.models.pruned_topn.norm_index`), cached."""
         cached = getattr(self, "_norm_cache", None)
         if cached is None or cached[0] is not self.item_factors or cached[1] is not self._order:
             m = self.n_items
-            norms = np.linalg.norm(self.item_factors.astype(np.float64), axis=1)
-            perm = np.argsort(-norms, kind="stable")
-            inv = np.empty(m, dtype=np.int64)
-            inv[perm] = np.arange(m)
-            tie = (np.arange(m) if self._order is None else _order_rank(self._order, m))[perm]
-            ftp = np.ascontiguousarray(self._factors_t()[:, perm])
-            cached = self._norm_cache = (self.item_factors, self._order, (perm, inv, ftp, norms[perm], tie))
+            tie = np.arange(m) if self._order is None else order_rank(self._order, m)
+            cached = self._norm_cache = (self.item_factors, self._order,
+                                         norm_index(self.item_factors, self._factors_t(), tie))
         return cached[2]
 
     def _top_n_pruned(self, U: np.ndarray, X: sp.csr_matrix | None, N: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-``N`` of ``U @ item_factors.T`` (rows of ``X`` masked), scoring only what can matter.
-
-        Items are visited in blocks in descending order of ``|v|``. After each block
-        the user's ``N``-th best score so far is a threshold ``t``; no item left can
-        score above ``|u| * |v_next|`` (Cauchy-Schwarz), so once that bound, widened
-        by ``_PRUNE_SLACK`` for float32 rounding, is below ``t`` the user is done.
-        Per block: GEMM of the users still active, masking, :func:`top_n` with the
-        same tie-break order, and a merge with the running top-``N`` by (score
-        descending, tie rank ascending), so the result equals the full scoring's
-        (tested against it). On ALS factors, where norms follow popularity, most
-        users stop after the first block or two.
-        """
-        perm, inv, ftp, vnorm, tie = self._norm_order()
-        m, c = self.n_items, U.shape[0]
-        block = max(_PRUNE_BLOCK_MIN, 64 * N)
-        unorm = np.linalg.norm(U.astype(np.float64), axis=1)
-        best_s = np.full((c, N), -np.inf, dtype=np.float32)
-        best_p = np.full((c, N), -1, dtype=np.int64)
-        if X is not None and X.nnz:
-            ex_r = np.repeat(np.arange(c), np.diff(X.indptr))
-            ex_p = inv[X.indices]
-            o = np.argsort(ex_p, kind="stable")
-            ex_r, ex_p = ex_r[o], ex_p[o]
-        else:
-            ex_r = ex_p = np.empty(0, dtype=np.int64)
-        slot = np.full(c, -1, dtype=np.int64)  # row -> position among the active rows
-        active = np.arange(c)
-        big = np.iinfo(np.int64).max
-        start = 0
-        while active.size and start < m:
-            stop = min(m, start + block)
-            scores = U[active] @ ftp[:, start:stop]
-            lo, hi = np.searchsorted(ex_p, [start, stop])
-            if hi > lo:
-                slot[active] = np.arange(active.size)
-                r = slot[ex_r[lo:hi]]
-                keep = r >= 0
-                scores[r[keep], ex_p[lo:hi][keep] - start] = -np.inf
-                slot[active] = -1
-            bi, bs = top_n(scores, N, tie_rank=tie[start:stop])
-            cs = np.concatenate([best_s[active], bs], axis=1)
-            cp = np.concatenate([best_p[active], np.where(bi >= 0, bi + start, -1)], axis=1)
-            ct = np.where(cp >= 0, tie[np.maximum(cp, 0)], big)
-            o = np.lexsort((ct, -cs), axis=1)[:, :N]
-            best_s[active] = np.take_along_axis(cs, o, axis=1)
-            best_p[active] = np.take_along_axis(cp, o, axis=1)
-            if stop < m:
-                bound = unorm[active] * vnorm[stop] * (1.0 + _PRUNE_SLACK)
-                active = active[bound >= best_s[active, N - 1]]
-            start = stop
-        ids = np.where(best_p >= 0, perm[np.maximum(best_p, 0)], -1)
-        return ids, best_s
+        """Exact top-``N`` of ``U @ item_factors.T`` (rows of ``X`` masked): :func:`pruned_top_n`."""
+        return pruned_top_n(self._norm_order(), U, X, N)
 
     def _item_similarity(self, itemids) -> np.ndarray:
         return cosine_rows(self.item_factors[itemids], self.item_factors)
@@ -341,7 +297,12 @@ class ALSRecommender(_MFModel):
             if not ok:
                 raise no_gpu_error("als", why)
         self.fitted_on_gpu: bool | None = None
-        self._model = None
+        self._implicit = None
+
+    @property
+    def implicit_model(self):
+        """The ``implicit`` CPU ALS object holding the fitted factors (used for fold-in), or None before fit."""
+        return self._implicit
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -351,8 +312,8 @@ class ALSRecommender(_MFModel):
             "iterations": self.iterations,
         }
 
-    def _implicit_model(self, use_gpu: bool | str = False):
-        cls, on_gpu = _backend("als", use_gpu)
+    def _new_implicit_model(self, use_gpu: bool | str = False):
+        cls, on_gpu = implicit_backend("als", use_gpu)
         kw = {} if on_gpu else {"num_threads": self.num_threads}
         return cls(
             factors=self.factors,
@@ -364,25 +325,23 @@ class ALSRecommender(_MFModel):
         ), on_gpu
 
     def _fit(self, X, *, item_features, item_last_ts) -> None:
-        model, on_gpu = self._implicit_model(self.use_gpu)
+        model, on_gpu = self._new_implicit_model(self.use_gpu)
         model.fit(X, show_progress=False)
         if on_gpu:  # pragma: no cover - needs CUDA; factors come back as numpy, the CPU model serves
             model = model.to_cpu()
         self.fitted_on_gpu = on_gpu
-        self._model = model
-        self.user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
-        self.item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
-        self.fitted_users = np.diff(X.indptr) > 0
+        self._implicit = model
+        self._keep_factors(model, X)
 
     def _after_load(self) -> None:
-        model, _ = self._implicit_model()
+        model, _ = self._new_implicit_model()
         model.user_factors = self.user_factors
         model.item_factors = self.item_factors
-        self._model = model
+        self._implicit = model
 
     def _fold_in(self, X: sp.csr_matrix) -> np.ndarray:
         rows = np.arange(X.shape[0])
-        return np.asarray(self._model.recalculate_user(rows, X), dtype=np.float32)
+        return np.asarray(self._implicit.recalculate_user(rows, X), dtype=np.float32)
 
 
 class BPRRecommender(_MFModel):
@@ -421,7 +380,7 @@ class BPRRecommender(_MFModel):
         }
 
     def _fit(self, X, *, item_features, item_last_ts) -> None:
-        cls, _ = _backend("bpr")
+        cls, _ = implicit_backend("bpr")
         model = cls(
             factors=self.factors,
             learning_rate=self.learning_rate,
@@ -431,9 +390,7 @@ class BPRRecommender(_MFModel):
             random_state=self.seed,
         )
         model.fit(X, show_progress=False)
-        self.user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
-        self.item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
-        self.fitted_users = np.diff(X.indptr) > 0
+        self._keep_factors(model, X)
 
     def _fold_in(self, X: sp.csr_matrix) -> np.ndarray:
         weights = np.abs(X)

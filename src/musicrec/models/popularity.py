@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from musicrec.models.base import ArrayBundle, Recommender
+from musicrec.models.base import Recommender
+from musicrec.models.persist import ArrayBundle
 
 _SECONDS_PER_DAY = 86_400.0
 

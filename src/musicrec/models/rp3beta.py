@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from musicrec.models.base import topk_csr_rows
+from musicrec.models.ranking import topk_csr_rows
 from musicrec.models.item_item import ItemItemModel
 
 _BLOCK_FLOATS = 1 << 24

@@ -75,7 +75,7 @@ def assess(models: Mapping[str, Any], inter: Interactions, *, ks: list[int], mai
         if len(val_users):
             vrecs = recommend_batched(model, val_users, query, main_k)
             vacc = M.accuracy_metrics(vrecs, inter.validation[val_users], [main_k])
-            validation[name] = {k: E._r(np.nanmean(v)) for k, v in sorted(vacc.items())}
+            validation[name] = {k: E.rounded(np.nanmean(v)) for k, v in sorted(vacc.items())}
     headline = [f"{m}@{main_k}" for m in ("ndcg", "recall", "precision", "map", "hit_rate")]
     comparisons = E.compare_to_baseline(per_user, baseline="popularity", metrics=headline, bootstrap=bootstrap,
                                         rng=np.random.default_rng(seed)) if "popularity" in per_user else {}

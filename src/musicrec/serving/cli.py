@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         text = json.dumps({"model": rec.model_name, **query, "results": serving.to_records(df)}, indent=2)
     else:
         if args.command == "similar":
-            title = f"similar to {rec._label(rec.item_index(args.track))}"
+            title = f"similar to {rec.label(rec.item_index(args.track))}"
         elif args.user is not None:
             title = f"for user {args.user}"
         else:

@@ -319,7 +319,7 @@ class Recommender:
         for p in pos + by_name:
             if p not in seen:
                 seen.add(p)
-                sugg.append((self.item_ids[p], self._label(p)))
+                sugg.append((self.item_ids[p], self.label(p)))
         raise UnknownIdError("track", str(track_id), sugg[:6])
 
     def user_index(self, user_id: str) -> int:
@@ -331,7 +331,8 @@ class Recommender:
         pos = _close_matches(user_id, pd.Series(self.user_ids), 5)
         raise UnknownIdError("user", str(user_id), [(self.user_ids[p], "") for p in pos])
 
-    def _label(self, i: int) -> str:
+    def label(self, i: int) -> str:
+        """``"title - artist"`` of item index ``i`` (for messages and explanations)."""
         name, artist = self._names[i], self._artists[i]
         name = name if isinstance(name, str) else "?"
         if isinstance(artist, str) and artist and artist != name:
@@ -412,7 +413,7 @@ class Recommender:
             collab = self.model.collab if name == "hybrid" else self.model
             for k, (i, _) in enumerate(self._best_known(collab, row, recs)):
                 if i is not None:
-                    parts[k].append(f"like {self._label(i)}")
+                    parts[k].append(f"like {self.label(i)}")
         if MODELS[name].needs_item_features:
             content = self.model.content if name == "hybrid" else self.model
             for k, feats in enumerate(self._shared_features(content, row, recs)):
@@ -459,7 +460,7 @@ class Recommender:
             nb = np.linalg.norm(b, axis=1, keepdims=True)
             contrib = (a / np.where(na > 0, na, 1)) @ (b / np.where(nb > 0, nb, 1)).T
         else:
-            sims = np.asarray(model._item_similarity(np.asarray(recs, dtype=np.int64)), dtype=np.float64)
+            sims = np.asarray(model.item_similarity(np.asarray(recs, dtype=np.int64)), dtype=np.float64)
             contrib = sims[:, known].T
         out: list[tuple[int | None, float]] = []
         for k in range(len(recs)):
