@@ -1,6 +1,6 @@
 """Records to fields: splitting, whitespace stripping and the control-character rule.
 
-:func:`_to_table` splits one chunk of records into an Arrow table of the spec's columns
+:func:`split_records` splits one chunk of records into an Arrow table of the spec's columns
 (vectorised for unquoted records, :mod:`csv` for quoted ones) and a table of rejects
 (``wrong_field_count``, ``empty_line``, ``malformed_quoting``, ``control_character``).
 :func:`strip_fields` strips the values and applies the control-character rule: replaced
@@ -65,7 +65,8 @@ def strip_fields(fields: pa.Table, spec: TableSpec, stats: ReaderStats) -> tuple
     return pa.table({**out, **rest}), bad
 
 
-def _split_one(rec: str, spec: TableSpec) -> list[str] | None:
+def split_record(rec: str, spec: TableSpec) -> list[str] | None:
+    """The fields of one record (CSV rules where the spec quotes and the record has a quote); None if malformed."""
     if spec.quoting and '"' in rec:
         try:
             rows = list(csv.reader([rec], delimiter=spec.sep, strict=True))
@@ -75,7 +76,7 @@ def _split_one(rec: str, spec: TableSpec) -> list[str] | None:
     return rec.split(spec.sep)
 
 
-def _to_table(recs: list[str], nums: np.ndarray, spec: TableSpec, positions: list[int], width: int,
+def split_records(recs: list[str], nums: np.ndarray, spec: TableSpec, positions: list[int], width: int,
               last_line: int | None, stats: ReaderStats) -> tuple[pa.Table, pa.Table]:
     """Split records into fields; return (the fields of the good records, stripped, and the rejects table)."""
     names = list(spec.columns)
@@ -112,7 +113,7 @@ def _to_table(recs: list[str], nums: np.ndarray, spec: TableSpec, positions: lis
         bad_l, bad_r, bad_w = [], [], []
         for i in q_idx:
             rec = recs[i]
-            fields = _split_one(rec, spec)
+            fields = split_record(rec, spec)
             if fields is None or len(fields) != width:
                 bad_l.append(int(nums[i]))
                 bad_r.append(rec)

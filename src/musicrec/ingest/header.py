@@ -8,23 +8,24 @@ hint when the file looks separated by another character.
 
 from __future__ import annotations
 
-from musicrec.ingest.fields import _split_one
+from musicrec.ingest.fields import split_record
 from musicrec.ingest.inputs import InputFormatError
-from musicrec.ingest.spec import _SEP_NAMES, ReaderStats, TableSpec
+from musicrec.ingest.spec import SEPARATOR_NAMES, ReaderStats, TableSpec
 
 
 def _norm_name(s: str) -> str:
     return s.strip().strip('"').strip().lower()
 
 
-def _resolve_header(first: str, line_no: int, spec: TableSpec, name: str, stats: ReaderStats) -> tuple[list[int], bool, int]:
+def resolve_header(first: str, line_no: int, spec: TableSpec, name: str,
+                   stats: ReaderStats) -> tuple[list[int], bool, int]:
     """Decide whether the first record is a header.
 
     Returns ``(positions, consumed, width)``: the index of each spec column in a
     record, whether the first record was a header (and so is not data), and the
     number of fields a record must have.
     """
-    fields = _split_one(first, spec) or [first]
+    fields = split_record(first, spec) or [first]
     normed = [_norm_name(f) for f in fields]
     known = {n for c in spec.columns for n in spec.names_for(c)}
     headerish = [n for n in normed if n in known and n != ""]
@@ -37,8 +38,8 @@ def _resolve_header(first: str, line_no: int, spec: TableSpec, name: str, stats:
         return default, False, len(spec.columns)
     if not headerish:
         if len(fields) == 1 and len(spec.columns) > 1:
-            other = [s for s in _SEP_NAMES if s != spec.sep and s in first]
-            hint = f" (it looks {_SEP_NAMES[other[0]]}-separated)" if other else ""
+            other = [s for s in SEPARATOR_NAMES if s != spec.sep and s in first]
+            hint = f" (it looks {SEPARATOR_NAMES[other[0]]}-separated)" if other else ""
             raise InputFormatError(
                 f"{name}: line {line_no}: expected a {spec.layout()} header with columns "
                 f"{','.join(spec.columns)}; found {first[:200]!r}{hint}"
@@ -77,8 +78,8 @@ def _resolve_header(first: str, line_no: int, spec: TableSpec, name: str, stats:
             f"{','.join(spec.columns)}. Remove or rename the duplicate column"
         )
     if missing or (not spec.extra_columns and len(fields) != len(spec.columns)):
-        other = [s for s in _SEP_NAMES if s != spec.sep and s in first]
-        hint = f" (it looks {_SEP_NAMES[other[0]]}-separated)" if other and len(fields) == 1 else ""
+        other = [s for s in SEPARATOR_NAMES if s != spec.sep and s in first]
+        hint = f" (it looks {SEPARATOR_NAMES[other[0]]}-separated)" if other and len(fields) == 1 else ""
         what = f"missing column(s) {', '.join(missing)}" if missing else f"{len(fields)} columns instead of {len(spec.columns)}"
         raise InputFormatError(
             f"{name}: line {line_no}: header has {what}; expected a {spec.layout()} header with columns "

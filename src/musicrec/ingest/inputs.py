@@ -24,8 +24,8 @@ from typing import BinaryIO
 
 from musicrec.errors import UserError
 
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZIP_MAGIC = b"PK\x03\x04"
+GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGIC = b"PK\x03\x04"
 
 
 class InputFormatError(UserError, ValueError):
@@ -141,14 +141,14 @@ class InputFile:
         fh = open(path, "rb")
         head = fh.read(4)
         fh.seek(0)
-        if head.startswith(_GZIP_MAGIC):
+        if head.startswith(GZIP_MAGIC):
             fh.close()
             raise InputFormatError(
                 f"{self.path}: line 1: the file is gzip-compressed (it starts with bytes 1f 8b) but its "
                 f"name does not end in .gz; expected plain text. Decompress it (gunzip) or rename it "
                 f"to {self.path.name}.gz"
             )
-        if head.startswith(_ZIP_MAGIC):
+        if head.startswith(ZIP_MAGIC):
             fh.close()
             raise InputFormatError(
                 f"{self.path}: line 1: the file is a zip archive; expected plain text. Unzip it first, or "

@@ -1,10 +1,10 @@
 """Bytes to lines to records: the block reader and the CSV record assembler.
 
-:func:`_iter_line_blocks` reads a binary stream in blocks of :data:`BLOCK_BYTES` and yields
+:func:`iter_line_blocks` reads a binary stream in blocks of :data:`BLOCK_BYTES` and yields
 runs of whole decoded lines (UTF-8 with a per-line Latin-1 fallback, or Latin-1; BOM and
 CRs removed), refusing UTF-16, gzip and NUL bytes, and setting aside lines longer than
 ``data.max_line_bytes`` (their first :data:`LONG_LINE_PREFIX` bytes) without ever holding
-them whole. :class:`_Assembler` joins the physical lines of quoted multi-line CSV records
+them whole. :class:`RecordAssembler` joins the physical lines of quoted multi-line CSV records
 and rejects a quote left open for more than :data:`MAX_RECORD_LINES` lines.
 """
 
@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from musicrec.ingest.inputs import _GZIP_MAGIC, DEFAULT_POLICY, InputFormatError
+from musicrec.ingest.inputs import DEFAULT_POLICY, GZIP_MAGIC, InputFormatError
 from musicrec.ingest.spec import ReaderStats
 
 BLOCK_BYTES = 1 << 23
@@ -51,7 +51,7 @@ def _decode(data: bytes, encoding: str, stats: ReaderStats) -> str:
 def _check_head(block: bytes, name: str, encoding: str) -> None:
     if block.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise InputFormatError(f"{name}: line 1: the file is UTF-16 encoded (byte-order mark {block[:2].hex()}); expected UTF-8 text")
-    if block.startswith(_GZIP_MAGIC):
+    if block.startswith(GZIP_MAGIC):
         raise InputFormatError(f"{name}: line 1: the data is gzip-compressed (bytes 1f 8b); expected plain text")
 
 
@@ -64,7 +64,7 @@ def _check_nul(data: bytes, name: str, first_line: int) -> None:
                                f"(or UTF-16, or corrupt)")
 
 
-def _iter_line_blocks(fh: BinaryIO, name: str, encoding: str, stats: ReaderStats,
+def iter_line_blocks(fh: BinaryIO, name: str, encoding: str, stats: ReaderStats,
                       max_line: int = DEFAULT_POLICY.max_line_bytes,
                       too_long: list[tuple[int, str, str]] | None = None) -> Iterator[tuple[int, str, bool]]:
     """Yield ``(first_line_number, text, final)`` where ``text`` holds whole lines without the last newline.
@@ -146,7 +146,7 @@ def _iter_line_blocks(fh: BinaryIO, name: str, encoding: str, stats: ReaderStats
         carry, skipping = (b"", tail[:LONG_LINE_PREFIX]) if len(tail) > max_line else (tail, None)
 
 
-class _Assembler:
+class RecordAssembler:
     """Turn physical lines into records (joining quoted multi-line CSV records)."""
 
     def __init__(self, quoting: bool) -> None:

@@ -77,11 +77,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from musicrec.ingest.fields import _split_one, _to_table
-from musicrec.ingest.header import _resolve_header
+from musicrec.ingest.fields import split_record, split_records
+from musicrec.ingest.header import resolve_header
 from musicrec.ingest.inputs import DEFAULT_POLICY, InputFile, InputFormatError, InputPolicy
-from musicrec.ingest.lines import _Assembler, _iter_line_blocks
-from musicrec.ingest.spec import _SEP_NAMES, ReaderStats, TableSpec
+from musicrec.ingest.lines import RecordAssembler, iter_line_blocks
+from musicrec.ingest.spec import SEPARATOR_NAMES, ReaderStats, TableSpec
 
 SNIFF_RECORDS = 1000
 
@@ -136,7 +136,7 @@ def iter_records(inp: InputFile, spec: TableSpec, chunk_rows: int, stats: Reader
         raise ValueError(f"chunk_rows must be positive (got {chunk_rows})")
     stats = stats if stats is not None else ReaderStats()
     name = inp.name
-    asm = _Assembler(spec.quoting)
+    asm = RecordAssembler(spec.quoting)
     positions: list[int] | None = None
     width = len(spec.columns)
     buf_recs: list[str] = []
@@ -151,7 +151,7 @@ def iter_records(inp: InputFile, spec: TableSpec, chunk_rows: int, stats: Reader
         nonlocal sniffed, sniff_ok, first_wrong
         assert positions is not None
         ll = last_line if (last_line is not None and len(nums) and nums[-1] == last_line) else None
-        good, rej = _to_table(recs, nums, spec, positions, width, ll, stats)
+        good, rej = split_records(recs, nums, spec, positions, width, ll, stats)
         if extra:
             rej = pa.concat_tables([rej, _rejects_table(extra)]).sort_by("line")
         if not sniff_ok:
@@ -178,9 +178,9 @@ def iter_records(inp: InputFile, spec: TableSpec, chunk_rows: int, stats: Reader
         if first_wrong is None:
             return
         row = first_wrong
-        n = len(_split_one(row["raw"], spec) or [])
-        other = [s for s in _SEP_NAMES if s != spec.sep and s in row["raw"]]
-        hint = f" (it looks {_SEP_NAMES[other[0]]}-separated)" if other else ""
+        n = len(split_record(row["raw"], spec) or [])
+        other = [s for s in SEPARATOR_NAMES if s != spec.sep and s in row["raw"]]
+        hint = f" (it looks {SEPARATOR_NAMES[other[0]]}-separated)" if other else ""
         raise InputFormatError(
             f"{name}: line {row['line']}: expected {width} {spec.layout()} fields "
             f"({','.join(spec.columns)}); found {n} field(s) in {row['raw'][:200]!r}{hint}, and no "
@@ -191,7 +191,7 @@ def iter_records(inp: InputFile, spec: TableSpec, chunk_rows: int, stats: Reader
     too_long: list[tuple[int, str, str]] = []
     fh = inp.open(policy)
     try:
-        for first_no, text, final in _iter_line_blocks(fh, name, spec.encoding, stats, policy.max_line_bytes, too_long):
+        for first_no, text, final in iter_line_blocks(fh, name, spec.encoding, stats, policy.max_line_bytes, too_long):
             pre_rejects.extend(too_long)  # the too-long lines before this block
             too_long.clear()
             if final:
@@ -201,7 +201,7 @@ def iter_records(inp: InputFile, spec: TableSpec, chunk_rows: int, stats: Reader
             if positions is None:
                 recs, nums = skip_leading_blanks(recs, nums)
             if positions is None and len(recs):
-                positions, consumed, width = _resolve_header(recs[0], int(nums[0]), spec, name, stats)
+                positions, consumed, width = resolve_header(recs[0], int(nums[0]), spec, name, stats)
                 if consumed:
                     recs, nums = recs[1:], nums[1:]
                 elif stats.header == "unexpected":
@@ -223,7 +223,7 @@ def iter_records(inp: InputFile, spec: TableSpec, chunk_rows: int, stats: Reader
         if positions is None:
             recs, nums = skip_leading_blanks(recs, nums)
             if len(recs):
-                positions, consumed, width = _resolve_header(recs[0], int(nums[0]), spec, name, stats)
+                positions, consumed, width = resolve_header(recs[0], int(nums[0]), spec, name, stats)
                 if consumed:
                     recs, nums = recs[1:], nums[1:]
             else:  # no record at all (empty file, or blank lines only): an expected header is missing

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-_SEP_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe", "<SEP>": "<SEP>"}
+SEPARATOR_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe", "<SEP>": "<SEP>"}
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class TableSpec:
         return (column.lower(), *(a.lower() for a in self.aliases.get(column, ())))
 
     def layout(self) -> str:
-        return _SEP_NAMES.get(self.sep, repr(self.sep)) + "-separated"
+        return SEPARATOR_NAMES.get(self.sep, repr(self.sep)) + "-separated"
 
 
 @dataclass

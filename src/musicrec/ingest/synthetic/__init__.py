@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 
 from musicrec.ingest.synthetic.catalog import generate_catalog, genre_names
-from musicrec.ingest.synthetic.history import MAX_PLAYCOUNT, _history_parts, check_sizes
-from musicrec.ingest.synthetic.sampling import _check_positive
+from musicrec.ingest.synthetic.history import MAX_PLAYCOUNT, check_sizes, history_parts
+from musicrec.ingest.synthetic.sampling import check_positive
 from musicrec.io import atomic_path
 from musicrec.schema import KAGGLE_HISTORY, KAGGLE_HISTORY_COLUMNS, KAGGLE_MUSIC_INFO
 
@@ -76,7 +76,7 @@ def write_synthetic(
 ) -> dict[str, Any]:
     """Write ``Music Info.csv`` and ``User Listening History.csv`` into ``out_dir`` atomically."""
     t0 = time.perf_counter()
-    _check_positive(n_tracks=n_tracks, n_users=n_users, n_plays=n_plays, n_genres=n_genres,
+    check_positive(n_tracks=n_tracks, n_users=n_users, n_plays=n_plays, n_genres=n_genres,
                     n_artists=n_artists, chunk_rows=chunk_rows)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -91,7 +91,7 @@ def write_synthetic(
         os.chmod(tmp, 0o755)  # mkdtemp creates 0700
         with open(tmp / KAGGLE_MUSIC_INFO, "w", encoding="utf-8", newline="") as fh:
             catalog.frame.to_csv(fh, index=False, lineterminator="\n")
-        user_ids, parts = _history_parts(catalog, n_users, n_plays, rng, chunk_rows)
+        user_ids, parts = history_parts(catalog, n_users, n_plays, rng, chunk_rows)
         track_b = _fixed_bytes(catalog.frame["track_id"].to_numpy(dtype="U18"), b",")
         user_b = _fixed_bytes(user_ids, b",")
         del user_ids

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from musicrec.ingest.synthetic.sampling import _check_positive, _draw, _group_cdf, _hex_codes, _random_codes
+from musicrec.ingest.synthetic.sampling import check_positive, draw_in_groups, group_cdf, hex_codes, random_codes
 from musicrec.schema import KAGGLE_MUSIC_INFO_COLUMNS
 
 N_SUBSTYLES = 4
@@ -179,7 +179,7 @@ def _tag_vocabulary(n_genres: int) -> tuple[list[str], np.ndarray]:
 
 def generate_catalog(n_tracks: int, n_artists: int, n_genres: int, rng: np.random.Generator) -> Catalog:
     """Draw the track catalogue (``Music Info.csv`` schema) and its latent structure."""
-    _check_positive(n_tracks=n_tracks, n_artists=n_artists, n_genres=n_genres)
+    check_positive(n_tracks=n_tracks, n_artists=n_artists, n_genres=n_genres)
     gnames = genre_names(n_genres)
     k = n_genres * N_SUBSTYLES
 
@@ -212,9 +212,9 @@ def generate_catalog(n_tracks: int, n_artists: int, n_genres: int, rng: np.rando
     genre_weight = np.bincount(item_genre, weights=item_weight, minlength=n_genres)
 
     # ids, names
-    track_id = np.char.add("TR", _random_codes(rng, n_tracks, 16, _B36))
-    spotify_id = _random_codes(rng, n_tracks, 22, _B62)
-    preview = np.char.add("https://p.scdn.co/mp3-preview/", _hex_codes(rng, n_tracks, 20))
+    track_id = np.char.add("TR", random_codes(rng, n_tracks, 16, _B36))
+    spotify_id = random_codes(rng, n_tracks, 22, _B62)
+    preview = np.char.add("https://p.scdn.co/mp3-preview/", hex_codes(rng, n_tracks, 20))
     wa, wn = np.array(_WORDS_A), np.array(_WORDS_N)
     n_words = rng.choice(np.array([1, 2, 2, 3]), size=n_tracks)
     name = wn[rng.integers(0, wn.size, n_tracks)]
@@ -239,11 +239,11 @@ def generate_catalog(n_tracks: int, n_artists: int, n_genres: int, rng: np.rando
 
     # tags: 1-8 per track, mostly from the cluster's vocabulary
     tag_names, tag_probs = _tag_vocabulary(n_genres)
-    tag_order, tag_cum = _group_cdf(
+    tag_order, tag_cum = group_cdf(
         np.repeat(np.arange(k), len(tag_names)), tag_probs.ravel(), k)
     max_tags = 8
     n_tags = np.minimum(1 + rng.binomial(max_tags - 1, 0.4, size=n_tracks), max_tags)
-    draws = _draw(tag_order, tag_cum, np.repeat(item_cluster, max_tags).astype(np.float64),
+    draws = draw_in_groups(tag_order, tag_cum, np.repeat(item_cluster, max_tags).astype(np.float64),
                   rng.random(n_tracks * max_tags)) % len(tag_names)
     draws = draws.reshape(n_tracks, max_tags)
     valid = np.arange(max_tags)[None, :] < n_tags[:, None]
@@ -271,8 +271,8 @@ def generate_catalog(n_tracks: int, n_artists: int, n_genres: int, rng: np.rando
     tempo_c = rng.uniform(85.0, 150.0, size=k)
     cols["tempo"] = np.clip(tempo_c[item_cluster] + rng.normal(0, 18.0, n_tracks), 45.0, 220.0)
     key_pref = rng.dirichlet(np.full(12, 3.0), size=k)
-    key_order, key_cum = _group_cdf(np.repeat(np.arange(k), 12), key_pref.ravel(), k)
-    cols["key"] = _draw(key_order, key_cum, item_cluster.astype(np.float64), rng.random(n_tracks)) % 12
+    key_order, key_cum = group_cdf(np.repeat(np.arange(k), 12), key_pref.ravel(), k)
+    cols["key"] = draw_in_groups(key_order, key_cum, item_cluster.astype(np.float64), rng.random(n_tracks)) % 12
     mode_p = rng.uniform(0.45, 0.85, size=k)
     cols["mode"] = (rng.random(n_tracks) < mode_p[item_cluster]).astype(np.int64)
     ts_u = rng.random(n_tracks)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from musicrec.ingest.synthetic.catalog import N_SUBSTYLES, Catalog
-from musicrec.ingest.synthetic.sampling import _check_positive, _draw, _group_cdf, _hex_codes
+from musicrec.ingest.synthetic.sampling import check_positive, draw_in_groups, group_cdf, hex_codes
 from musicrec.schema import KAGGLE_HISTORY_COLUMNS
 
 USER_BLOCK = 4096
@@ -73,7 +73,7 @@ def _min_items(n_users: int, n_plays: int, n_tracks: int) -> int:
 
 def check_sizes(n_tracks: int, n_users: int, n_plays: int) -> None:
     """Raise ``ValueError`` unless every user can get >= 1 distinct track and all rows fit."""
-    _check_positive(n_tracks=n_tracks, n_users=n_users, n_plays=n_plays)
+    check_positive(n_tracks=n_tracks, n_users=n_users, n_plays=n_plays)
     if n_plays < n_users:
         raise ValueError(
             f"n_plays={n_plays} is below n_users={n_users}: every user needs at least one play")
@@ -104,8 +104,8 @@ class _Tables:
 def _tables(catalog: Catalog) -> _Tables:
     k = catalog.n_clusters
     n_art = int(catalog.item_artist.max()) + 1
-    cl_order, cl_cum = _group_cdf(catalog.item_cluster, catalog.item_weight, k)
-    ar_order, ar_cum = _group_cdf(catalog.item_artist, catalog.item_weight, n_art)
+    cl_order, cl_cum = group_cdf(catalog.item_cluster, catalog.item_weight, k)
+    ar_order, ar_cum = group_cdf(catalog.item_artist, catalog.item_weight, n_art)
     global_cum = np.cumsum(catalog.item_weight)
     global_cum /= global_cum[-1]
     mass = np.bincount(catalog.item_cluster, weights=catalog.item_weight, minlength=k)
@@ -145,7 +145,8 @@ def _user_block(
     n_fav = 3
     fu = np.repeat(np.arange(b), n_fav)
     fc = np.minimum(np.searchsorted(w_flat, fu + np.minimum(rng.random(fu.size), 1 - 1e-9), side="right") - fu * k, k - 1)
-    fav = catalog.item_artist[_draw(tb.cl_order, tb.cl_cum, fc.astype(np.float64), rng.random(fu.size))].reshape(b, n_fav)
+    fav = catalog.item_artist[draw_in_groups(tb.cl_order, tb.cl_cum, fc.astype(np.float64),
+                                             rng.random(fu.size))].reshape(b, n_fav)
 
     p_main = rng.beta(1.5, 10.0, size=b)  # mean ~0.13
     p_fav = rng.beta(2.0, 6.0, size=b)  # mean 0.25
@@ -159,10 +160,10 @@ def _user_block(
         is_main = t < p_main[users]
         is_fav = ~is_main & (t < p_main[users] + p_fav[users])
         c = np.minimum(np.searchsorted(w_flat, users + np.minimum(u1, 1 - 1e-9), side="right") - users * k, k - 1)
-        items = _draw(tb.cl_order, tb.cl_cum, c.astype(np.float64), u2)
+        items = draw_in_groups(tb.cl_order, tb.cl_cum, c.astype(np.float64), u2)
         if is_fav.any():
             a = fav[users[is_fav], np.minimum((u1[is_fav] * n_fav).astype(np.int64), n_fav - 1)]
-            items[is_fav] = _draw(tb.ar_order, tb.ar_cum, a.astype(np.float64), u2[is_fav])
+            items[is_fav] = draw_in_groups(tb.ar_order, tb.ar_cum, a.astype(np.float64), u2[is_fav])
         if is_main.any():
             items[is_main] = np.minimum(np.searchsorted(tb.global_cum, u2[is_main], side="right"), n_tracks - 1)
         return items, is_fav
@@ -221,7 +222,7 @@ def _user_block(
     return acc_u, acc_i, plays
 
 
-def _history_parts(
+def history_parts(
     catalog: Catalog, n_users: int, n_plays: int, rng: np.random.Generator, chunk_rows: int,
 ) -> tuple[np.ndarray, Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """User ids and a stream of (user index, track index, playcount) arrays in whole-user chunks.
@@ -229,10 +230,10 @@ def _history_parts(
     Everything drawn from ``rng`` is drawn here, eagerly; each block of
     :data:`USER_BLOCK` users then uses its own generator derived from one seed.
     """
-    _check_positive(chunk_rows=chunk_rows)
+    check_positive(chunk_rows=chunk_rows)
     check_sizes(catalog.n_tracks, n_users, n_plays)
     counts = user_activity(n_users, n_plays, catalog.n_tracks, rng)
-    user_ids = _hex_codes(rng, n_users, 20)
+    user_ids = hex_codes(rng, n_users, 20)
     base_seed = int(rng.integers(0, 2**63 - 1))
     tb = _tables(catalog)
 
@@ -272,7 +273,7 @@ def iter_history(
     more. The rows do not depend on ``chunk_rows``. Sizes are checked (and
     ``rng`` consumed) when this is called, not at the first ``next``.
     """
-    user_ids, parts = _history_parts(catalog, n_users, n_plays, rng, chunk_rows)
+    user_ids, parts = history_parts(catalog, n_users, n_plays, rng, chunk_rows)
     track_ids = catalog.frame["track_id"].to_numpy(dtype=object)
 
     def frames() -> Iterator[pd.DataFrame]:

@@ -11,7 +11,8 @@ import numpy as np
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
-def _check_positive(**kwargs: int) -> None:
+def check_positive(**kwargs: int) -> None:
+    """Raise ``ValueError`` naming the argument unless every value is an integer greater than 0."""
     for name, value in kwargs.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise ValueError(f"{name} must be an integer, got {value!r}")
@@ -19,7 +20,7 @@ def _check_positive(**kwargs: int) -> None:
             raise ValueError(f"{name} must be greater than 0, got {value}")
 
 
-def _random_codes(rng: np.random.Generator, n: int, width: int, alphabet: np.ndarray) -> np.ndarray:
+def random_codes(rng: np.random.Generator, n: int, width: int, alphabet: np.ndarray) -> np.ndarray:
     """``n`` unique random strings of ``width`` characters from ``alphabet`` (numpy ``U`` array)."""
     codes = alphabet[rng.integers(0, alphabet.size, size=(n, width))]
     flat = np.ascontiguousarray(codes).view(f"S{width}").ravel()
@@ -35,7 +36,7 @@ def _random_codes(rng: np.random.Generator, n: int, width: int, alphabet: np.nda
     raise ValueError(f"could not draw {n} unique codes of width {width}")  # pragma: no cover
 
 
-def _hex_codes(rng: np.random.Generator, n: int, n_bytes: int) -> np.ndarray:
+def hex_codes(rng: np.random.Generator, n: int, n_bytes: int) -> np.ndarray:
     """``n`` unique random lower-case hex strings of ``2 * n_bytes`` characters."""
     raw = rng.integers(0, 256, size=(n, n_bytes), dtype=np.uint8)
     out = np.empty((n, 2 * n_bytes), dtype=np.uint8)
@@ -47,7 +48,7 @@ def _hex_codes(rng: np.random.Generator, n: int, n_bytes: int) -> np.ndarray:
     return flat.astype(f"U{2 * n_bytes}")
 
 
-def _group_cdf(groups: np.ndarray, weights: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+def group_cdf(groups: np.ndarray, weights: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
     """Sampling table for "draw an element of group g with probability ∝ weight".
 
     Returns ``(order, cum)``: elements sorted by group, and a flat cumulative
@@ -68,7 +69,8 @@ def _group_cdf(groups: np.ndarray, weights: np.ndarray, n_groups: int) -> tuple[
     return order, cum
 
 
-def _draw(order: np.ndarray, cum: np.ndarray, groups: np.ndarray, u: np.ndarray) -> np.ndarray:
+def draw_in_groups(order: np.ndarray, cum: np.ndarray, groups: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """A weighted draw per entry of ``groups`` from the :func:`group_cdf` table, by ``u`` in [0, 1)."""
     u = np.minimum(u, 1.0 - 1e-9)
     pos = np.searchsorted(cum, groups + u, side="right")
     return order[np.minimum(pos, order.size - 1)]
