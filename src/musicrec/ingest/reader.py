@@ -85,8 +85,6 @@ from musicrec.ingest.spec import SEPARATOR_NAMES, ReaderStats, TableSpec
 
 SNIFF_RECORDS = 1000
 
-REJECT_SCHEMA = pa.schema([("line", pa.int64()), ("reason", pa.string()), ("raw", pa.string())])
-
 
 @dataclass(frozen=True)
 class RecordChunk:
@@ -108,17 +106,15 @@ class RecordChunk:
         return self.fields.num_rows + self.rejects.num_rows
 
 
+Reject = tuple[int, str, str]  # (physical line, reason, raw text) of a record rejected before it is split
 
-def _rejects_table(rows: list[tuple[int, str, str]]) -> pa.Table:
+
+def _rejects_table(rows: list[Reject]) -> pa.Table:
     return pa.table({
         "line": pa.array([r[0] for r in rows], pa.int64()),
         "reason": pa.array([r[1] for r in rows], pa.string()),
         "raw": pa.array([r[2] for r in rows], pa.string()),
     })
-
-
-def empty_rejects() -> pa.Table:
-    return REJECT_SCHEMA.empty_table()
 
 
 def iter_records(inp: InputFile, spec: TableSpec, chunk_rows: int, stats: ReaderStats | None = None,
@@ -135,112 +131,120 @@ def iter_records(inp: InputFile, spec: TableSpec, chunk_rows: int, stats: Reader
     if chunk_rows <= 0:
         raise ValueError(f"chunk_rows must be positive (got {chunk_rows})")
     stats = stats if stats is not None else ReaderStats()
-    name = inp.name
-    asm = RecordAssembler(spec.quoting)
-    positions: list[int] | None = None
-    width = len(spec.columns)
-    buf_recs: list[str] = []
-    buf_nums: list[np.ndarray] = []
-    pre_rejects: list[tuple[int, str, str]] = []
-    last_line: int | None = None
-    sniffed = 0
-    sniff_ok = False
-    first_wrong: dict | None = None
+    policy = policy or DEFAULT_POLICY
+    chunker = _Chunker(inp.name, spec, chunk_rows, stats)
+    assembler = RecordAssembler(spec.quoting)
+    too_long: list[Reject] = []  # filled by iter_line_blocks: the too-long lines before the block it yields
+    fh = inp.open(policy)
+    try:
+        for first_no, text, final in iter_line_blocks(fh, inp.name, spec.encoding, stats, policy.max_line_bytes,
+                                                      too_long):
+            chunker.rejects.extend(too_long)
+            too_long.clear()
+            if final:
+                chunker.last_line = first_no + text.count("\n")
+            yield from chunker.add(*assembler.feed(first_no, text))
+        chunker.rejects.extend(too_long)
+        yield from chunker.add(*assembler.finish(), at_end=True)
+    finally:
+        fh.close()
 
-    def emit(recs: list[str], nums: np.ndarray, extra: list[tuple[int, str, str]]) -> RecordChunk:
-        nonlocal sniffed, sniff_ok, first_wrong
-        assert positions is not None
-        ll = last_line if (last_line is not None and len(nums) and nums[-1] == last_line) else None
-        good, rej = split_records(recs, nums, spec, positions, width, ll, stats)
-        if extra:
-            rej = pa.concat_tables([rej, _rejects_table(extra)]).sort_by("line")
-        if not sniff_ok:
-            if good.num_rows:
-                sniff_ok = True
-            else:
-                sniffed += rej.num_rows
-                wrong = rej.filter(pc.equal(rej["reason"], "wrong_field_count"))
-                if first_wrong is None and wrong.num_rows:
-                    first_wrong = wrong.slice(0, 1).to_pylist()[0]
-                if sniffed >= SNIFF_RECORDS:
-                    sniff_fail()
-        return RecordChunk(good, rej, ll)
 
-    def skip_leading_blanks(recs: list[str], nums: np.ndarray) -> tuple[list[str], np.ndarray]:
+class _Chunker:
+    """Records in, :class:`RecordChunk` out: resolves the header on the first record, cuts chunks of
+    ``chunk_rows`` records (each with the rejects of its lines), and refuses a file whose first
+    :data:`SNIFF_RECORDS` records all have the wrong number of fields."""
+
+    def __init__(self, name: str, spec: TableSpec, chunk_rows: int, stats: ReaderStats) -> None:
+        self.name = name
+        self.spec = spec
+        self.chunk_rows = chunk_rows
+        self.stats = stats
+        self.positions: list[int] | None = None  # of each spec column in a record, once the header is resolved
+        self.width = len(spec.columns)  # the number of fields a record must have
+        self.recs: list[str] = []  # records not yet in a chunk
+        self.nums: list[np.ndarray] = []  # and their physical line numbers
+        self.rejects: list[Reject] = []  # rejected lines not yet in a chunk
+        self.last_line: int | None = None  # the final line, when it has no newline
+        self.sniffed = 0
+        self.sniff_ok = False
+        self.first_wrong: dict | None = None
+
+    def add(self, recs: list[str], nums: np.ndarray, rejects: list[Reject], at_end: bool = False) -> Iterator[RecordChunk]:
+        """Take the next records (and the rejects of the lines they came from); yield the chunks now full.
+
+        ``at_end``: these are the last; every record and reject left is yielded.
+        """
+        self.rejects.extend(rejects)
+        if self.positions is None:
+            recs, nums = self._skip_leading_blanks(recs, nums)
+            if len(recs):
+                recs, nums = self._take_header(recs, nums)
+            elif at_end:  # no record at all (empty file, or blank lines only): an expected header is missing
+                self.positions = list(range(self.width))
+                self.stats.header = "missing" if self.spec.header == "required" else "absent"
+        self.recs.extend(recs)
+        self.nums.append(nums)
+        # the last chunk takes every reject left, so at the end a full chunk is cut only if more records follow it
+        while len(self.recs) > self.chunk_rows or (len(self.recs) == self.chunk_rows and not at_end):
+            allnums = np.concatenate(self.nums)
+            cut_no = allnums[self.chunk_rows - 1]
+            mine = [r for r in self.rejects if r[0] <= cut_no]
+            self.rejects = [r for r in self.rejects if r[0] > cut_no]
+            yield self._chunk(self.recs[:self.chunk_rows], allnums[:self.chunk_rows], mine)
+            self.recs = self.recs[self.chunk_rows:]
+            self.nums = [allnums[self.chunk_rows:]]
+        if at_end:
+            if self.recs or self.rejects:
+                yield self._chunk(self.recs, np.concatenate(self.nums), self.rejects)
+            if not self.sniff_ok:
+                self._sniff_fail()
+
+    def _skip_leading_blanks(self, recs: list[str], nums: np.ndarray) -> tuple[list[str], np.ndarray]:
         """Before the header is resolved, reject blank records as ``empty_line`` (a header is never blank)."""
         i = 0
         while i < len(recs) and not recs[i].strip():
-            pre_rejects.append((int(nums[i]), "empty_line", recs[i]))
+            self.rejects.append((int(nums[i]), "empty_line", recs[i]))
             i += 1
         return (recs[i:], nums[i:]) if i else (recs, nums)
 
-    def sniff_fail() -> None:
-        if first_wrong is None:
+    def _take_header(self, recs: list[str], nums: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """Resolve the header on the first record; the records that are data."""
+        self.positions, consumed, self.width = resolve_header(recs[0], int(nums[0]), self.spec, self.name, self.stats)
+        if consumed:
+            return recs[1:], nums[1:]
+        if self.stats.header == "unexpected":
+            self.rejects.append((int(nums[0]), "unexpected_header", recs[0]))
+            return recs[1:], nums[1:]
+        return recs, nums
+
+    def _chunk(self, recs: list[str], nums: np.ndarray, extra: list[Reject]) -> RecordChunk:
+        assert self.positions is not None
+        ll = self.last_line if (self.last_line is not None and len(nums) and nums[-1] == self.last_line) else None
+        good, rej = split_records(recs, nums, self.spec, self.positions, self.width, ll, self.stats)
+        if extra:
+            rej = pa.concat_tables([rej, _rejects_table(extra)]).sort_by("line")
+        if not self.sniff_ok:
+            if good.num_rows:
+                self.sniff_ok = True
+            else:
+                self.sniffed += rej.num_rows
+                wrong = rej.filter(pc.equal(rej["reason"], "wrong_field_count"))
+                if self.first_wrong is None and wrong.num_rows:
+                    self.first_wrong = wrong.slice(0, 1).to_pylist()[0]
+                if self.sniffed >= SNIFF_RECORDS:
+                    self._sniff_fail()
+        return RecordChunk(good, rej, ll)
+
+    def _sniff_fail(self) -> None:
+        if self.first_wrong is None:
             return
-        row = first_wrong
+        row, spec = self.first_wrong, self.spec
         n = len(split_record(row["raw"], spec) or [])
         other = [s for s in SEPARATOR_NAMES if s != spec.sep and s in row["raw"]]
         hint = f" (it looks {SEPARATOR_NAMES[other[0]]}-separated)" if other else ""
         raise InputFormatError(
-            f"{name}: line {row['line']}: expected {width} {spec.layout()} fields "
+            f"{self.name}: line {row['line']}: expected {self.width} {spec.layout()} fields "
             f"({','.join(spec.columns)}); found {n} field(s) in {row['raw'][:200]!r}{hint}, and no "
-            f"record among the first {sniffed} has the expected layout"
+            f"record among the first {self.sniffed} has the expected layout"
         )
-
-    policy = policy or DEFAULT_POLICY
-    too_long: list[tuple[int, str, str]] = []
-    fh = inp.open(policy)
-    try:
-        for first_no, text, final in iter_line_blocks(fh, name, spec.encoding, stats, policy.max_line_bytes, too_long):
-            pre_rejects.extend(too_long)  # the too-long lines before this block
-            too_long.clear()
-            if final:
-                last_line = first_no + text.count("\n")
-            recs, nums, rej = asm.feed(first_no, text)
-            pre_rejects.extend(rej)
-            if positions is None:
-                recs, nums = skip_leading_blanks(recs, nums)
-            if positions is None and len(recs):
-                positions, consumed, width = resolve_header(recs[0], int(nums[0]), spec, name, stats)
-                if consumed:
-                    recs, nums = recs[1:], nums[1:]
-                elif stats.header == "unexpected":
-                    pre_rejects.append((int(nums[0]), "unexpected_header", recs[0]))
-                    recs, nums = recs[1:], nums[1:]
-            buf_recs.extend(recs)
-            buf_nums.append(nums)
-            while len(buf_recs) >= chunk_rows:
-                allnums = np.concatenate(buf_nums)
-                cut_no = allnums[chunk_rows - 1]
-                mine = [r for r in pre_rejects if r[0] <= cut_no]
-                pre_rejects = [r for r in pre_rejects if r[0] > cut_no]
-                yield emit(buf_recs[:chunk_rows], allnums[:chunk_rows], mine)
-                buf_recs = buf_recs[chunk_rows:]
-                buf_nums = [allnums[chunk_rows:]]
-        pre_rejects.extend(too_long)
-        recs, nums, rej = asm.finish()
-        pre_rejects.extend(rej)
-        if positions is None:
-            recs, nums = skip_leading_blanks(recs, nums)
-            if len(recs):
-                positions, consumed, width = resolve_header(recs[0], int(nums[0]), spec, name, stats)
-                if consumed:
-                    recs, nums = recs[1:], nums[1:]
-            else:  # no record at all (empty file, or blank lines only): an expected header is missing
-                positions = list(range(width))
-                stats.header = "missing" if spec.header == "required" else "absent"
-        buf_recs.extend(recs)
-        buf_nums.append(nums)
-        allnums = np.concatenate(buf_nums) if buf_nums else np.empty(0, np.int64)
-        while len(buf_recs) > chunk_rows:
-            cut_no = allnums[chunk_rows - 1]
-            mine = [r for r in pre_rejects if r[0] <= cut_no]
-            pre_rejects = [r for r in pre_rejects if r[0] > cut_no]
-            yield emit(buf_recs[:chunk_rows], allnums[:chunk_rows], mine)
-            buf_recs, allnums = buf_recs[chunk_rows:], allnums[chunk_rows:]
-        if buf_recs or pre_rejects:
-            yield emit(buf_recs, allnums, pre_rejects)
-        if not sniff_ok:
-            sniff_fail()
-    finally:
-        fh.close()
