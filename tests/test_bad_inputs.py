@@ -41,10 +41,11 @@ if str(ROOT / "src") not in sys.path:  # so that ``python tests/test_bad_inputs.
     sys.path.insert(0, str(ROOT / "src"))
 
 from musicrec.pipeline.clean import clean  # noqa: E402
-from musicrec.ingest.reader import InputFormatError  # noqa: E402
-from musicrec.ingest.reader import BLOCK_BYTES  # noqa: E402
+from musicrec.ingest.inputs import InputFormatError  # noqa: E402
+from musicrec.ingest.lines import BLOCK_BYTES  # noqa: E402
 from musicrec.schema import AUDIO_FEATURES, KAGGLE_HISTORY, KAGGLE_MUSIC_INFO, KAGGLE_MUSIC_INFO_COLUMNS  # noqa: E402
-from musicrec.ingest.validate import REASONS, name_key  # noqa: E402
+from musicrec.ingest.keys import name_key  # noqa: E402
+from musicrec.ingest.quarantine import REASONS  # noqa: E402
 
 # --------------------------------------------------------------------------- outcomes
 
@@ -278,7 +279,7 @@ def _very_long_line() -> bytes:
 
 # ---- round 2 builders: compressed inputs, hostile archives, limits (generated here, never committed)
 
-from musicrec.ingest.reader import InputPolicy  # noqa: E402
+from musicrec.ingest.inputs import InputPolicy  # noqa: E402
 
 
 def bz2_bytes(data: bytes) -> bytes:

@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from musicrec.pipeline.clean import HashSet, clean
-from musicrec.ingest.reader import InputFormatError
+from musicrec.ingest.inputs import InputFormatError
 from musicrec.schema import ITEM_COLUMNS, KAGGLE_MUSIC_INFO_COLUMNS
-from musicrec.ingest.validate import REASONS, name_key
+from musicrec.ingest.keys import name_key
+from musicrec.ingest.quarantine import REASONS
 
 ROOT = Path(__file__).resolve().parents[1]
 INFO_HEADER = ",".join(KAGGLE_MUSIC_INFO_COLUMNS)

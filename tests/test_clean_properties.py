@@ -9,7 +9,7 @@ Checked for every example:
 
 * ``rows_read == kept + quarantined + unmatched_dropped`` (per file and overall),
   and ``quarantine.parquet`` holds exactly the quarantined rows, each with a
-  reason from :data:`musicrec.ingest.validate.REASONS` and a physical line in the file;
+  reason from :data:`musicrec.ingest.quarantine.REASONS` and a physical line in the file;
 * an independent oracle of the documented rules (reader: RFC 4180 quoting,
   whitespace stripping, C0 control characters refused in these id / count fields; Kaggle adapter: ``TOKEN_ID``
   ids, integer play counts with an optional ``.0`` fraction and leading zeros in
@@ -20,7 +20,7 @@ Checked for every example:
 
 Also properties of the value parsers: the duplicate key is injective; numbers are
 finite values of their Arrow type or fail the row; timestamps are real dates and
-times in :data:`musicrec.ingest.validate.TIME_RANGE` or fail the row.
+times in :data:`musicrec.ingest.checks.TIME_RANGE` or fail the row.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ from hypothesis import strategies as st
 
 from musicrec.pipeline.clean import clean
 from musicrec.schema import KAGGLE_HISTORY, KAGGLE_MUSIC_INFO, KAGGLE_MUSIC_INFO_COLUMNS
-from musicrec.ingest.validate import REASONS, TIME_RANGE, TOKEN_ID, Checks, dedup_text, parse_iso_utc, parse_numbers
+from musicrec.ingest.checks import TIME_RANGE, TOKEN_ID, Checks, parse_iso_utc, parse_numbers
+from musicrec.ingest.keys import dedup_text
+from musicrec.ingest.quarantine import REASONS
 
 MAX_PLAYCOUNT = 1000
 FEATS = "0.5,0.6,1,-5.0,1,0.1,0.2,0.0,0.1,0.5,120.0,4"

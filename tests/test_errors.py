@@ -44,7 +44,7 @@ def _run(main, name: str) -> int:
 
 def test_broken_clean_accounting_is_reported_as_a_bug(tmp_path, capsys, monkeypatch):
     """Every file report miscounts its rows: clean's invariant check fires; a traceback, not a user error."""
-    from musicrec.ingest.validate import FileReport
+    from musicrec.ingest.contract import FileReport
 
     def get(self):
         return self.__dict__["rows_read"] + 1
@@ -156,7 +156,7 @@ def test_every_exception_class_of_the_package_is_a_user_error_or_a_listed_bug():
 
 @pytest.mark.parametrize("module, name, builtin", [
     ("musicrec.config", "ParamsError", ValueError),
-    ("musicrec.ingest.reader", "InputFormatError", ValueError),
+    ("musicrec.ingest.inputs", "InputFormatError", ValueError),
     ("musicrec.io", "DiskFullError", OSError),
     ("musicrec.devservices.manager", "ServiceError", RuntimeError),
     ("musicrec.tracking.logger", "TrackingUnavailable", RuntimeError),

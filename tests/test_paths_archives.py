@@ -8,7 +8,7 @@
 * The Taste Profile SQLite database is opened read-only through a quoted URI:
   ``#``, ``?``, ``%`` and spaces in its path work, and nothing is ever created.
 * The reader limits are params (``data.*``) with strict types and bounds; their
-  defaults equal :class:`musicrec.ingest.reader.InputPolicy`'s.
+  defaults equal :class:`musicrec.ingest.inputs.InputPolicy`'s.
 * A too-long line is never held whole (tracemalloc peak, not wall clock).
 """
 
@@ -29,7 +29,10 @@ import yaml
 
 from musicrec.pipeline.clean import clean
 from musicrec.config import DataParams, ParamsError, load_params, parse_params
-from musicrec.ingest.reader import BLOCK_BYTES, DEFAULT_POLICY, InputFile, InputFormatError, InputPolicy, TableSpec, iter_records
+from musicrec.ingest.inputs import DEFAULT_POLICY, InputFile, InputFormatError, InputPolicy
+from musicrec.ingest.lines import BLOCK_BYTES
+from musicrec.ingest.reader import iter_records
+from musicrec.ingest.spec import TableSpec
 from musicrec.schema import KAGGLE_HISTORY, KAGGLE_MUSIC_INFO
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -139,10 +139,11 @@ def test_every_registered_model_is_in_the_params_schema_and_the_committed_file_l
 SOURCE_FILE = '''
 """A headerless ``user<TAB>item<TAB>plays`` file (an example, not shipped)."""
 
-from musicrec.ingest.reader import InputFile, TableSpec
-from musicrec.ingest.validate import (
-    Catalog, dedup_text, empty_to_null, find_file, parse_playcount, plays_table, stream_plays,
-)
+from musicrec.ingest.checks import empty_to_null, parse_playcount
+from musicrec.ingest.contract import Catalog, find_file, plays_table, stream_plays
+from musicrec.ingest.inputs import InputFile
+from musicrec.ingest.keys import dedup_text
+from musicrec.ingest.spec import TableSpec
 
 SPEC = TableSpec(columns=("user", "item", "plays"), sep="\\t", header="none", description="example triplets")
 

@@ -13,7 +13,7 @@ import pytest
 
 from musicrec.pipeline.clean import clean
 from musicrec.config import CleanParams
-from musicrec.ingest.reader import TableSpec
+from musicrec.ingest.spec import TableSpec
 from musicrec.schema import ITEM_COLUMNS, PLAY_COLUMNS
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"

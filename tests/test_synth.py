@@ -1,4 +1,4 @@
-"""Tests of the deterministic synthetic data generator (musicrec.ingest.synthetic, stages/generate.py)."""
+"""Tests of the deterministic synthetic data generator (the musicrec.ingest.synthetic package, stages/generate.py)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import yaml
 from musicrec.schema import (
     AUDIO_FEATURES, KAGGLE_HISTORY, KAGGLE_HISTORY_COLUMNS, KAGGLE_MUSIC_INFO, KAGGLE_MUSIC_INFO_COLUMNS,
 )
-from musicrec.ingest.synthetic import (
-    N_SUBSTYLES, allocate_counts, generate_catalog, genre_names, iter_history, write_synthetic,
-)
+from musicrec.ingest.synthetic import write_synthetic
+from musicrec.ingest.synthetic.catalog import N_SUBSTYLES, generate_catalog, genre_names
+from musicrec.ingest.synthetic.history import allocate_counts, iter_history
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = dict(n_tracks=3000, n_users=2500, n_plays=60_000, n_genres=8, n_artists=600)

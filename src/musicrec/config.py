@@ -50,7 +50,7 @@ class DataParams(Section):
     unmatched: Literal["keep", "drop"] = "keep"
     chunk_rows: int = Field(500_000, gt=0, le=10_000_000)
     allow_absolute_paths: bool = False  # also: raw files / folders that are symlinks out of the repository
-    # reader limits (musicrec.ingest.reader.InputPolicy has the same fields and defaults)
+    # reader limits (musicrec.ingest.inputs.InputPolicy has the same fields and defaults)
     max_line_bytes: int = Field(64 << 20, strict=True, ge=1024, le=1 << 30)  # longer: line_too_long
     max_decompressed_bytes: int = Field(16 << 30, strict=True, ge=1 << 20, le=1 << 40)  # per .gz/.bz2/.xz/zip member
     max_compression_ratio: float = Field(100.0, strict=True, gt=1, le=100_000)  # decompressed / compressed bytes

@@ -21,7 +21,7 @@ Each subclass also derives from the builtin exception it replaced
 (``ValueError``, ``OSError``, ``RuntimeError``), so code that catches the
 builtin still catches it. The classes defined elsewhere on this base:
 ``ParamsError`` (:mod:`musicrec.config`), ``InputFormatError``
-(:mod:`musicrec.ingest.reader`), ``DiskFullError`` (:mod:`musicrec.io`),
+(:mod:`musicrec.ingest.inputs`), ``DiskFullError`` (:mod:`musicrec.io`),
 ``ServiceError`` (:mod:`musicrec.devservices.manager`), ``TrackingUnavailable``
 (:mod:`musicrec.tracking.logger`) and ``ServingError`` (:mod:`musicrec.serving.recommender`).
 """

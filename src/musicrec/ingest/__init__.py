@@ -5,7 +5,7 @@ module (in this folder) that reads its published files into the cleaned schema,
 and whether its items are artists rather than tracks. :mod:`musicrec.config`
 (the allowed values, the artist-level play-count cap) and the clean stage read it.
 To add a source: write one adapter module here (copy ``lastfm_360k.py``; the
-contract is in :mod:`musicrec.ingest.validate`) and add its line below.
+contract is in :mod:`musicrec.ingest.contract`) and add its line below.
 
 This module imports nothing heavy: the params loader reads it at every stage.
 """

@@ -12,7 +12,7 @@ Normalisation:
 * ``item_id`` = the track MusicBrainz id (lower-cased) when present; when it is
   empty, a key from (artist name, track name): ``name:`` + 16 hex digits of a
   BLAKE2b hash of the NFKC, case-folded, whitespace-collapsed names (see
-  :func:`musicrec.ingest.validate.name_key`). A non-empty id that is not a UUID is
+  :func:`musicrec.ingest.keys.name_key`). A non-empty id that is not a UUID is
   ``malformed_item_id``; no id and no track name is ``missing_item_id``.
 * Items come from the events: ``name`` = track name, ``artist`` = artist name of
   the first kept event of each item.
@@ -30,11 +30,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from musicrec.ingest.reader import COMPRESSED_SUFFIXES, InputFile, InputFormatError, TableSpec
-from musicrec.ingest.validate import (
-    MBID, Catalog, Checks, Context, PlaysBatch, dedup_text, empty_to_null, find_file, name_keys, parse_iso_utc,
-    plays_table, stream_plays,
-)
+from musicrec.ingest.checks import MBID, Checks, empty_to_null, parse_iso_utc
+from musicrec.ingest.contract import Catalog, Context, PlaysBatch, find_file, plays_table, stream_plays
+from musicrec.ingest.inputs import COMPRESSED_SUFFIXES, InputFile, InputFormatError
+from musicrec.ingest.keys import dedup_text, name_keys
+from musicrec.ingest.spec import TableSpec
 
 EVENTS_NAME = "userid-timestamp-artid-artname-traid-traname.tsv"
 USER_ID = r"^user_[0-9]{6}$"

@@ -10,7 +10,7 @@ Normalisation:
 * Users must be 40 hex digits.
 * ``item_id`` = the artist MusicBrainz id (lower-cased); when empty, a key from
   the normalised artist name (``name:`` + 16 hex digits, see
-  :func:`musicrec.ingest.validate.name_key`). A non-empty non-UUID id is
+  :func:`musicrec.ingest.keys.name_key`). A non-empty non-UUID id is
   ``malformed_item_id``; no id and no name is ``missing_item_id``.
 * Items come from the plays: ``name`` = ``artist`` = the artist name of the
   first kept row of each item. No timestamps.
@@ -28,12 +28,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from musicrec.ingest.reader import InputFile, TableSpec
-from musicrec.ingest.validate import (
-    SHA1_ID, Catalog, Checks, Context, PlaysBatch, dedup_text, empty_to_null, find_file, parse_playcount,
-    plays_table, stream_plays,
-)
+from musicrec.ingest.checks import SHA1_ID, Checks, empty_to_null, parse_playcount
+from musicrec.ingest.contract import Catalog, Context, PlaysBatch, find_file, plays_table, stream_plays
+from musicrec.ingest.inputs import InputFile
+from musicrec.ingest.keys import dedup_text
 from musicrec.ingest.lastfm_1k import item_keys
+from musicrec.ingest.spec import TableSpec
 
 PLAYS_NAME = "usersha1-artmbid-artname-plays.tsv"
 PROFILE_NAME = "usersha1-profile.tsv"

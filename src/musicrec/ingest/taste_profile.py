@@ -42,12 +42,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from musicrec.ingest.reader import InputFile, InputFormatError, ReaderStats, TableSpec, strip_fields
-from musicrec.ingest.validate import (
-    MSD_SONG_ID, MSD_TRACK_ID, SHA1_ID, Catalog, Checks, Context, FileReport, PlaysBatch, dedup_text,
-    dedupe_items, empty_to_null, find_file, make_items, parse_numbers, parse_playcount, plays_table,
-    quarantine_table, read_table, stream_plays,
+from musicrec.ingest.checks import (
+    MSD_SONG_ID, MSD_TRACK_ID, SHA1_ID, Checks, empty_to_null, parse_numbers, parse_playcount,
 )
+from musicrec.ingest.contract import (
+    Catalog, Context, FileReport, PlaysBatch, find_file, make_items, plays_table, read_table, stream_plays,
+)
+from musicrec.ingest.fields import strip_fields
+from musicrec.ingest.inputs import InputFile, InputFormatError
+from musicrec.ingest.keys import dedup_text
+from musicrec.ingest.quarantine import dedupe_items, quarantine_table
+from musicrec.ingest.spec import ReaderStats, TableSpec
 
 PLAYS_NAMES = ("train_triplets.txt", "10000.txt")
 META_NAMES = ("track_metadata.db", "unique_tracks.txt", "song_data.csv", "subset_unique_tracks.txt")

@@ -1,7 +1,7 @@
 """The ``clean`` stage: one raw source -> the cleaned, source-agnostic schema.
 
 ``clean(source, input_dir, out_dir, ...)`` finds the source's published files
-(:mod:`musicrec.ingest.validate`), streams the plays in chunks of ``chunk_rows``, and
+(:mod:`musicrec.ingest.contract`), streams the plays in chunks of ``chunk_rows``, and
 writes ``out_dir`` atomically (see :mod:`musicrec.schema`):
 
 * ``plays/part-NNNNN.parquet`` (one part per non-empty chunk, file order),
@@ -46,11 +46,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from musicrec.ingest import get_adapter
-from musicrec.ingest.reader import DEFAULT_POLICY, InputFormatError, InputPolicy
-from musicrec.ingest.validate import (
-    ITEM_SCHEMA, PLAYS_SCHEMA, QUARANTINE_SCHEMA, REASONS, Catalog, Context, FileReport, check_quarantine_share,
-    make_items, with_file,
+from musicrec.ingest.contract import (
+    ITEM_SCHEMA, PLAYS_SCHEMA, Catalog, Context, FileReport, check_quarantine_share, make_items,
 )
+from musicrec.ingest.inputs import DEFAULT_POLICY, InputFormatError, InputPolicy
+from musicrec.ingest.quarantine import QUARANTINE_SCHEMA, REASONS, with_file
 from musicrec.io import atomic_path
 
 __all__ = ["clean", "InputFormatError", "REASONS"]
@@ -116,7 +116,7 @@ def clean(
     inside ``policy.root`` after following symlinks) and the reader limits,
     among them the largest share of a file's rows that may be quarantined.
 
-    Raises :class:`~musicrec.ingest.reader.InputFormatError` for missing, unparseable
+    Raises :class:`~musicrec.ingest.inputs.InputFormatError` for missing, unparseable
     or refused inputs (``out_dir`` is then left as it was).
     """
     if unmatched not in ("keep", "drop"):

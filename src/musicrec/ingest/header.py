@@ -1,0 +1,93 @@
+"""Header resolution: is the first record a header, and where is each spec column in a record.
+
+Column names are matched by name (case-insensitive, quotes stripped, aliases allowed, any
+order, extra columns where the spec allows them; the canonical name wins over an alias).
+A wrong, ambiguous or missing header is refused with :class:`InputFormatError`, with a
+hint when the file looks separated by another character.
+"""
+
+from __future__ import annotations
+
+from musicrec.ingest.fields import split_record
+from musicrec.ingest.inputs import InputFormatError
+from musicrec.ingest.spec import SEPARATOR_NAMES, ReaderStats, TableSpec
+
+
+def _norm_name(s: str) -> str:
+    return s.strip().strip('"').strip().lower()
+
+
+def resolve_header(first: str, line_no: int, spec: TableSpec, name: str,
+                   stats: ReaderStats) -> tuple[list[int], bool, int]:
+    """Decide whether the first record is a header.
+
+    Returns ``(positions, consumed, width)``: the index of each spec column in a
+    record, whether the first record was a header (and so is not data), and the
+    number of fields a record must have.
+    """
+    fields = split_record(first, spec) or [first]
+    normed = [_norm_name(f) for f in fields]
+    known = {n for c in spec.columns for n in spec.names_for(c)}
+    headerish = [n for n in normed if n in known and n != ""]
+    default = list(range(len(spec.columns)))
+    if spec.header == "none":
+        if headerish:
+            stats.header = "unexpected"
+            return default, False, len(spec.columns)  # reported as unexpected_header by the caller
+        stats.header = "absent"
+        return default, False, len(spec.columns)
+    if not headerish:
+        if len(fields) == 1 and len(spec.columns) > 1:
+            other = [s for s in SEPARATOR_NAMES if s != spec.sep and s in first]
+            hint = f" (it looks {SEPARATOR_NAMES[other[0]]}-separated)" if other else ""
+            raise InputFormatError(
+                f"{name}: line {line_no}: expected a {spec.layout()} header with columns "
+                f"{','.join(spec.columns)}; found {first[:200]!r}{hint}"
+            )
+        if spec.header == "required" and not any(ch.isdigit() for ch in first):
+            raise InputFormatError(
+                f"{name}: line {line_no}: header has unknown columns; expected a {spec.layout()} header with "
+                f"columns {','.join(spec.columns)}; found {first[:300]!r}"
+            )
+        stats.header = "missing" if spec.header == "required" else "absent"
+        return default, False, len(spec.columns)
+    positions = []
+    missing = []
+    ambiguous = []
+    shadowed = []
+    for col in spec.columns:
+        canonical, *aliases = spec.names_for(col)
+        exact = [i for i, n in enumerate(normed) if n == canonical]
+        alias = [i for i, n in enumerate(normed) if n in aliases]
+        if len(exact) > 1 or (not exact and len(alias) > 1):
+            found = exact if exact else alias
+            ambiguous.append(f"{col} is given by {len(found)} columns "
+                             f"({', '.join(f'{fields[i].strip()!r} (column {i + 1})' for i in found)})")
+        elif exact:
+            positions.append(exact[0])  # the canonical name wins wherever an alias stands
+            shadowed += [(i, col) for i in alias]
+        elif alias:
+            positions.append(alias[0])
+        else:
+            missing.append(col)
+    if ambiguous or (shadowed and not spec.extra_columns):
+        what = "; ".join(ambiguous + [f"{col} is given both by its own column and by {fields[i].strip()!r} "
+                                      f"(column {i + 1}, an alias of {col})" for i, col in shadowed])
+        raise InputFormatError(
+            f"{name}: line {line_no}: header is ambiguous: {what}; expected one column per field of "
+            f"{','.join(spec.columns)}. Remove or rename the duplicate column"
+        )
+    if missing or (not spec.extra_columns and len(fields) != len(spec.columns)):
+        other = [s for s in SEPARATOR_NAMES if s != spec.sep and s in first]
+        hint = f" (it looks {SEPARATOR_NAMES[other[0]]}-separated)" if other and len(fields) == 1 else ""
+        what = f"missing column(s) {', '.join(missing)}" if missing else f"{len(fields)} columns instead of {len(spec.columns)}"
+        raise InputFormatError(
+            f"{name}: line {line_no}: header has {what}; expected a {spec.layout()} header with columns "
+            f"{','.join(spec.columns)}{' (extra columns allowed)' if spec.extra_columns else ''}; found "
+            f"{','.join(fields)[:300]!r}{hint}"
+        )
+    stats.header = "present"
+    stats.header_notes = [f"{name}: line {line_no}: column {i + 1} {fields[i].strip()!r} (an alias of {col}) is "
+                          f"ignored as an extra column: the file also has the column {col}, which is used"
+                          for i, col in shadowed]
+    return positions, True, len(fields)
