@@ -20,7 +20,7 @@ Checked for every example:
 
 Also properties of the value parsers: the duplicate key is injective; numbers are
 finite values of their Arrow type or fail the row; timestamps are real dates and
-times in :data:`musicrec.ingest.checks.TIME_RANGE` or fail the row.
+times in :data:`musicrec.ingest.values.TIME_RANGE` or fail the row.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from hypothesis import strategies as st
 
 from musicrec.pipeline.clean import clean
 from musicrec.schema import KAGGLE_HISTORY, KAGGLE_MUSIC_INFO, KAGGLE_MUSIC_INFO_COLUMNS
-from musicrec.ingest.checks import TIME_RANGE, TOKEN_ID, Checks, parse_iso_utc, parse_numbers
+from musicrec.ingest.values import TIME_RANGE, TOKEN_ID, Checks, parse_iso_utc, parse_numbers
 from musicrec.ingest.keys import dedup_text
 from musicrec.ingest.quarantine import REASONS
 

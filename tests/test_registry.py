@@ -139,7 +139,7 @@ def test_every_registered_model_is_in_the_params_schema_and_the_committed_file_l
 SOURCE_FILE = '''
 """A headerless ``user<TAB>item<TAB>plays`` file (an example, not shipped)."""
 
-from musicrec.ingest.checks import empty_to_null, parse_playcount
+from musicrec.ingest.values import empty_to_null, parse_playcount
 from musicrec.ingest.contract import Catalog, find_file, plays_table, stream_plays
 from musicrec.ingest.inputs import InputFile
 from musicrec.ingest.keys import dedup_text

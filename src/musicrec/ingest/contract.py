@@ -12,7 +12,7 @@ Every adapter module (listed in :data:`musicrec.ingest.SOURCES`) exposes three f
 This module holds those types (:class:`Context`, :class:`Catalog`, :class:`PlaysBatch`,
 :class:`FileReport`, the item and plays schemas) and what adapters build them with:
 :func:`find_file`, :func:`stream_plays` / :func:`read_table` (read a file through the
-row checks of :mod:`musicrec.ingest.checks`), :func:`make_items`, :func:`plays_table`,
+row checks of :mod:`musicrec.ingest.values`), :func:`make_items`, :func:`plays_table`,
 and the clean's quarantine-share limit.
 """
 
@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from musicrec.ingest.checks import Checks
+from musicrec.ingest.values import Checks
 from musicrec.ingest.inputs import COMPRESSED_SUFFIXES, DEFAULT_POLICY, InputFile, InputFormatError, InputPolicy
 from musicrec.ingest.quarantine import with_file
 from musicrec.ingest.reader import iter_records

@@ -6,7 +6,7 @@ File: ``hetrec2011-lastfm-2k.zip`` (members matched by base name; never unzipped
 * ``artists.dat`` (UTF-8): ``id  name  url  pictureURL`` -> items;
 * ``tags.dat`` (Latin-1): ``tagID  tagValue``;
 * ``user_taggedartists.dat``: ``userID  artistID  tagID  day  month  year`` (the date must be a
-  real calendar date in :data:`~musicrec.ingest.checks.TIME_RANGE`, else the assignment is quarantined
+  real calendar date in :data:`~musicrec.ingest.values.TIME_RANGE`, else the assignment is quarantined
   as ``invalid_date`` / ``timestamp_out_of_range``; it is not otherwise used).
 
 All tab-separated with a header, CRLF line ends (LF accepted). ``user_friends.dat``
@@ -39,7 +39,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from musicrec.ingest.checks import Checks, check_date, empty_to_null, numeric_ids, parse_playcount
+from musicrec.ingest.values import Checks, check_date, empty_to_null, numeric_ids, parse_playcount
 from musicrec.ingest.contract import (
     Catalog, Context, FileReport, PlaysBatch, find_file, make_items, plays_table, read_table, stream_plays,
 )

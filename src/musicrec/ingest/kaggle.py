@@ -6,7 +6,7 @@ quoted CSV) and ``User Listening History.csv`` (header ``track_id,user_id,playco
 
 Normalisation (beyond the reader's whitespace stripping):
 
-* ``item_id`` = ``track_id``; ids must match :data:`~musicrec.ingest.checks.TOKEN_ID`
+* ``item_id`` = ``track_id``; ids must match :data:`~musicrec.ingest.values.TOKEN_ID`
   (letters/digits first, then letters, digits, ``_ . : -``; at most 128 chars).
 * ``tags``: lower-cased, split on commas, each stripped, empties dropped, joined
   with ``", "``; ``genre``/``name``/``artist``: empty -> null.
@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from musicrec.ingest.inputs import InputFile
 from musicrec.ingest.spec import TableSpec
 from musicrec.schema import AUDIO_FEATURES, KAGGLE_HISTORY, KAGGLE_HISTORY_COLUMNS, KAGGLE_MUSIC_INFO, KAGGLE_MUSIC_INFO_COLUMNS
-from musicrec.ingest.checks import TOKEN_ID, Checks, empty_to_null, normalise_tags, parse_numbers, parse_playcount
+from musicrec.ingest.values import TOKEN_ID, Checks, empty_to_null, normalise_tags, parse_numbers, parse_playcount
 from musicrec.ingest.contract import (
     Catalog, Context, FileReport, PlaysBatch, find_file, make_items, plays_table, read_table, stream_plays,
 )

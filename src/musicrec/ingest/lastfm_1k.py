@@ -30,7 +30,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from musicrec.ingest.checks import MBID, Checks, empty_to_null, parse_iso_utc
+from musicrec.ingest.values import MBID, Checks, empty_to_null, parse_iso_utc
 from musicrec.ingest.contract import Catalog, Context, PlaysBatch, find_file, plays_table, stream_plays
 from musicrec.ingest.inputs import COMPRESSED_SUFFIXES, InputFile, InputFormatError
 from musicrec.ingest.keys import dedup_text, name_keys

@@ -28,7 +28,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from musicrec.ingest.checks import SHA1_ID, Checks, empty_to_null, parse_playcount
+from musicrec.ingest.values import SHA1_ID, Checks, empty_to_null, parse_playcount
 from musicrec.ingest.contract import Catalog, Context, PlaysBatch, find_file, plays_table, stream_plays
 from musicrec.ingest.inputs import InputFile
 from musicrec.ingest.keys import dedup_text

@@ -42,7 +42,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from musicrec.ingest.checks import (
+from musicrec.ingest.values import (
     MSD_SONG_ID, MSD_TRACK_ID, SHA1_ID, Checks, empty_to_null, parse_numbers, parse_playcount,
 )
 from musicrec.ingest.contract import (
