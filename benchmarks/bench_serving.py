@@ -35,7 +35,8 @@ use_checkout()
 import numpy as np  # noqa: E402
 
 from musicrec.io import write_json  # noqa: E402
-from musicrec.serving.recommender import Recommender, available_models, default_model  # noqa: E402
+from musicrec.serving.artifacts import available_models, default_model  # noqa: E402
+from musicrec.serving.recommender import Recommender  # noqa: E402
 
 
 def stats_ms(samples: list[float]) -> dict[str, float]:

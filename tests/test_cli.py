@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from musicrec.testing import pipeline_env
+from tests.support.pipeline import pipeline_env
 
 MODELS = ["popularity", "itemknn", "als", "content", "hybrid"]
 
@@ -21,7 +21,7 @@ def build_pipeline_output(root: Path, *, models: list[str], seed: int = 42) -> P
     """generate -> clean -> transform -> interactions -> train with the package functions, under ``root``."""
     from musicrec.config import TrainParams
     from musicrec.pipeline.interactions import load_interactions
-    from musicrec.testing import build_small_matrices
+    from tests.support.pipeline import build_small_matrices
     from musicrec.pipeline.train import save_models, train_all
 
     data = build_small_matrices(root, seed=seed) / "data"
@@ -187,7 +187,7 @@ def test_models_command_lists_and_marks_the_default(out):
 
 
 def test_default_model_falls_back_to_als_then_first(tmp_path):
-    from musicrec.serving.recommender import default_model
+    from musicrec.serving.artifacts import default_model
 
     assert default_model(["als", "hybrid", "popularity"]) == "hybrid"
     assert default_model(["als", "itemknn", "popularity"]) == "als"

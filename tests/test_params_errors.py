@@ -15,17 +15,8 @@ import yaml
 from pydantic import BaseModel
 
 from musicrec.models.hybrid import collaborative_models
-from musicrec.config import (
-    MAX_DEPTH,
-    MAX_ERRORS,
-    MAX_FILE_BYTES,
-    MAX_VALUE_CHARS,
-    Params,
-    ParamsError,
-    load_params,
-    parse_params,
-    resolve_path,
-)
+from musicrec.config import Params, load_params, parse_params, resolve_path
+from musicrec.params_file import MAX_DEPTH, MAX_ERRORS, MAX_FILE_BYTES, MAX_VALUE_CHARS, ParamsError
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE: dict[str, Any] = yaml.safe_load((ROOT / "params.yaml").read_text())

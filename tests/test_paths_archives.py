@@ -28,7 +28,8 @@ import pytest
 import yaml
 
 from musicrec.pipeline.clean import clean
-from musicrec.config import DataParams, ParamsError, load_params, parse_params
+from musicrec.config import DataParams, load_params, parse_params
+from musicrec.params_file import ParamsError
 from musicrec.ingest.reader import BLOCK_BYTES, DEFAULT_POLICY, InputFile, InputFormatError, InputPolicy, TableSpec, iter_records
 from musicrec.schema import KAGGLE_HISTORY, KAGGLE_MUSIC_INFO
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from musicrec.testing import SMALL_PARAMS, deep_update, pipeline_env
+from tests.support.pipeline import SMALL_PARAMS, deep_update, pipeline_env
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ROOT / "stages"
@@ -30,7 +30,7 @@ TIMEOUT_S = 2  # mlflow.timeout_s for the down/slow cases
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """``data/processed/{items.parquet,matrices}`` and a small ``params.yaml`` under a scratch folder."""
-    from musicrec.testing import build_small_matrices
+    from tests.support.pipeline import build_small_matrices
 
     root = tmp_path_factory.mktemp("stages")
     params = deep_update(yaml.safe_load((ROOT / "params.yaml").read_text()), SMALL_PARAMS)
@@ -102,7 +102,8 @@ def test_train_logs_model_files_id_maps_and_histories(trained_run):
 
 
 def test_model_loaded_from_the_run_recommends_like_the_local_files(trained_run, tmp_path, free_ports):
-    from musicrec.serving.recommender import Recommender, download_run
+    from musicrec.serving.artifacts import download_run
+    from musicrec.serving.recommender import Recommender
 
     root, run_id, uri = trained_run
     users = pd.read_parquet(root / "out-mlflow/models/users.parquet")["user_id"].astype(str).tolist()
