@@ -19,12 +19,11 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
 from musicrec.ingest import SOURCES as SOURCE_REGISTRY
 from musicrec.models import MODELS as MODEL_REGISTRY
-from musicrec.params_file import ParamsError, _format_errors, _ParamsLoader, _read_text, _yaml_error, shorten
+from musicrec.params_file import ParamsError, format_validation_errors, read_params_file, shorten
 from musicrec.sections import MAX_STRING_CHARS, Section
 
 SOURCES = tuple(SOURCE_REGISTRY)
@@ -286,22 +285,12 @@ def parse_params(raw: Any, path: Path | str = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as err:
-        raise ParamsError(_format_errors(path, err)) from None
+        raise ParamsError(format_validation_errors(path, err)) from None
 
 
 def load_params(path: Path | str = "params.yaml") -> Params:
     """Read and validate ``params.yaml``; every problem is a :class:`ParamsError` naming the file."""
-    path = Path(path)
-    text = _read_text(path)
-    try:
-        loader = _ParamsLoader(text)  # the reader checks every character here
-        try:
-            raw = loader.get_single_data()
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as err:
-        raise ParamsError(_yaml_error(path, text, err)) from None
-    return parse_params(raw, path)
+    return parse_params(read_params_file(path), path)
 
 
 def resolve_path(p: str | Path, root: Path | str = ".", allow_absolute: bool = False) -> Path:

@@ -94,7 +94,8 @@ def describe_validation_errors(err: ValidationError, prefix: str = "") -> list[s
     return lines
 
 
-def _format_errors(path: Path, err: ValidationError) -> str:
+def format_validation_errors(path: Path, err: ValidationError) -> str:
+    """The message of a :class:`ParamsError` for ``err``: ``<path>: invalid parameters:`` then one line per key."""
     return "\n".join([f"{path}: invalid parameters:", *(f"  {line}" for line in describe_validation_errors(err))])
 
 
@@ -249,3 +250,17 @@ def _read_text(path: Path) -> str:
         raise ParamsError(f"{path}: {_at(data.decode('latin-1'), err.start)}: not UTF-8 text (byte "
                           f"0x{data[err.start]:02X} cannot be decoded; Latin-1 or another legacy encoding?); "
                           "expected UTF-8") from None
+
+
+def read_params_file(path: Path | str) -> Any:
+    """The parsed YAML document in ``path`` (not yet validated); every problem is a :class:`ParamsError`."""
+    path = Path(path)
+    text = _read_text(path)
+    try:
+        loader = _ParamsLoader(text)  # the reader checks every character here
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as err:
+        raise ParamsError(_yaml_error(path, text, err)) from None

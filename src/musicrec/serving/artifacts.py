@@ -54,7 +54,7 @@ def download_run(run_id: str, *, tracking_uri: str | None = None, cache_dir: Pat
     if not _RUN_ID_RE.fullmatch(run_id):
         raise ServingError(f"{run_id!r} is not an MLflow run id (32 hex characters, see reports/mlflow_run_id.txt)")
     uri = tracking_uri or server.tracking_uri(Path.cwd())
-    shown = redact._redact_url(uri)
+    shown = redact.redact_url(uri)
     base = Path(cache_dir) if cache_dir is not None else cache_root()
     dest = base / "mlflow-runs" / hashlib.sha256(uri.encode()).hexdigest()[:12] / run_id
     if not (dest / ".complete").is_file():

@@ -32,7 +32,8 @@ def _secret_values() -> list[str]:
     return [v for k in SECRET_ENV_VARS if len(v := os.environ.get(k, "")) >= 4]
 
 
-def _redact_url(value: str) -> str:
+def redact_url(value: str) -> str:
+    """``value`` with the password of any ``scheme://user:password@host`` replaced by :data:`REDACTED`."""
     return _URL_USERINFO_RE.sub(r"\1:" + REDACTED + "@", value)
 
 
@@ -52,6 +53,6 @@ def scrub(items: Mapping[str, Any]) -> dict[str, Any]:
             if any(s in v for s in secrets_):
                 out[k] = REDACTED
                 continue
-            v = _redact_url(v)
+            v = redact_url(v)
         out[k] = v
     return out

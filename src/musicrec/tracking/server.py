@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from musicrec.errors import ResourceUnavailable
-from musicrec.tracking.redact import _redact_url
+from musicrec.tracking.redact import redact_url
 
 
 class TrackingUnavailable(ResourceUnavailable):
@@ -74,7 +74,7 @@ def check_tracking(uri: str, timeout_s: float = 10.0) -> None:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise TrackingUnavailable(
-                f"MLflow tracking server {_redact_url(uri)} is not reachable within {timeout_s:g}s ({reason}); "
+                f"MLflow tracking server {redact_url(uri)} is not reachable within {timeout_s:g}s ({reason}); "
                 "start it with `make services-up`, unset MLFLOW_TRACKING_URI to log to ./mlflow.db, "
                 "or set mlflow.required: false in params.yaml to continue without tracking"
             ) from None
@@ -109,7 +109,7 @@ def _check_login(uri: str, timeout_s: float) -> None:
         return  # /health answered; anything else surfaces on the first real call
     if code in (401, 403):
         raise TrackingUnavailable(
-            f"MLflow tracking server {_redact_url(uri)} refused the request (HTTP {code}): "
+            f"MLflow tracking server {redact_url(uri)} refused the request (HTTP {code}): "
             + ("the login in MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD is wrong or lacks permission"
                if user and pw else "it requires a login and MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD "
                "are not set")
