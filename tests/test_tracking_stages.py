@@ -103,14 +103,14 @@ def test_train_logs_model_files_id_maps_and_histories(trained_run):
 
 def test_model_loaded_from_the_run_recommends_like_the_local_files(trained_run, tmp_path, free_ports):
     from musicrec.serving.artifacts import download_run
-    from musicrec.serving.recommender import Recommender
+    from musicrec.serving.recommender import ModelServer
 
     root, run_id, uri = trained_run
     users = pd.read_parquet(root / "out-mlflow/models/users.parquet")["user_id"].astype(str).tolist()
     items = pd.read_parquet(root / "out-mlflow/models/catalog.parquet")["item_id"].astype(str).tolist()
     for model in SMALL_PARAMS["train"]["models"]:
-        local = Recommender.load(root / "out-mlflow/models", model, matrices_dir=root / "data/processed/matrices")
-        remote = Recommender.from_run(run_id, model, tracking_uri=uri, cache_dir=tmp_path)
+        local = ModelServer.load(root / "out-mlflow/models", model, matrices_dir=root / "data/processed/matrices")
+        remote = ModelServer.from_run(run_id, model, tracking_uri=uri, cache_dir=tmp_path)
         assert remote.model_name == model and remote.models_dir != local.models_dir
         for u in users[:5]:
             pd.testing.assert_frame_equal(remote.recommend_user(u, 10), local.recommend_user(u, 10))

@@ -83,10 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.n <= 0:
             raise artifacts.ServingError(f"-n must be a positive integer (got {args.n})")
         if args.run_id:
-            rec = serving.Recommender.from_run(args.run_id, args.model, tracking_uri=args.tracking_uri,
+            rec = serving.ModelServer.from_run(args.run_id, args.model, tracking_uri=args.tracking_uri,
                                                matrices_dir=getattr(args, "matrices", None))
         else:
-            rec = serving.Recommender.load(args.models, args.model,
+            rec = serving.ModelServer.load(args.models, args.model,
                                            matrices_dir=getattr(args, "matrices", None))
         if args.command == "similar":
             df, query = rec.similar(args.track, args.n), {"similar": args.track}

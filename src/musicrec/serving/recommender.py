@@ -1,6 +1,6 @@
 """Serve recommendations from a trained models folder (``data/models``), with explanations.
 
->>> rec = Recommender.load("data/models")                 # hybrid if trained, else als, else the first
+>>> rec = ModelServer.load("data/models")                 # hybrid if trained, else als, else the first
 >>> rec.recommend_user("0030909f17bf...", n=10)            # known user: history from the matrices folder
 >>> rec.recommend_liked(["TR01OQ88ENLK1FRLTP", "TR0..."])  # cold start from a few liked tracks
 >>> rec.similar("TR01OQ88ENLK1FRLTP", n=10)
@@ -14,11 +14,11 @@ close matches (``difflib`` over the ids and, for tracks, over track names,
 case-insensitive). The models folder is read once; the user history matrices
 (``train_weighted.npz`` + ``query_weighted.npz``) are read on first use.
 
-The same recommender loads from an MLflow run (the train stage logs the models
+The same server loads from an MLflow run (the train stage logs the models
 folder as artifact ``model/`` and the user histories as ``model/history/``;
 :mod:`musicrec.serving.artifacts` downloads and caches it):
 
->>> rec = Recommender.from_run("3f1c...", tracking_uri="http://127.0.0.1:5000")
+>>> rec = ModelServer.from_run("3f1c...", tracking_uri="http://127.0.0.1:5000")
 
 Nothing here imports MLflow (only :func:`~musicrec.serving.artifacts.download_run`,
 when called) or Dask, so the CLI starts fast.
@@ -84,8 +84,8 @@ def _close_matches(query: str, pool: pd.Series, n: int) -> list[int]:
     return out[:n]
 
 
-class Recommender:
-    """A trained model plus the catalogue and id maps, ready to answer requests.
+class ModelServer:
+    """Serves one trained model: the model plus the catalogue and id maps, ready to answer requests.
 
     Build with :meth:`load`. ``model_name`` is the model used; ``model`` the
     loaded :class:`musicrec.models.base.Recommender`.
@@ -110,7 +110,7 @@ class Recommender:
     # ---- loading --------------------------------------------------------------------
     @classmethod
     def load(cls, models_dir: Path | str = "data/models", model: str | None = None,
-             matrices_dir: Path | str | None = "data/processed/matrices") -> Recommender:
+             matrices_dir: Path | str | None = "data/processed/matrices") -> ModelServer:
         from musicrec.models.factory import load_model
 
         models_dir = Path(models_dir)
@@ -142,7 +142,7 @@ class Recommender:
 
     @classmethod
     def from_run(cls, run_id: str, model: str | None = None, *, tracking_uri: str | None = None,
-                 matrices_dir: Path | str | None = None, cache_dir: Path | str | None = None) -> Recommender:
+                 matrices_dir: Path | str | None = None, cache_dir: Path | str | None = None) -> ModelServer:
         """:meth:`load` from MLflow run ``run_id`` (see :func:`download_run`).
 
         User histories come from the run (``model/history/``); for a run logged without them,

@@ -191,7 +191,7 @@ HISTORY_FILES = ("train_weighted.npz", "query_weighted.npz")
 def log_model_artifacts(models_dir: Path | str, matrices_dir: Path | str | None = None) -> list[str]:
     """Log the models folder's contents as artifact ``model/`` and the user histories as ``model/history/``.
 
-    ``model/`` then holds what :meth:`musicrec.serving.recommender.Recommender.load` reads: one folder per
+    ``model/`` then holds what :meth:`musicrec.serving.recommender.ModelServer.load` reads: one folder per
     model (``model.json`` with its sha256 manifest + ``.npz`` arrays, no pickle), the id maps
     ``users.parquet`` / ``items.parquet`` and ``catalog.parquet``. ``model/history/`` holds
     ``train_weighted.npz`` + ``query_weighted.npz`` from the matrices folder, the rows of known
