@@ -24,7 +24,7 @@ from pydantic import Field, ValidationError, create_model, field_validator, mode
 from musicrec.ingest import SOURCES as SOURCE_REGISTRY
 from musicrec.models import MODELS as MODEL_REGISTRY
 from musicrec.params_file import ParamsError, format_validation_errors, read_params_file, shorten
-from musicrec.sections import MAX_STRING_CHARS, Section
+from musicrec.sections import Section
 
 SOURCES = tuple(SOURCE_REGISTRY)
 
