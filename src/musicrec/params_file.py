@@ -6,8 +6,9 @@ explicit tags, merge keys, duplicate keys at any depth and nesting deeper than
 :data:`MAX_DEPTH`, and reads scalars as YAML 1.2 (as DVC does). Every problem is one
 :class:`ParamsError` naming the file and the line/column or the key; validation errors
 are listed at most :data:`MAX_ERRORS` keys at a time, each value cut to
-:data:`MAX_VALUE_CHARS` characters. Only ``yaml`` and ``pydantic`` are imported, so every
-stage can load it cheaply; the sections themselves are in :mod:`musicrec.config`.
+:data:`MAX_VALUE_CHARS` characters. :func:`read_params_file` returns the parsed document;
+the sections that validate it are in :mod:`musicrec.config`. Only ``yaml`` and ``pydantic``
+are imported, so every stage can load it cheaply.
 """
 
 from __future__ import annotations

@@ -61,6 +61,7 @@ class Explainer:
         return self._tags[i]
 
     def why_recommended(self, row: sp.csr_matrix, recs: np.ndarray) -> list[str]:
+        """One explanation per item of ``recs``, recommended for the listener whose history is ``row``."""
         if len(recs) == 0:
             return []
         known = row.indices
@@ -132,6 +133,7 @@ class Explainer:
         return out
 
     def why_similar(self, i: int, j: int) -> str:
+        """Why track ``j`` is shown as similar to track ``i``: the same artist, shared tags, or neither."""
         parts = []
         a, b = self._artists[i], self._artists[j]
         # (HetRec-style catalogues name the artist as the item: "same artist" would say nothing)
