@@ -16,7 +16,8 @@ THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def use_checkout(**env: str) -> None:
-    """Put this checkout's ``src`` first on ``sys.path`` and default the thread variables (and ``env``)."""
-    sys.path.insert(0, str(REPO / "src"))
+    """Put this checkout's ``src`` first on ``sys.path`` (then its root, for ``tests.support``) and default the
+    thread variables (and ``env``)."""
+    sys.path[:0] = [str(REPO / "src"), str(REPO)]
     for var, val in {**THREAD_ENV, **env}.items():
         os.environ.setdefault(var, val)

@@ -2,7 +2,7 @@
 
 For each model in the models folder (or ``--model``):
 
-* ``load_s``: ``Recommender.load`` (reads and verifies the model files, the
+* ``load_s``: ``ModelServer.load`` (reads and verifies the model files, the
   catalogue and the id maps; imports already done) and, separately, ``history_load_s`` (the user
   matrices, read on the first ``recommend --user``);
 * per-request latency (median, p95, max, in milliseconds) over ``--requests``
@@ -35,7 +35,8 @@ use_checkout()
 import numpy as np  # noqa: E402
 
 from musicrec.io import write_json  # noqa: E402
-from musicrec.serving.recommender import Recommender, available_models, default_model  # noqa: E402
+from musicrec.serving.artifacts import available_models, default_model  # noqa: E402
+from musicrec.serving.recommender import ModelServer  # noqa: E402
 
 
 def stats_ms(samples: list[float]) -> dict[str, float]:
@@ -55,7 +56,7 @@ def timed(fn, args_list) -> list[float]:
 
 def bench_model(models: Path, matrices: Path, name: str, requests: int, n: int, seed: int) -> dict:
     t0 = time.perf_counter()
-    rec = Recommender.load(models, name, matrices_dir=matrices)
+    rec = ModelServer.load(models, name, matrices_dir=matrices)
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     hist = rec.history()
@@ -81,7 +82,7 @@ def bench_model(models: Path, matrices: Path, name: str, requests: int, n: int, 
 
 
 def bench_cli(models: Path, matrices: Path, runs: int) -> dict:
-    rec = Recommender.load(models, matrices_dir=None)
+    rec = ModelServer.load(models, matrices_dir=None)
     track = rec.item_ids[0]
     env = dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     times = []
@@ -106,7 +107,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("reports/bench_serving.json"))
     args = ap.parse_args()
     names = args.model or available_models(args.models)
-    rec = Recommender.load(args.models, names[0], matrices_dir=args.matrices)
+    rec = ModelServer.load(args.models, names[0], matrices_dir=args.matrices)
     hist = rec.history()
     report = {
         "data": {"models_dir": str(args.models), "users": int(hist.shape[0]), "items": int(hist.shape[1]),
@@ -118,7 +119,7 @@ def main() -> None:
                     "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")},
     }
     for name in names:  # untimed first load: one-time imports (implicit, pydantic) are not counted per model
-        Recommender.load(args.models, name, matrices_dir=None)
+        ModelServer.load(args.models, name, matrices_dir=None)
     for name in names:
         report["models"][name] = r = bench_model(args.models, args.matrices, name, args.requests, args.n, args.seed)
         q = r["requests"]["explained"]

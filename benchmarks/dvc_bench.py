@@ -16,7 +16,7 @@ DVC = str(Path(sys.executable).parent / "dvc")  # the venv's dvc, next to this i
 
 def run_dvc(workdir: Path) -> dict[str, Any]:
     """``dvc repro`` no-op time and ``dvc pull`` throughput from a local SeaweedFS (small clone)."""
-    from musicrec.testing import SMALL_PARAMS, dvc, make_clone, pipeline_env
+    from tests.support.pipeline import SMALL_PARAMS, dvc, make_clone, pipeline_env
 
     base = (workdir / "dvc").resolve()
     shutil.rmtree(base, ignore_errors=True)
@@ -49,7 +49,7 @@ def push_pull(workdir: Path, base: Path, clone: Path, env: dict[str, str]) -> di
     import secrets
 
     from musicrec.devservices import manager as svc
-    from musicrec.testing import dvc, get_free_ports, run
+    from tests.support.pipeline import dvc, get_free_ports, run
 
     # a big file next to the pipeline outputs, for bulk throughput
     big_src = None

@@ -14,7 +14,8 @@ import argparse  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from musicrec.pipeline.clean import clean  # noqa: E402
-from musicrec.config import ParamsError, load_params  # noqa: E402
+from musicrec.config import load_params  # noqa: E402
+from musicrec.params_file import ParamsError  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
 from musicrec.ingest.inputs import InputFormatError, InputPolicy  # noqa: E402
 from musicrec.pipeline.runner import run_stage  # noqa: E402

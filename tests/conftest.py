@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from musicrec.testing import get_free_ports
+from tests.support.pipeline import get_free_ports
 
 _ENV = {
     "DVC_NO_ANALYTICS": "1",

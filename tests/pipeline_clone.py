@@ -13,7 +13,7 @@ import secrets
 import string
 from pathlib import Path
 
-from musicrec.testing import SMALL_PARAMS, dvc, make_clone, pipeline_env
+from tests.support.pipeline import SMALL_PARAMS, dvc, make_clone, pipeline_env
 
 _UPPER = string.ascii_uppercase + string.digits
 FAKE_SECRETS = {

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from musicrec.testing import pipeline_env
+from tests.support.pipeline import pipeline_env
 
 MODELS = ["popularity", "itemknn", "als", "content", "hybrid"]
 
@@ -21,7 +21,7 @@ def build_pipeline_output(root: Path, *, models: list[str], seed: int = 42) -> P
     """generate -> clean -> transform -> interactions -> train with the package functions, under ``root``."""
     from musicrec.config import TrainParams
     from musicrec.pipeline.interactions import load_interactions
-    from musicrec.testing import build_small_matrices
+    from tests.support.pipeline import build_small_matrices
     from musicrec.pipeline.train import save_models, train_all
 
     data = build_small_matrices(root, seed=seed) / "data"
@@ -96,12 +96,12 @@ def test_recommend_user_json_excludes_known_items_and_matches_the_model(out, ids
 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_serves_every_command(out, ids, model):
-    """In process (the CLI is a thin layer over serving.Recommender; one model also through the CLI below)."""
-    from musicrec.serving.recommender import Recommender, to_records
+    """In process (the CLI is a thin layer over serving.recommender.ModelServer; one model also through the CLI below)."""
+    from musicrec.serving.recommender import ModelServer, to_records
 
     users, catalog = ids
     tracks = catalog["item_id"].astype(str).tolist()
-    rec = Recommender.load(out / "data/models", model, matrices_dir=out / "data/processed/matrices")
+    rec = ModelServer.load(out / "data/models", model, matrices_dir=out / "data/processed/matrices")
     assert rec.model_name == model
     for df in (rec.recommend_user(users[0], 5), rec.recommend_liked([tracks[0], tracks[5]], 5),
                rec.similar(tracks[1], 5)):
@@ -187,7 +187,7 @@ def test_models_command_lists_and_marks_the_default(out):
 
 
 def test_default_model_falls_back_to_als_then_first(tmp_path):
-    from musicrec.serving.recommender import default_model
+    from musicrec.serving.artifacts import default_model
 
     assert default_model(["als", "hybrid", "popularity"]) == "hybrid"
     assert default_model(["als", "itemknn", "popularity"]) == "als"
@@ -195,10 +195,10 @@ def test_default_model_falls_back_to_als_then_first(tmp_path):
 
 
 def test_recommender_object_in_process(out, ids):
-    from musicrec.serving.recommender import COLUMNS, Recommender, UnknownIdError
+    from musicrec.serving.recommender import COLUMNS, ModelServer, UnknownIdError
 
     users, catalog = ids
-    rec = Recommender.load(out / "data/models", matrices_dir=out / "data/processed/matrices")
+    rec = ModelServer.load(out / "data/models", matrices_dir=out / "data/processed/matrices")
     df = rec.recommend_user(users[1], n=4)
     assert list(df.columns) == list(COLUMNS) and len(df) == 4
     n_items = len(catalog)

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from musicrec.io import DiskFullError, atomic_path, remove_stale_temporaries, write_text
-from musicrec.testing import REPO_ROOT, SMALL_PARAMS, deep_update, pipeline_env
+from tests.support.pipeline import REPO_ROOT, SMALL_PARAMS, deep_update, pipeline_env
 from reliability_log import record
 
 STAGES = REPO_ROOT / "stages"

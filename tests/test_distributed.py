@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from musicrec.testing import write_interim
+from tests.support.pipeline import write_interim
 from musicrec.pipeline.transform import FilterSpec, run_transform
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -230,7 +230,7 @@ def test_worker_killed_mid_transform_completes_or_fails_cleanly(cluster, tmp_pat
 
 def test_dvc_exp_run_with_dask_address_uses_the_cluster(cluster, tmp_path):
     """`dvc exp run -S dask.address=tcp://...`: the pipeline runs unchanged on the cluster, same bytes."""
-    from musicrec.testing import SMALL_PARAMS, dvc, lock_outs, make_clone
+    from tests.support.pipeline import SMALL_PARAMS, dvc, lock_outs, make_clone
 
     repo = make_clone(tmp_path / "repo", SMALL_PARAMS)
     dvc(["repro"], repo)

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 import yaml
 
-from musicrec.testing import SMALL_PARAMS, dvc, lock_outs, make_clone
+from tests.support.pipeline import SMALL_PARAMS, dvc, lock_outs, make_clone
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +115,7 @@ def test_queued_experiment_logs_to_the_repos_mlflow_store(clone):
 @pytest.mark.slow
 def test_push_then_pull_into_a_second_clone_needs_no_recompute(clone, seaweedfs, tmp_path):
     from musicrec.devservices import manager as svc
-    from musicrec.testing import run
+    from tests.support.pipeline import run
 
     cfg, creds = seaweedfs
     url = f"s3://{cfg.bucket}/e2e-{tmp_path.name}"

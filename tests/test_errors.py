@@ -29,7 +29,7 @@ PARAMS = ROOT / "params.yaml"
 BUG_CLASSES = {"musicrec.models.base.NotFittedError"}
 # Raised and caught inside one module, never seen outside it (config's loader turns a refused YAML
 # construct into a ParamsError naming the file and line).
-INTERNAL_CLASSES = {"musicrec.config._Refused"}
+INTERNAL_CLASSES = {"musicrec.params_file._Refused"}
 
 
 def _stage_main(name: str):
@@ -155,12 +155,12 @@ def test_every_exception_class_of_the_package_is_a_user_error_or_a_listed_bug():
 
 
 @pytest.mark.parametrize("module, name, builtin", [
-    ("musicrec.config", "ParamsError", ValueError),
+    ("musicrec.params_file", "ParamsError", ValueError),
     ("musicrec.ingest.inputs", "InputFormatError", ValueError),
     ("musicrec.io", "DiskFullError", OSError),
     ("musicrec.devservices.manager", "ServiceError", RuntimeError),
-    ("musicrec.tracking.logger", "TrackingUnavailable", RuntimeError),
-    ("musicrec.serving.recommender", "ServingError", ValueError),
+    ("musicrec.tracking.server", "TrackingUnavailable", RuntimeError),
+    ("musicrec.serving.artifacts", "ServingError", ValueError),
     ("musicrec.errors", "DataError", ValueError),
     ("musicrec.errors", "MissingInputError", FileNotFoundError),
     ("musicrec.errors", "FileAccessError", OSError),
@@ -262,12 +262,12 @@ def test_cli_corrupt_model_folder_is_a_user_error(tmp_path, capsys, monkeypatch)
 
 
 def test_cli_bug_keeps_its_traceback(tmp_path, capsys, monkeypatch):
-    from musicrec.serving import recommender as serving
+    from musicrec.serving import artifacts
 
     def broken(models_dir):
         raise IndexError("list index out of range")
 
-    monkeypatch.setattr(serving, "available_models", broken)
+    monkeypatch.setattr(artifacts, "available_models", broken)
     assert _cli(monkeypatch, "models", "--models", str(tmp_path)) == EXIT_BUG
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err and "IndexError: list index out of range" in err

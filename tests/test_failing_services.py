@@ -23,7 +23,7 @@ import pytest
 
 from conftest import seaweed_test_config
 from musicrec.devservices import manager as svc
-from musicrec.testing import REPO_ROOT, pipeline_env
+from tests.support.pipeline import REPO_ROOT, pipeline_env
 from reliability_log import record
 
 pytestmark = pytest.mark.integration

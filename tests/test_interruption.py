@@ -45,7 +45,7 @@ import pytest
 import yaml
 
 from musicrec.io import LOCK_SUFFIX, PRELOCK_SUFFIX, md5_file
-from musicrec.testing import SMALL_PARAMS, dvc, make_clone, pipeline_env
+from tests.support.pipeline import SMALL_PARAMS, dvc, make_clone, pipeline_env
 from pipeline_clone import reference_clone
 from reliability_log import record
 

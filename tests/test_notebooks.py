@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from musicrec.testing import SMALL_PARAMS, deep_update, pipeline_env, run
+from tests.support.pipeline import SMALL_PARAMS, deep_update, pipeline_env, run
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")

@@ -15,17 +15,8 @@ import yaml
 from pydantic import BaseModel
 
 from musicrec.models.hybrid import collaborative_models
-from musicrec.config import (
-    MAX_DEPTH,
-    MAX_ERRORS,
-    MAX_FILE_BYTES,
-    MAX_VALUE_CHARS,
-    Params,
-    ParamsError,
-    load_params,
-    parse_params,
-    resolve_path,
-)
+from musicrec.config import Params, load_params, parse_params, resolve_path
+from musicrec.params_file import MAX_DEPTH, MAX_ERRORS, MAX_FILE_BYTES, MAX_VALUE_CHARS, ParamsError
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE: dict[str, Any] = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -758,3 +749,11 @@ def test_every_stage_refuses_hostile_params_in_one_paragraph(tmp_path: Path, sta
                         " ".join(res.stderr.split())), res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "previous"]
     assert [p.name for p in (tmp_path / "previous").iterdir()] == ["kept"]
+
+
+def test_the_params_file_reader_imports_only_yaml_and_pydantic():
+    """Every stage reads params.yaml first: musicrec.params_file pulls in no other musicrec module and no data library."""
+    code = ("import sys, musicrec.params_file; print(sorted(m for m in sys.modules if m.startswith('musicrec')), "
+            "[m for m in ('numpy', 'pandas', 'scipy', 'dask', 'mlflow') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['musicrec', 'musicrec.errors', 'musicrec.params_file'] []"

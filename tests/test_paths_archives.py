@@ -28,7 +28,8 @@ import pytest
 import yaml
 
 from musicrec.pipeline.clean import clean
-from musicrec.config import DataParams, ParamsError, load_params, parse_params
+from musicrec.config import DataParams, load_params, parse_params
+from musicrec.params_file import ParamsError
 from musicrec.ingest.inputs import DEFAULT_POLICY, InputFile, InputFormatError, InputPolicy
 from musicrec.ingest.lines import BLOCK_BYTES
 from musicrec.ingest.reader import iter_records

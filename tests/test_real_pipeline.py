@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from musicrec.testing import SHARED_REAL, SMALL_PARAMS, dvc, make_clone, run
+from tests.support.pipeline import SHARED_REAL, SMALL_PARAMS, dvc, make_clone, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -18,7 +18,8 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from musicrec import config
-from musicrec.config import ParamsError, parse_params, train_params_model
+from musicrec.config import parse_params, train_params_model
+from musicrec.params_file import ParamsError
 from musicrec import models as registry
 from musicrec.models import ModelSpec, collaborative_models
 from musicrec.models.factory import build_model, default_params, load_model, validate_params

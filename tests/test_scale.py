@@ -35,7 +35,7 @@ import yaml
 from musicrec.io import write_json
 from musicrec.schema import KAGGLE_HISTORY
 from musicrec.ingest.synthetic import write_synthetic
-from musicrec.testing import pipeline_env
+from tests.support.pipeline import pipeline_env
 
 pytestmark = pytest.mark.scale
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from musicrec.devservices import manager as svc
-from musicrec.testing import REPO_ROOT
+from tests.support.pipeline import REPO_ROOT
 from pipeline_clone import FAKE_SECRETS, reference_clone
 from reliability_log import record
 

@@ -285,11 +285,12 @@ def test_mlflow_server_roundtrip(seaweedfs, tmp_path, monkeypatch):
     family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
     try:
         from musicrec.tracking import logger as tr
+        from musicrec.tracking import server
 
         monkeypatch.setenv("MLFLOW_TRACKING_URI", cfg.mlflow_uri)
         for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL"):
             monkeypatch.delenv(k, raising=False)  # artifacts go through the server (--serve-artifacts)
-        uri = tr.tracking_uri(tmp_path)
+        uri = server.tracking_uri(tmp_path)
         # basic auth: no login or a wrong one is refused (API and pipeline check), the stored login works
         login = svc.mlflow_login(cfg, create=False)
         assert svc.mlflow_api_status(cfg, None) == 401
@@ -297,14 +298,14 @@ def test_mlflow_server_roundtrip(seaweedfs, tmp_path, monkeypatch):
         assert svc.mlflow_api_status(cfg, login) == 200
         for k in (svc.ENV_MLFLOW_USER, svc.ENV_MLFLOW_PASS):
             monkeypatch.delenv(k, raising=False)
-        with pytest.raises(tr.TrackingUnavailable, match="requires a login"):
-            tr.check_tracking(uri, timeout_s=5)
+        with pytest.raises(server.TrackingUnavailable, match="requires a login"):
+            server.check_tracking(uri, timeout_s=5)
         monkeypatch.setenv(svc.ENV_MLFLOW_USER, login.username)
         monkeypatch.setenv(svc.ENV_MLFLOW_PASS, "wrong-" + login.password)
-        with pytest.raises(tr.TrackingUnavailable, match="login in MLFLOW_TRACKING_USERNAME"):
-            tr.check_tracking(uri, timeout_s=5)
+        with pytest.raises(server.TrackingUnavailable, match="login in MLFLOW_TRACKING_USERNAME"):
+            server.check_tracking(uri, timeout_s=5)
         monkeypatch.setenv(svc.ENV_MLFLOW_PASS, login.password)  # what make / credentials.env export
-        tr.check_tracking(uri, timeout_s=5)
+        server.check_tracking(uri, timeout_s=5)
         art = tmp_path / "metrics.json"
         art.write_text('{"ndcg": 0.5}\n')
         with tr.start_or_resume_run("itest", run_id_file=tmp_path / "run_id", run_name="train",
@@ -350,7 +351,7 @@ def test_make_services_up_down_leaves_nothing_and_keeps_data(tmp_path, free_port
 
     from botocore.exceptions import ClientError
 
-    from musicrec.testing import make_clone, pipeline_env
+    from tests.support.pipeline import make_clone, pipeline_env
 
     try:
         svc.weed_binary()

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from musicrec.io import LOCK_SUFFIX, PRELOCK_SUFFIX, TMP_PREFIX, atomic_path, remove_stale_temporaries
-from musicrec.testing import REPO_ROOT
+from tests.support.pipeline import REPO_ROOT
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT / "src"),
                                                                   os.environ.get("PYTHONPATH")]))}

@@ -1,4 +1,4 @@
-"""musicrec.tracking.logger against a sqlite store in tmp_path (no server needed)."""
+"""musicrec.tracking (logger, server, redact, provenance) against a sqlite store in tmp_path (no server needed)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from musicrec.tracking import logger as tr
+from musicrec.tracking import provenance, redact, server
 from musicrec.config import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    uri = tr.tracking_uri(tmp_path)
+    uri = server.tracking_uri(tmp_path)
     return uri
 
 
@@ -32,9 +33,9 @@ def _client(uri):
 
 def test_tracking_uri_env_and_default(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert tr.tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    assert server.tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
-    assert tr.tracking_uri(tmp_path) == "http://127.0.0.1:5999"
+    assert server.tracking_uri(tmp_path) == "http://127.0.0.1:5999"
 
 
 def test_flatten_and_safe_key():
@@ -47,7 +48,7 @@ def test_flatten_and_safe_key():
 def test_scrub_keys_values_and_urls(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3tvalue")
     monkeypatch.setenv("MUSICREC_S3_ACCESS_KEY", "AKIAFAKE123")
-    out = tr.scrub({
+    out = redact.scrub({
         "s3.secret_access_key": "whatever",
         "db.password": "x",
         "api_token": "y",
@@ -58,9 +59,9 @@ def test_scrub_keys_values_and_urls(monkeypatch):
         "train.als.factors": 64,
         "plain": "ok",
     })
-    assert out["s3.secret_access_key"] == out["db.password"] == out["api_token"] == tr.REDACTED
-    assert out["remote.access_key_id"] == tr.REDACTED
-    assert out["note"] == out["who"] == tr.REDACTED
+    assert out["s3.secret_access_key"] == out["db.password"] == out["api_token"] == redact.REDACTED
+    assert out["remote.access_key_id"] == redact.REDACTED
+    assert out["note"] == out["who"] == redact.REDACTED
     assert "hunter2" not in out["uri"] and "bob" in out["uri"]
     assert out["train.als.factors"] == 64 and out["plain"] == "ok"
 
@@ -74,7 +75,7 @@ def test_run_params_metrics_tags_artifacts_and_resume(tmp_path, store, monkeypat
     report = tmp_path / "report.json"
     report.write_text("{}\n")
     run_file = tmp_path / "run_id.txt"
-    tags = tr.provenance_tags(tmp_path, [data]) | {"leak": "topsecretkey", "my_token": "abc"}
+    tags = provenance.provenance_tags(tmp_path, [data]) | {"leak": "topsecretkey", "my_token": "abc"}
 
     with tr.start_or_resume_run("unit", run_id_file=run_file, run_name="train", tags=tags, tracking_uri=store) as run:
         logged = tr.log_params_flat(params)
@@ -97,9 +98,9 @@ def test_run_params_metrics_tags_artifacts_and_resume(tmp_path, store, monkeypat
     r = _client(store).get_run(rid)
     assert r.info.status == "FINISHED"
     assert r.data.params["train.als.factors"] == str(params.train.als.factors)
-    assert r.data.params["s3.secret_access_key"] == tr.REDACTED
+    assert r.data.params["s3.secret_access_key"] == redact.REDACTED
     assert "topsecretkey" not in str(r.data.params) + str(r.data.tags)
-    assert r.data.tags["leak"] == tr.REDACTED and r.data.tags["my_token"] == tr.REDACTED
+    assert r.data.tags["leak"] == redact.REDACTED and r.data.tags["my_token"] == redact.REDACTED
     assert r.data.metrics == {"als.ndcg_10": 0.5, "n": 3.0, "eval.recall": 0.25}
     assert r.data.tags["dvc.exp_name"] == "exp-test"
     assert r.data.tags["git.commit"] == "unknown"  # tmp_path is no git repo
@@ -141,7 +142,7 @@ def test_provenance_from_dvc_lock_and_git(tmp_path, monkeypatch):
         {"path": "data/processed", "hash": "md5", "md5": "d41d8cd98f00b204e9800998ecf8427e.dir"}]}}}
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
     (tmp_path / "newdir").mkdir()
-    tags = tr.provenance_tags(tmp_path, ["data/processed", "data/raw.csv", "newdir", "nothere"])
+    tags = provenance.provenance_tags(tmp_path, ["data/processed", "data/raw.csv", "newdir", "nothere"])
     assert len(tags["git.commit"]) == 40 and tags["git.dirty"] == "false"
     assert tags["dvc.dep.data/processed.md5"].endswith(".dir")
     assert tags["dvc.dep.data/processed.source"] == "dvc.lock"
@@ -149,7 +150,7 @@ def test_provenance_from_dvc_lock_and_git(tmp_path, monkeypatch):
     assert tags["dvc.dep.newdir.source"] == "unlocked"
     assert tags["dvc.dep.nothere.md5"] == "missing"
     (tmp_path / "f.txt").write_text("changed")
-    assert tr.provenance_tags(tmp_path)["git.dirty"] == "true"
+    assert provenance.provenance_tags(tmp_path)["git.dirty"] == "true"
 
 
 def test_unreachable_server_raises_within_timeout(monkeypatch):
@@ -160,30 +161,30 @@ def test_unreachable_server_raises_within_timeout(monkeypatch):
     port = srv.getsockname()[1]
     try:
         t = time.monotonic()
-        with pytest.raises(tr.TrackingUnavailable, match="not reachable within 1s"):
-            tr.check_tracking(f"http://127.0.0.1:{port}", timeout_s=1)
+        with pytest.raises(server.TrackingUnavailable, match="not reachable within 1s"):
+            server.check_tracking(f"http://127.0.0.1:{port}", timeout_s=1)
         assert time.monotonic() - t < 3
     finally:
         srv.close()
     # connection refused (nothing listens): fails fast too
     t = time.monotonic()
-    with pytest.raises(tr.TrackingUnavailable, match="make services-up"):
-        tr.check_tracking(f"http://127.0.0.1:{port}", timeout_s=2)
+    with pytest.raises(server.TrackingUnavailable, match="make services-up"):
+        server.check_tracking(f"http://127.0.0.1:{port}", timeout_s=2)
     assert time.monotonic() - t < 3
 
 
 def test_not_required_warns_and_continues(free_ports):
     (port,) = free_ports(1)
     with pytest.warns(RuntimeWarning, match="continuing without MLflow"):
-        assert tr.ensure_tracking(f"http://127.0.0.1:{port}", required=False, timeout_s=1) is False
-    with pytest.raises(tr.TrackingUnavailable):
-        tr.ensure_tracking(f"http://127.0.0.1:{port}", required=True, timeout_s=1)
+        assert server.ensure_tracking(f"http://127.0.0.1:{port}", required=False, timeout_s=1) is False
+    with pytest.raises(server.TrackingUnavailable):
+        server.ensure_tracking(f"http://127.0.0.1:{port}", required=True, timeout_s=1)
 
 
 def test_http_timeouts_are_bounded(monkeypatch):
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
-    tr.configure_http(2.5)
+    server.configure_http(2.5)
     import os
 
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "3"

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from musicrec.testing import SMALL_PARAMS, deep_update, pipeline_env
+from tests.support.pipeline import SMALL_PARAMS, deep_update, pipeline_env
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ROOT / "stages"
@@ -30,7 +30,7 @@ TIMEOUT_S = 2  # mlflow.timeout_s for the down/slow cases
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """``data/processed/{items.parquet,matrices}`` and a small ``params.yaml`` under a scratch folder."""
-    from musicrec.testing import build_small_matrices
+    from tests.support.pipeline import build_small_matrices
 
     root = tmp_path_factory.mktemp("stages")
     params = deep_update(yaml.safe_load((ROOT / "params.yaml").read_text()), SMALL_PARAMS)
@@ -102,14 +102,15 @@ def test_train_logs_model_files_id_maps_and_histories(trained_run):
 
 
 def test_model_loaded_from_the_run_recommends_like_the_local_files(trained_run, tmp_path, free_ports):
-    from musicrec.serving.recommender import Recommender, download_run
+    from musicrec.serving.artifacts import download_run
+    from musicrec.serving.recommender import ModelServer
 
     root, run_id, uri = trained_run
     users = pd.read_parquet(root / "out-mlflow/models/users.parquet")["user_id"].astype(str).tolist()
     items = pd.read_parquet(root / "out-mlflow/models/catalog.parquet")["item_id"].astype(str).tolist()
     for model in SMALL_PARAMS["train"]["models"]:
-        local = Recommender.load(root / "out-mlflow/models", model, matrices_dir=root / "data/processed/matrices")
-        remote = Recommender.from_run(run_id, model, tracking_uri=uri, cache_dir=tmp_path)
+        local = ModelServer.load(root / "out-mlflow/models", model, matrices_dir=root / "data/processed/matrices")
+        remote = ModelServer.from_run(run_id, model, tracking_uri=uri, cache_dir=tmp_path)
         assert remote.model_name == model and remote.models_dir != local.models_dir
         for u in users[:5]:
             pd.testing.assert_frame_equal(remote.recommend_user(u, 10), local.recommend_user(u, 10))

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from musicrec.testing import write_interim
+from tests.support.pipeline import write_interim
 from musicrec.pipeline.transform import FilterSpec, filter_pairs_in_memory, iterate_filter, run_transform
 
 

@@ -20,10 +20,10 @@ from ``params.yaml`` are validated first by :mod:`musicrec.config`.
 Each subclass also derives from the builtin exception it replaced
 (``ValueError``, ``OSError``, ``RuntimeError``), so code that catches the
 builtin still catches it. The classes defined elsewhere on this base:
-``ParamsError`` (:mod:`musicrec.config`), ``InputFormatError``
+``ParamsError`` (:mod:`musicrec.params_file`), ``InputFormatError``
 (:mod:`musicrec.ingest.inputs`), ``DiskFullError`` (:mod:`musicrec.io`),
 ``ServiceError`` (:mod:`musicrec.devservices.manager`), ``TrackingUnavailable``
-(:mod:`musicrec.tracking.logger`) and ``ServingError`` (:mod:`musicrec.serving.recommender`).
+(:mod:`musicrec.tracking.server`) and ``ServingError`` (:mod:`musicrec.serving.artifacts`).
 """
 
 from __future__ import annotations

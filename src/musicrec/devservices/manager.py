@@ -698,7 +698,7 @@ def _http_ok(url: str, timeout_s: float = 2.0) -> bool:
 
 def mlflow_api_status(cfg: ServiceConfig, login: MlflowLogin | None, timeout_s: float = 5.0) -> int:
     """HTTP status of a tracking-API request to our server, with ``login`` or without any."""
-    from musicrec.tracking.logger import api_status
+    from musicrec.tracking.server import api_status
 
     return api_status(cfg.mlflow_uri, (login.username, login.password) if login else None, timeout_s)
 

@@ -38,7 +38,7 @@ def validate_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
     try:
         return MODELS[name].Params.model_validate(params).model_dump()
     except ValidationError as err:
-        from musicrec.config import describe_validation_errors
+        from musicrec.params_file import describe_validation_errors
 
         raise ValueError("; ".join(describe_validation_errors(err, prefix=f"train.{name}"))) from None
 

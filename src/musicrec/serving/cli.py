@@ -15,7 +15,7 @@ folders. Unknown ids print close matches and exit with status 2, like every
 error the user can fix (:class:`musicrec.errors.UserError`: a wrong argument, a
 missing or corrupt models folder); anything else is a bug and keeps its
 traceback (exit status 70, see :mod:`musicrec.pipeline.runner`). The logic lives in
-:mod:`musicrec.serving.recommender`.
+:mod:`musicrec.serving.recommender` (and :mod:`musicrec.serving.artifacts`).
 """
 
 from __future__ import annotations
@@ -64,15 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
     args = _parser().parse_args(argv)
+    from musicrec.serving import artifacts
     from musicrec.serving import recommender as serving
 
     try:
         if args.command == "models":
             models_dir = args.models
             if args.run_id:
-                models_dir, _ = serving.download_run(args.run_id, tracking_uri=args.tracking_uri)
-            names = serving.available_models(models_dir)
-            default = serving.default_model(names) if names else None
+                models_dir, _ = artifacts.download_run(args.run_id, tracking_uri=args.tracking_uri)
+            names = artifacts.available_models(models_dir)
+            default = artifacts.default_model(names) if names else None
             if args.json:
                 print(json.dumps({"models": names, "default": default}))
             else:
@@ -80,12 +81,12 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{n}{'  (default)' if n == default else ''}")
             return 0
         if args.n <= 0:
-            raise serving.ServingError(f"-n must be a positive integer (got {args.n})")
+            raise artifacts.ServingError(f"-n must be a positive integer (got {args.n})")
         if args.run_id:
-            rec = serving.Recommender.from_run(args.run_id, args.model, tracking_uri=args.tracking_uri,
+            rec = serving.ModelServer.from_run(args.run_id, args.model, tracking_uri=args.tracking_uri,
                                                matrices_dir=getattr(args, "matrices", None))
         else:
-            rec = serving.Recommender.load(args.models, args.model,
+            rec = serving.ModelServer.load(args.models, args.model,
                                            matrices_dir=getattr(args, "matrices", None))
         if args.command == "similar":
             df, query = rec.similar(args.track, args.n), {"similar": args.track}
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         text = json.dumps({"model": rec.model_name, **query, "results": serving.to_records(df)}, indent=2)
     else:
         if args.command == "similar":
-            title = f"similar to {rec.label(rec.item_index(args.track))}"
+            title = f"similar to {rec.explainer.label(rec.item_index(args.track))}"
         elif args.user is not None:
             title = f"for user {args.user}"
         else:

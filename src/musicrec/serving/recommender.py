@@ -1,44 +1,33 @@
 """Serve recommendations from a trained models folder (``data/models``), with explanations.
 
->>> rec = Recommender.load("data/models")                 # hybrid if trained, else als, else the first
+>>> rec = ModelServer.load("data/models")                 # hybrid if trained, else als, else the first
 >>> rec.recommend_user("0030909f17bf...", n=10)            # known user: history from the matrices folder
 >>> rec.recommend_liked(["TR01OQ88ENLK1FRLTP", "TR0..."])  # cold start from a few liked tracks
 >>> rec.similar("TR01OQ88ENLK1FRLTP", n=10)
 
 Each method returns a DataFrame with the columns :data:`COLUMNS` (``rank``,
 ``item_id``, ``name``, ``artist``, ``score``, ``why``). ``why`` is a short
-explanation:
-
-* collaborative models: the known/liked track that contributes most to the
-  recommendation (item-item models: the largest term of ``user_items @ W``;
-  factor models and others: the highest item-item similarity of the model);
-* ``content``: the tags (and audio traits) the item shares with the user's
-  profile (:meth:`~musicrec.models.content.ContentRecommender.explain`);
-* ``hybrid``: both;
-* ``similar``: tags both tracks carry and whether the artist is the same.
+explanation (:mod:`musicrec.serving.explain`).
 
 Unknown user or track ids raise :class:`UnknownIdError`, whose message lists
 close matches (``difflib`` over the ids and, for tracks, over track names,
 case-insensitive). The models folder is read once; the user history matrices
 (``train_weighted.npz`` + ``query_weighted.npz``) are read on first use.
 
-The same recommender loads from an MLflow run (the train stage logs the models
-folder as artifact ``model/`` and the user histories as ``model/history/``):
+The same server loads from an MLflow run (the train stage logs the models
+folder as artifact ``model/`` and the user histories as ``model/history/``;
+:mod:`musicrec.serving.artifacts` downloads and caches it):
 
->>> rec = Recommender.from_run("3f1c...", tracking_uri="http://127.0.0.1:5000")
+>>> rec = ModelServer.from_run("3f1c...", tracking_uri="http://127.0.0.1:5000")
 
-Nothing here imports MLflow (only :func:`download_run`, when called) or Dask,
-so the CLI starts fast.
+Nothing here imports MLflow (only :func:`~musicrec.serving.artifacts.download_run`,
+when called) or Dask, so the CLI starts fast.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
-import os
-import re
-import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,16 +35,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from musicrec.errors import UserError, reading
-from musicrec.models import MODELS
+from musicrec.errors import reading
+from musicrec.serving.artifacts import ServingError, available_models, default_model, download_run
+from musicrec.serving.explain import Explainer
 
 COLUMNS = ("rank", "item_id", "name", "artist", "score", "why")
-DEFAULT_ORDER = ("hybrid", "als")
 _MAX_DIFFLIB_POOL = 20_000
-
-
-class ServingError(UserError, ValueError):
-    """A request that cannot be served (missing folder, bad argument); the message says why."""
 
 
 class UnknownIdError(ServingError, LookupError):
@@ -72,110 +57,6 @@ class UnknownIdError(ServingError, LookupError):
         else:
             msg += " (no close matches)"
         super().__init__(msg)
-
-
-_RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-
-
-def cache_root() -> Path:
-    """Where downloaded runs are kept: ``$MUSICREC_CACHE_DIR``, else ``$XDG_CACHE_HOME/musicrec`` (``~/.cache``)."""
-    env = os.environ.get("MUSICREC_CACHE_DIR", "").strip()
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", "").strip() or Path.home() / ".cache") / "musicrec"
-
-
-def download_run(run_id: str, *, tracking_uri: str | None = None, cache_dir: Path | str | None = None,
-                 timeout_s: float = 10.0) -> tuple[Path, Path | None]:
-    """Download run ``run_id``'s artifact ``model/``; return ``(models_dir, history_dir or None)``.
-
-    ``tracking_uri`` defaults to ``MLFLOW_TRACKING_URI``, else ``sqlite:///./mlflow.db`` (what the
-    pipeline logs to). Uses ``mlflow.artifacts.download_artifacts``; the files land in
-    ``<cache_dir>/mlflow-runs/<hash of the URI>/<run_id>/`` (default :func:`cache_root`), written
-    to a temporary folder first and renamed, so an interrupted download is never reused. A run's
-    model artifacts do not change, so a second call reads the cache without contacting MLflow.
-    The model files are verified against their sha256 manifest when loaded. Failures (server
-    down, unknown run, run without a model) raise :class:`ServingError` with one clear message.
-    """
-    from musicrec.tracking import logger as tracking
-
-    run_id = str(run_id).strip()
-    if not _RUN_ID_RE.fullmatch(run_id):
-        raise ServingError(f"{run_id!r} is not an MLflow run id (32 hex characters, see reports/mlflow_run_id.txt)")
-    uri = tracking_uri or tracking.tracking_uri(Path.cwd())
-    shown = tracking._redact_url(uri)
-    base = Path(cache_dir) if cache_dir is not None else cache_root()
-    dest = base / "mlflow-runs" / hashlib.sha256(uri.encode()).hexdigest()[:12] / run_id
-    if not (dest / ".complete").is_file():
-        _fetch_run(run_id, uri, shown, dest, timeout_s)
-    models = dest / tracking.MODEL_ARTIFACT
-    if not available_models(models) and (models / "models").is_dir():  # runs logged before model/ held the files
-        models = models / "models"
-    history = dest / tracking.HISTORY_ARTIFACT
-    has_history = all((history / f).is_file() for f in tracking.HISTORY_FILES)
-    return models, history if has_history else None
-
-
-def _fetch_run(run_id: str, uri: str, shown: str, dest: Path, timeout_s: float) -> None:
-    from musicrec.tracking import logger as tracking
-
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
-        raise ServingError(f"no MLflow store at {uri} (run the pipeline first, or set MLFLOW_TRACKING_URI / "
-                           f"--tracking-uri to the server that holds run {run_id})")
-    try:
-        tracking.check_tracking(uri, timeout_s=timeout_s)
-    except tracking.TrackingUnavailable as exc:
-        raise ServingError(str(exc)) from None
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    import mlflow.artifacts
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    try:
-        MlflowClient(tracking_uri=uri).get_run(run_id)
-        top = {a.path for a in MlflowClient(tracking_uri=uri).list_artifacts(run_id)}
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            raise ServingError(f"MLflow run {run_id} not found in {shown}") from None
-        raise ServingError(f"MLflow {shown}: cannot read run {run_id}: {' '.join(str(exc).split())}") from None
-    if tracking.MODEL_ARTIFACT not in top:
-        raise ServingError(f"MLflow run {run_id} in {shown} has no {tracking.MODEL_ARTIFACT}/ artifact "
-                           f"(artifacts: {', '.join(sorted(top)) or 'none'}); was it a train run with tracking on?")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".tmp-{run_id}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=tracking.MODEL_ARTIFACT, dst_path=str(tmp),
-                                            tracking_uri=uri)
-        (tmp / ".complete").write_text(shown + "\n", encoding="utf-8")
-        if dest.exists():  # a concurrent download finished first, or a stale incomplete copy
-            if (dest / ".complete").is_file():
-                return
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except (MlflowException, OSError) as exc:
-        raise ServingError(f"MLflow {shown}: cannot download the model of run {run_id}: "
-                           f"{' '.join(str(exc).split())}") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def available_models(models_dir: Path | str) -> list[str]:
-    """Names of the models saved in ``models_dir`` (sub-folders holding a ``model.json``), sorted."""
-    d = Path(models_dir)
-    if not d.is_dir():
-        raise ServingError(f"{d}: models folder not found (run the pipeline first: dvc repro, or dvc pull)")
-    return sorted(p.name for p in d.iterdir() if (p / "model.json").is_file())
-
-
-def default_model(names: Sequence[str]) -> str:
-    """The hybrid if trained, else ALS, else the first available model."""
-    for preferred in DEFAULT_ORDER:
-        if preferred in names:
-            return preferred
-    if not names:
-        raise ServingError("no trained models found")
-    return names[0]
 
 
 def _close_matches(query: str, pool: pd.Series, n: int) -> list[int]:
@@ -203,19 +84,8 @@ def _close_matches(query: str, pool: pd.Series, n: int) -> list[int]:
     return out[:n]
 
 
-def _tag_list(text: Any) -> list[str]:
-    if not isinstance(text, str):
-        return []
-    return [t for t in (p.strip().lower() for p in text.split(",")) if t]
-
-
-def _short(items: Iterable[str], limit: int = 3) -> str:
-    items = list(items)
-    return ", ".join(items[:limit]) + (" ..." if len(items) > limit else "")
-
-
-class Recommender:
-    """A trained model plus the catalogue and id maps, ready to answer requests.
+class ModelServer:
+    """Serves one trained model: the model plus the catalogue and id maps, ready to answer requests.
 
     Build with :meth:`load`. ``model_name`` is the model used; ``model`` the
     loaded :class:`musicrec.models.base.Recommender`.
@@ -235,13 +105,12 @@ class Recommender:
         self._user_index: dict[str, int] | None = None
         self.matrices_dir = matrices_dir
         self._history: sp.csr_matrix | None = None
-        self._tags: list[list[str]] | None = None
-        self._feature_names: tuple[Any, np.ndarray] | None = None
+        self.explainer = Explainer(model_name, model, self._names, self._artists, self.catalog["tags"])
 
     # ---- loading --------------------------------------------------------------------
     @classmethod
     def load(cls, models_dir: Path | str = "data/models", model: str | None = None,
-             matrices_dir: Path | str | None = "data/processed/matrices") -> Recommender:
+             matrices_dir: Path | str | None = "data/processed/matrices") -> ModelServer:
         from musicrec.models.factory import load_model
 
         models_dir = Path(models_dir)
@@ -273,7 +142,7 @@ class Recommender:
 
     @classmethod
     def from_run(cls, run_id: str, model: str | None = None, *, tracking_uri: str | None = None,
-                 matrices_dir: Path | str | None = None, cache_dir: Path | str | None = None) -> Recommender:
+                 matrices_dir: Path | str | None = None, cache_dir: Path | str | None = None) -> ModelServer:
         """:meth:`load` from MLflow run ``run_id`` (see :func:`download_run`).
 
         User histories come from the run (``model/history/``); for a run logged without them,
@@ -319,7 +188,7 @@ class Recommender:
         for p in pos + by_name:
             if p not in seen:
                 seen.add(p)
-                sugg.append((self.item_ids[p], self.label(p)))
+                sugg.append((self.item_ids[p], self.explainer.label(p)))
         raise UnknownIdError("track", str(track_id), sugg[:6])
 
     def user_index(self, user_id: str) -> int:
@@ -330,19 +199,6 @@ class Recommender:
             return idx
         pos = _close_matches(user_id, pd.Series(self.user_ids), 5)
         raise UnknownIdError("user", str(user_id), [(self.user_ids[p], "") for p in pos])
-
-    def label(self, i: int) -> str:
-        """``"title - artist"`` of item index ``i`` (for messages and explanations)."""
-        name, artist = self._names[i], self._artists[i]
-        name = name if isinstance(name, str) else "?"
-        if isinstance(artist, str) and artist and artist != name:
-            return f"{name} - {artist}"
-        return name
-
-    def _tags_of(self, i: int) -> list[str]:
-        if self._tags is None:
-            self._tags = [_tag_list(t) for t in self.catalog["tags"].tolist()]
-        return self._tags[i]
 
     # ---- requests ---------------------------------------------------------------------
     def recommend_user(self, user_id: str, n: int = 10, *, explain: bool = True) -> pd.DataFrame:
@@ -365,7 +221,7 @@ class Recommender:
         i = self.item_index(track_id)
         ids, scores = self.model.similar_items(np.asarray([i]), N=self._n(n))
         ids, scores = self._valid(ids[0], scores[0])
-        whys = [self._why_similar(i, j) for j in ids] if explain else [""] * len(ids)
+        whys = [self.explainer.why_similar(i, j) for j in ids] if explain else [""] * len(ids)
         return self._frame(ids, scores, whys)
 
     # ---- internals ---------------------------------------------------------------------
@@ -382,7 +238,7 @@ class Recommender:
     def _recommend(self, userids: np.ndarray, row: sp.csr_matrix, n: int, explain: bool) -> pd.DataFrame:
         ids, scores = self.model.recommend(userids, row, N=self._n(n), filter_already_liked_items=True)
         ids, scores = self._valid(ids[0], scores[0])
-        whys = self._why_recommended(row, ids) if explain else [""] * len(ids)
+        whys = self.explainer.why_recommended(row, ids) if explain else [""] * len(ids)
         return self._frame(ids, scores, whys)
 
     def _frame(self, ids: np.ndarray, scores: np.ndarray, whys: list[str]) -> pd.DataFrame:
@@ -397,89 +253,6 @@ class Recommender:
             "score": np.asarray(scores, dtype=np.float64).round(6),
             "why": whys,
         }, columns=list(COLUMNS))
-
-    def _why_recommended(self, row: sp.csr_matrix, recs: np.ndarray) -> list[str]:
-        if len(recs) == 0:
-            return []
-        known = row.indices
-        name = self.model_name
-        if len(known) == 0:
-            return ["popular with listeners (no history)"] * len(recs)
-        if name == "popularity":
-            pop = self.model.item_popularity
-            return [f"popular: {int(pop[j]):,} listeners" for j in recs]
-        parts: list[list[str]] = [[] for _ in recs]
-        if name != "content":
-            collab = self.model.collab if name == "hybrid" else self.model
-            for k, (i, _) in enumerate(self._best_known(collab, row, recs)):
-                if i is not None:
-                    parts[k].append(f"like {self.label(i)}")
-        if MODELS[name].needs_item_features:
-            content = self.model.content if name == "hybrid" else self.model
-            for k, feats in enumerate(self._shared_features(content, row, recs)):
-                tags = [f[len("tag:"):] for f in feats if f.startswith("tag:")]
-                audio = [f[len("audio:"):] for f in feats if f.startswith("audio:")]
-                if tags:
-                    parts[k].append("tags: " + _short(tags))
-                elif audio:
-                    parts[k].append("similar sound: " + _short(audio, 2))
-        return ["; ".join(p) if p else "" for p in parts]
-
-    def _shared_features(self, content: Any, row: sp.csr_matrix, recs: np.ndarray, n: int = 12) -> list[list[str]]:
-        """Named features each item shares with the row's content profile, largest contribution first.
-
-        The same as ``ContentRecommender.explain`` for every item at once (the
-        profile and the feature names are computed once).
-        """
-        if self._feature_names is None or self._feature_names[0] is not content:
-            self._feature_names = (content, content.features.feature_names)
-        names = self._feature_names[1]
-        profile = content.user_profiles(row)
-        contrib = sp.csr_matrix(content.features.vectors[recs].multiply(profile))
-        out = []
-        for k in range(len(recs)):
-            lo, hi = contrib.indptr[k], contrib.indptr[k + 1]
-            vals, cols = contrib.data[lo:hi], contrib.indices[lo:hi]
-            order = np.lexsort((cols, -vals))[:n]
-            out.append([str(names[cols[o]]) for o in order if vals[o] > 0])
-        return out
-
-    def _best_known(self, model: Any, row: sp.csr_matrix, recs: np.ndarray) -> list[tuple[int | None, float]]:
-        """For each recommended item, the known item that supports it most (and by how much)."""
-        known, weights = row.indices, row.data
-        W = getattr(model, "W", None)
-        if W is not None:  # item-item models: score = sum_i x_i W[i, j]; take the largest term
-            block = W[known] if sp.issparse(W) else W[known]
-            block = block[:, recs]
-            contrib = np.asarray(block.toarray() if sp.issparse(block) else block, dtype=np.float64)
-            contrib = contrib * weights[:, None]
-        elif getattr(model, "item_factors", None) is not None:
-            F = np.asarray(model.item_factors, dtype=np.float64)
-            a, b = F[known], F[recs]
-            na = np.linalg.norm(a, axis=1, keepdims=True)
-            nb = np.linalg.norm(b, axis=1, keepdims=True)
-            contrib = (a / np.where(na > 0, na, 1)) @ (b / np.where(nb > 0, nb, 1)).T
-        else:
-            sims = np.asarray(model.item_similarity(np.asarray(recs, dtype=np.int64)), dtype=np.float64)
-            contrib = sims[:, known].T
-        out: list[tuple[int | None, float]] = []
-        for k in range(len(recs)):
-            col = contrib[:, k]
-            best = int(np.argmax(col))
-            out.append((int(known[best]), float(col[best])) if col[best] > 0 else (None, 0.0))
-        return out
-
-    def _why_similar(self, i: int, j: int) -> str:
-        parts = []
-        a, b = self._artists[i], self._artists[j]
-        # (HetRec-style catalogues name the artist as the item: "same artist" would say nothing)
-        if isinstance(a, str) and a == b and not (a == self._names[i] and b == self._names[j]):
-            parts.append("same artist")
-        other = set(self._tags_of(j))
-        shared = [t for t in self._tags_of(i) if t in other]
-        if shared:
-            parts.append("tags: " + _short(shared))
-        return "; ".join(parts) if parts else "listened to by the same people"
 
 
 def to_records(df: pd.DataFrame) -> list[dict[str, Any]]:

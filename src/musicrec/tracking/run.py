@@ -20,21 +20,21 @@ from musicrec.config import Params
 def pipeline_run(params: Params, repo_root: Path, *, run_id_file: Path, new_run: bool, run_name: str,
                  dep_paths: list[str]) -> Iterator[Any | None]:
     """Yield the ``mlflow`` module with the pipeline's run active, or ``None`` when tracking is off."""
-    from musicrec.tracking import logger as tracking
+    from musicrec.tracking import logger, provenance, server
 
     if new_run:
         run_id_file.unlink(missing_ok=True)
-    uri = tracking.tracking_uri(repo_root)
-    if not tracking.ensure_tracking(uri, required=params.mlflow.required, timeout_s=params.mlflow.timeout_s):
+    uri = server.tracking_uri(repo_root)
+    if not server.ensure_tracking(uri, required=params.mlflow.required, timeout_s=params.mlflow.timeout_s):
         if new_run:
             from musicrec.io import write_text
 
             write_text(run_id_file, "")
         yield None
         return
-    tracking.configure_http(params.mlflow.timeout_s)
+    server.configure_http(params.mlflow.timeout_s)
     import mlflow
 
-    with tracking.start_or_resume_run(params.mlflow.experiment, run_id_file=run_id_file, run_name=run_name,
-                                      tags=tracking.provenance_tags(repo_root, dep_paths), tracking_uri=uri):
+    with logger.start_or_resume_run(params.mlflow.experiment, run_id_file=run_id_file, run_name=run_name,
+                                      tags=provenance.provenance_tags(repo_root, dep_paths), tracking_uri=uri):
         yield mlflow

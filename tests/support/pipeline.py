@@ -1,7 +1,10 @@
 """Helpers for tests that run the real pipeline in a temporary clone of the repo.
 
-Kept in the package (not only under tests/) so that benchmarks and notebooks
-can build the same small throw-away project.
+A throw-away copy of the project (:func:`make_clone`, small :data:`SMALL_PARAMS`), the
+environment its ``dvc`` / stage subprocesses run in (:func:`pipeline_env`), small inputs
+built with the package functions (:func:`build_small_matrices`, :func:`write_interim`)
+and free local ports. Test code, not product code: the benchmarks import it too, as
+``tests.support.pipeline`` with the repository root on ``sys.path``.
 """
 
 from __future__ import annotations
