@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -92,23 +91,16 @@ def _fetch_run(run_id: str, uri: str, shown: str, dest: Path, timeout_s: float) 
     if logger.MODEL_ARTIFACT not in top:
         raise ServingError(f"MLflow run {run_id} in {shown} has no {logger.MODEL_ARTIFACT}/ artifact "
                            f"(artifacts: {', '.join(sorted(top)) or 'none'}); was it a train run with tracking on?")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".tmp-{run_id}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=logger.MODEL_ARTIFACT, dst_path=str(tmp),
-                                            tracking_uri=uri)
-        (tmp / ".complete").write_text(shown + "\n", encoding="utf-8")
-        if dest.exists():  # a concurrent download finished first, or a stale incomplete copy
-            if (dest / ".complete").is_file():
-                return
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
+    from musicrec.io import atomic_path
+
+    try:  # into a temporary folder owned by this process (musicrec.io), renamed into place when complete
+        with atomic_path(dest, directory=True) as tmp:
+            mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=logger.MODEL_ARTIFACT,
+                                                dst_path=str(tmp), tracking_uri=uri)
+            (tmp / ".complete").write_text(shown + "\n", encoding="utf-8")
     except (MlflowException, OSError) as exc:
         raise ServingError(f"MLflow {shown}: cannot download the model of run {run_id}: "
                            f"{' '.join(str(exc).split())}") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def available_models(models_dir: Path | str) -> list[str]:
