@@ -22,7 +22,7 @@ Each subclass also derives from the builtin exception it replaced
 builtin still catches it. The classes defined elsewhere on this base:
 ``ParamsError`` (:mod:`musicrec.config`), ``InputFormatError``
 (:mod:`musicrec.ingest.reader`), ``DiskFullError`` (:mod:`musicrec.io`),
-``ServiceError`` (:mod:`musicrec.devservices.manager`), ``TrackingUnavailable``
+``ServiceError`` (:mod:`musicrec.devservices.config`), ``TrackingUnavailable``
 (:mod:`musicrec.tracking.logger`) and ``ServingError`` (:mod:`musicrec.serving.recommender`).
 """
 
