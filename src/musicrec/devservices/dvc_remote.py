@@ -14,7 +14,7 @@ from pathlib import Path
 
 from musicrec.devservices.config import REGION, ServiceError
 from musicrec.devservices.credentials import Credentials
-from musicrec.devservices.private_files import _write_private
+from musicrec.devservices.private_files import write_private
 from musicrec.devservices.s3errors import explain_s3_error
 
 DVC_PREFIX = "dvc"
@@ -40,7 +40,7 @@ def _write_dvc_ini(cp: configparser.ConfigParser, path: Path, *, private: bool) 
         lines += [f"    {k} = {v}" for k, v in cp.items(sec, raw=True)]
     text = "\n".join(lines) + "\n"
     if private:
-        _write_private(path, text)
+        write_private(path, text)
     else:
         path.write_text(text, encoding="utf-8")
 

@@ -35,7 +35,7 @@ from musicrec.devservices.config import ENV_STATE_DIR, ServiceConfig, ServiceErr
 from musicrec.devservices.credentials import ENV_MLFLOW_PASS, ENV_MLFLOW_USER, load_credentials, mlflow_login
 from musicrec.devservices.dvc_remote import check_remote, default_remote, write_dvc_config_local
 from musicrec.devservices.mlflow_server import start_mlflow
-from musicrec.devservices.process import _http_ok, _read_pid, service_pid, stop_service
+from musicrec.devservices.process import http_ok, read_pid_record, service_pid, stop_service
 from musicrec.devservices.s3errors import explain_s3_error
 from musicrec.devservices.seaweedfs import s3_client, start_seaweedfs
 
@@ -81,7 +81,7 @@ def _recorded_ports(cfg: ServiceConfig) -> ServiceConfig:
     """``cfg`` with the ports the running services were actually started with."""
     over = {}
     for service, key, attr in (("seaweedfs", "s3", "s3_port"), ("mlflow", "mlflow", "mlflow_port")):
-        rec = _read_pid(cfg.pid_file(service)) or {}
+        rec = read_pid_record(cfg.pid_file(service)) or {}
         port = (rec.get("ports") or {}).get(key)
         if isinstance(port, int):
             over[attr] = port
@@ -108,7 +108,7 @@ def status(cfg: ServiceConfig, out=sys.stdout) -> bool:
         ok = False
         print(f"mlflow: stopped (would be {cfg.mlflow_uri})", file=out)
     else:
-        healthy = _http_ok(cfg.mlflow_uri + "/health")
+        healthy = http_ok(cfg.mlflow_uri + "/health")
         ok = ok and healthy
         print(f"mlflow: running (pid {pid}), {cfg.mlflow_uri} {'healthy' if healthy else 'not answering /health'}", file=out)
     return ok

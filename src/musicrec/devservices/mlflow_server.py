@@ -16,8 +16,9 @@ from pathlib import Path
 from musicrec.devservices.config import HOST, REGION, ServiceConfig, ServiceError
 from musicrec.devservices.credentials import (ENV_MLFLOW_PASS, ENV_MLFLOW_USER, Credentials, MlflowLogin,
                                               load_credentials, mlflow_login)
-from musicrec.devservices.private_files import _write_private, private_dir, secure_state_dir
-from musicrec.devservices.process import _http_ok, _spawn, _wait, port_free, service_pid, stop_service
+from musicrec.devservices.private_files import private_dir, secure_state_dir, write_private
+from musicrec.devservices.process import (http_ok, port_free, service_pid, spawn_service, stop_service,
+                                          wait_until_ready)
 
 MLFLOW_ARTIFACT_PREFIX = "mlflow-artifacts"
 
@@ -49,7 +50,7 @@ def write_mlflow_auth_config(cfg: ServiceConfig, login: MlflowLogin) -> Path:
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         "grant_default_workspace_access = false\n"
     )
-    _write_private(cfg.mlflow_auth_config, text)
+    write_private(cfg.mlflow_auth_config, text)
     return cfg.mlflow_auth_config
 
 
@@ -101,15 +102,15 @@ def start_mlflow(cfg: ServiceConfig, creds: Credentials | None = None) -> int:
     if not port_free(cfg.mlflow_port):
         raise ServiceError(f"cannot start MLflow: port {cfg.mlflow_port} is in use on {HOST}; set MUSICREC_MLFLOW_PORT")
     write_mlflow_auth_config(cfg, login)
-    proc = _spawn(cfg, "mlflow", mlflow_server_command(cfg), env=mlflow_env(cfg, creds, login),
-                  extra={"ports": {"mlflow": cfg.mlflow_port}})
+    proc = spawn_service(cfg, "mlflow", mlflow_server_command(cfg), env=mlflow_env(cfg, creds, login),
+                          extra={"ports": {"mlflow": cfg.mlflow_port}})
 
     def probe():
-        if not _http_ok(health):
+        if not http_ok(health):
             raise ServiceError(f"GET {health} failed")
 
     try:
-        _wait(f"MLflow server {cfg.mlflow_uri}", probe, cfg.mlflow_timeout_s, proc, cfg, "mlflow")
+        wait_until_ready(f"MLflow server {cfg.mlflow_uri}", probe, cfg.mlflow_timeout_s, proc, cfg, "mlflow")
         code = mlflow_api_status(cfg, login)
         if code != 200:
             raise ServiceError(

@@ -43,7 +43,7 @@ def secure_state_dir(cfg: ServiceConfig) -> None:
                     os.chmod(path, 0o600)
 
 
-def _write_private(path: Path, text: str | bytes) -> None:
+def write_private(path: Path, text: str | bytes) -> None:
     """Write ``text`` to ``path`` with mode 0600 (atomic rename); a missing folder is made 0700."""
     _mkdirs_private(path.parent)
     tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")

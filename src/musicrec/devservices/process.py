@@ -2,7 +2,7 @@
 
 A started server gets its own session (process group), a log under ``<state dir>/logs`` and a PID
 file under ``<state dir>/run`` that records its PID, start time and command line; only a process
-that still matches its record is reported running or stopped. :func:`_wait` polls a real request
+that still matches its record is reported running or stopped. :func:`wait_until_ready` polls a real request
 until a server answers (or it exits, or the time runs out).
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from musicrec.devservices.config import HOST, ServiceConfig, ServiceError
-from musicrec.devservices.private_files import PRIVATE_UMASK, _write_private, private_dir
+from musicrec.devservices.private_files import PRIVATE_UMASK, private_dir, write_private
 
 
 def port_free(port: int, host: str = HOST) -> bool:
@@ -45,7 +45,8 @@ def _pid_record(proc: subprocess.Popen, cmd: list[str], extra: Mapping | None = 
     return {"pid": proc.pid, "create_time": ctime, "cmdline": cmd, "started": time.time(), **(extra or {})}
 
 
-def _read_pid(path: Path) -> dict | None:
+def read_pid_record(path: Path) -> dict | None:
+    """The record in a PID file (pid, create_time, cmdline, ports...), or None when missing or unreadable."""
     try:
         rec = json.loads(path.read_text(encoding="utf-8"))
         return rec if isinstance(rec, dict) and isinstance(rec.get("pid"), int) else None
@@ -74,12 +75,13 @@ def _owned_process(rec: dict):
 
 
 def service_pid(cfg: ServiceConfig, service: str) -> int | None:
-    rec = _read_pid(cfg.pid_file(service))
+    rec = read_pid_record(cfg.pid_file(service))
     return rec["pid"] if rec and _owned_process(rec) else None
 
 
-def _spawn(cfg: ServiceConfig, service: str, cmd: list[str], env: Mapping[str, str] | None = None,
-           extra: Mapping | None = None, cwd: Path | None = None) -> subprocess.Popen:
+def spawn_service(cfg: ServiceConfig, service: str, cmd: list[str], env: Mapping[str, str] | None = None,
+                  extra: Mapping | None = None, cwd: Path | None = None) -> subprocess.Popen:
+    """Start ``cmd`` in its own session (log appended to ``logs/<service>.log``) and record its PID file."""
     private_dir(cfg.log_dir)
     private_dir(cfg.run_dir)
     fd = os.open(cfg.log_dir / f"{service}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -100,7 +102,7 @@ def _spawn(cfg: ServiceConfig, service: str, cmd: list[str], env: Mapping[str, s
         )
     finally:
         log.close()
-    _write_private(cfg.pid_file(service), json.dumps(_pid_record(proc, cmd, extra), indent=2) + "\n")
+    write_private(cfg.pid_file(service), json.dumps(_pid_record(proc, cmd, extra), indent=2) + "\n")
     return proc
 
 
@@ -118,7 +120,7 @@ def stop_service(cfg: ServiceConfig, service: str, *, grace_s: float | None = No
 
     grace = cfg.stop_grace_s if grace_s is None else grace_s
     pf = cfg.pid_file(service)
-    rec = _read_pid(pf)
+    rec = read_pid_record(pf)
     if rec is None:
         return f"{service}: not running (no pid file)"
     p = _owned_process(rec)
@@ -172,7 +174,9 @@ def _remove_grpc_sockets(rec: dict) -> None:
 
 
 
-def _wait(what: str, probe, timeout_s: float, proc: subprocess.Popen | None, cfg: ServiceConfig, service: str):
+def wait_until_ready(what: str, probe, timeout_s: float, proc: subprocess.Popen | None, cfg: ServiceConfig,
+                     service: str):
+    """``probe()``'s result once it stops raising; ServiceError (with the log's tail) if ``proc`` exits or time runs out."""
     deadline = time.monotonic() + timeout_s
     last: BaseException | None = None
     while time.monotonic() < deadline:
@@ -193,7 +197,8 @@ def _wait(what: str, probe, timeout_s: float, proc: subprocess.Popen | None, cfg
 
 
 
-def _http_ok(url: str, timeout_s: float = 2.0) -> bool:
+def http_ok(url: str, timeout_s: float = 2.0) -> bool:
+    """Whether a GET of ``url`` answers 200 within ``timeout_s``."""
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as r:  # noqa: S310 - local http only
             return r.status == 200
