@@ -53,7 +53,7 @@ def push_pull(workdir: Path, base: Path, clone: Path, env: dict[str, str]) -> di
     from musicrec.devservices.dvc_remote import write_dvc_config_local
     from musicrec.devservices.process import stop_service
     from musicrec.devservices.seaweedfs import start_seaweedfs
-    from musicrec.testing import dvc, get_free_ports, run
+    from musicrec.testing import dvc, run
 
     # a big file next to the pipeline outputs, for bulk throughput
     big_src = None
@@ -63,11 +63,7 @@ def push_pull(workdir: Path, base: Path, clone: Path, env: dict[str, str]) -> di
             big_src = cand
             break
 
-    ports = get_free_ports(9)
-    cfg = ServiceConfig(
-        state_dir=base / "services", s3_port=ports[0], master_port=ports[1], volume_port=ports[2],
-        filer_port=ports[3], master_grpc_port=ports[4], volume_grpc_port=ports[5], filer_grpc_port=ports[6],
-        s3_grpc_port=ports[7], mlflow_port=ports[8], startup_timeout_s=90)
+    cfg = ServiceConfig.on_free_ports(base / "services", startup_timeout_s=90)
     creds = Credentials("bench" + secrets.token_hex(6), secrets.token_urlsafe(24))
     print("[dvc] SeaweedFS + push/pull", flush=True)
     start_seaweedfs(cfg, creds)

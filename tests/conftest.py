@@ -35,19 +35,12 @@ def _test_env() -> Iterator[None]:
             os.environ[k] = v
 
 
-def seaweed_test_config(state_dir, *, startup_timeout_s: float, mlflow_port: int | None = None):
-    """``(ServiceConfig, Credentials)`` for a SeaweedFS on 8 free 127.0.0.1 ports, random keys, in ``state_dir``."""
+def seaweed_test_config(state_dir, *, startup_timeout_s: float):
+    """``(ServiceConfig, Credentials)`` for services on free 127.0.0.1 ports, random keys, in ``state_dir``."""
     from musicrec.devservices.config import ServiceConfig
     from musicrec.devservices.credentials import Credentials
 
-    ports = get_free_ports(8)
-    extra = {"mlflow_port": mlflow_port} if mlflow_port is not None else {}
-    cfg = ServiceConfig(
-        state_dir=state_dir,
-        s3_port=ports[0], master_port=ports[1], volume_port=ports[2], filer_port=ports[3],
-        master_grpc_port=ports[4], volume_grpc_port=ports[5], filer_grpc_port=ports[6], s3_grpc_port=ports[7],
-        startup_timeout_s=startup_timeout_s, **extra,
-    )
+    cfg = ServiceConfig.on_free_ports(state_dir, startup_timeout_s=startup_timeout_s)
     return cfg, Credentials("test" + secrets.token_hex(6), secrets.token_urlsafe(24))
 
 
@@ -77,8 +70,7 @@ def seaweedfs(tmp_path_factory):
         weed_binary()
     except ServiceError as exc:
         pytest.skip(str(exc))
-    cfg, creds = seaweed_test_config(tmp_path_factory.mktemp("seaweedfs-state"), startup_timeout_s=60,
-                                     mlflow_port=get_free_ports(1)[0])
+    cfg, creds = seaweed_test_config(tmp_path_factory.mktemp("seaweedfs-state"), startup_timeout_s=60)
     try:
         pid = start_seaweedfs(cfg, creds)
     except ServiceError as exc:

@@ -269,6 +269,14 @@ def test_dvc_version_aware_remote(seaweedfs, tmp_path):
     assert any(v["Key"] == f"{prefix}/data.bin" for v in versions)
 
 
+def test_config_on_free_ports_sets_every_port_once(tmp_path):
+    cfg = ServiceConfig.on_free_ports(tmp_path, startup_timeout_s=7)
+    ports = [cfg.s3_port, cfg.mlflow_port, *(getattr(cfg, f"{n}_port") for n in ("master", "volume", "filer")),
+             *(cfg.grpc(n) for n in ("master", "volume", "filer", "s3"))]
+    assert len(set(ports)) == 9 and all(getattr(cfg, f"{n}_grpc_port") for n in ("master", "volume", "filer", "s3"))
+    assert cfg.state_dir == tmp_path and cfg.startup_timeout_s == 7
+
+
 def test_stop_refuses_foreign_pid(tmp_path):
     cfg = ServiceConfig(state_dir=tmp_path)
     cfg.run_dir.mkdir(parents=True)

@@ -79,6 +79,18 @@ class ServiceConfig:
         kw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(state_dir=sd.resolve(), repo_root=root, **kw)
 
+    @classmethod
+    def on_free_ports(cls, state_dir: Path | str, **settings) -> "ServiceConfig":
+        """A config in ``state_dir`` whose ports (S3, MLflow, SeaweedFS HTTP and gRPC) are all free on 127.0.0.1 now.
+
+        For tests and benchmarks that start their own servers beside any others; ``settings`` sets
+        the other fields (``startup_timeout_s=...``).
+        """
+        from musicrec.testing import get_free_ports
+
+        ports = dict(zip(_PORT_ENV, get_free_ports(len(_PORT_ENV)), strict=True))
+        return cls(state_dir=Path(state_dir), **ports, **settings)
+
     def grpc(self, name: str) -> int:
         explicit = getattr(self, f"{name}_grpc_port")
         return explicit if explicit else getattr(self, f"{name}_port") + 10000
