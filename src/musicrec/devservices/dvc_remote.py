@@ -17,7 +17,6 @@ from musicrec.devservices.credentials import Credentials
 from musicrec.devservices.private_files import write_private
 from musicrec.devservices.s3errors import explain_s3_error
 
-DVC_PREFIX = "dvc"
 DEFAULT_REMOTE = "s3"
 
 
