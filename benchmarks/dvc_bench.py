@@ -48,8 +48,12 @@ def push_pull(workdir: Path, base: Path, clone: Path, env: dict[str, str]) -> di
     second clone: MB/s for one big file (the largest generated history in ``workdir``) and the pipeline outputs."""
     import secrets
 
-    from musicrec.devservices import manager as svc
-    from tests.support.pipeline import dvc, get_free_ports, run
+    from musicrec.devservices.config import ServiceConfig
+    from musicrec.devservices.credentials import Credentials
+    from musicrec.devservices.dvc_remote import write_dvc_config_local
+    from musicrec.devservices.process import stop_service
+    from musicrec.devservices.seaweedfs import start_seaweedfs
+    from tests.support.pipeline import dvc, run
 
     # a big file next to the pipeline outputs, for bulk throughput
     big_src = None
@@ -59,14 +63,10 @@ def push_pull(workdir: Path, base: Path, clone: Path, env: dict[str, str]) -> di
             big_src = cand
             break
 
-    ports = get_free_ports(9)
-    cfg = svc.ServiceConfig(
-        state_dir=base / "services", s3_port=ports[0], master_port=ports[1], volume_port=ports[2],
-        filer_port=ports[3], master_grpc_port=ports[4], volume_grpc_port=ports[5], filer_grpc_port=ports[6],
-        s3_grpc_port=ports[7], mlflow_port=ports[8], startup_timeout_s=90)
-    creds = svc.Credentials("bench" + secrets.token_hex(6), secrets.token_urlsafe(24))
+    cfg = ServiceConfig.on_free_ports(base / "services", startup_timeout_s=90)
+    creds = Credentials("bench" + secrets.token_hex(6), secrets.token_urlsafe(24))
     print("[dvc] SeaweedFS + push/pull", flush=True)
-    svc.start_seaweedfs(cfg, creds)
+    start_seaweedfs(cfg, creds)
     try:
         if big_src is not None:
             (clone / "data" / "bulk").mkdir(parents=True, exist_ok=True)
@@ -76,12 +76,12 @@ def push_pull(workdir: Path, base: Path, clone: Path, env: dict[str, str]) -> di
             run(["git", "commit", "-qm", "bulk file"], clone, env=env)
         run(["git", "add", "-A"], clone, env=env, check=False)
         run(["git", "commit", "-qm", "repro outputs"], clone, env=env, check=False)
-        svc.write_dvc_config_local(clone, cfg.s3_endpoint, creds)
+        write_dvc_config_local(clone, cfg.s3_endpoint, creds)
         cache_mb = _dir_mb(clone / ".dvc" / "cache")
         push = checked("dvc push", measure([DVC, "push", "-j", "8"], clone, env=env))
         second = base / "b"
         run(["git", "clone", "-q", str(clone), str(second)], base, env=env)
-        svc.write_dvc_config_local(second, cfg.s3_endpoint, creds)
+        write_dvc_config_local(second, cfg.s3_endpoint, creds)
         pulls = {}
         if big_src is not None:
             r = checked("dvc pull (one big file)", measure([DVC, "pull", "data/bulk/history.csv.dvc"], second,
@@ -97,7 +97,7 @@ def push_pull(workdir: Path, base: Path, clone: Path, env: dict[str, str]) -> di
         return {"cache_mb": round(cache_mb, 1), "push_s": push["wall_s"],
                 "push_mb_per_s": round(cache_mb / push["wall_s"], 1), "pull": pulls}
     finally:
-        svc.stop_service(cfg, "seaweedfs")
+        stop_service(cfg, "seaweedfs")
 
 
 def _dir_mb(d: Path) -> float:

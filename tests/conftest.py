@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.pipeline import get_free_ports
+from musicrec.devservices import process
 
 _ENV = {
     "DVC_NO_ANALYTICS": "1",
@@ -35,32 +35,26 @@ def _test_env() -> Iterator[None]:
             os.environ[k] = v
 
 
-def seaweed_test_config(state_dir, *, startup_timeout_s: float, mlflow_port: int | None = None):
-    """``(ServiceConfig, Credentials)`` for a SeaweedFS on 8 free 127.0.0.1 ports, random keys, in ``state_dir``."""
-    from musicrec.devservices import manager as svc
+def seaweed_test_config(state_dir, *, startup_timeout_s: float):
+    """``(ServiceConfig, Credentials)`` for services on free 127.0.0.1 ports, random keys, in ``state_dir``."""
+    from musicrec.devservices.config import ServiceConfig
+    from musicrec.devservices.credentials import Credentials
 
-    ports = get_free_ports(8)
-    extra = {"mlflow_port": mlflow_port} if mlflow_port is not None else {}
-    cfg = svc.ServiceConfig(
-        state_dir=state_dir,
-        s3_port=ports[0], master_port=ports[1], volume_port=ports[2], filer_port=ports[3],
-        master_grpc_port=ports[4], volume_grpc_port=ports[5], filer_grpc_port=ports[6], s3_grpc_port=ports[7],
-        startup_timeout_s=startup_timeout_s, **extra,
-    )
-    return cfg, svc.Credentials("test" + secrets.token_hex(6), secrets.token_urlsafe(24))
+    cfg = ServiceConfig.on_free_ports(state_dir, startup_timeout_s=startup_timeout_s)
+    return cfg, Credentials("test" + secrets.token_hex(6), secrets.token_urlsafe(24))
 
 
 @pytest.fixture
 def free_ports():
     """Call ``free_ports(n)`` for ``n`` free 127.0.0.1 ports."""
-    return get_free_ports
+    return process.free_ports
 
 
 @pytest.fixture(scope="session")
 def seaweedfs(tmp_path_factory):
     """A SeaweedFS S3 server on free ports with its own data folder and random keys.
 
-    Yields ``(cfg, creds)``: a :class:`musicrec.devservices.manager.ServiceConfig` (endpoint
+    Yields ``(cfg, creds)``: a :class:`musicrec.devservices.config.ServiceConfig` (endpoint
     ``cfg.s3_endpoint``, bucket ``cfg.bucket`` already created; ``cfg.mlflow_port`` is a
     free port for tests that start MLflow) and its :class:`Credentials`. Stopped at the
     end of the session; teardown asserts the process is gone. Skipped when ``weed`` is
@@ -68,20 +62,21 @@ def seaweedfs(tmp_path_factory):
     """
     import psutil
 
-    from musicrec.devservices import manager as svc
+    from musicrec.devservices.config import ServiceError
+    from musicrec.devservices.process import stop_service
+    from musicrec.devservices.seaweedfs import start_seaweedfs, weed_binary
 
     try:
-        svc.weed_binary()
-    except svc.ServiceError as exc:
+        weed_binary()
+    except ServiceError as exc:
         pytest.skip(str(exc))
-    cfg, creds = seaweed_test_config(tmp_path_factory.mktemp("seaweedfs-state"), startup_timeout_s=60,
-                                     mlflow_port=get_free_ports(1)[0])
+    cfg, creds = seaweed_test_config(tmp_path_factory.mktemp("seaweedfs-state"), startup_timeout_s=60)
     try:
-        pid = svc.start_seaweedfs(cfg, creds)
-    except svc.ServiceError as exc:
+        pid = start_seaweedfs(cfg, creds)
+    except ServiceError as exc:
         pytest.skip(f"SeaweedFS could not start: {exc}")
     try:
         yield cfg, creds
     finally:
-        svc.stop_service(cfg, "seaweedfs")
+        stop_service(cfg, "seaweedfs")
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

@@ -114,19 +114,19 @@ def test_queued_experiment_logs_to_the_repos_mlflow_store(clone):
 
 @pytest.mark.slow
 def test_push_then_pull_into_a_second_clone_needs_no_recompute(clone, seaweedfs, tmp_path):
-    from musicrec.devservices import manager as svc
+    from musicrec.devservices.dvc_remote import write_dvc_config_local
     from tests.support.pipeline import run
 
     cfg, creds = seaweedfs
     url = f"s3://{cfg.bucket}/e2e-{tmp_path.name}"
-    svc.write_dvc_config_local(clone, cfg.s3_endpoint, creds)
+    write_dvc_config_local(clone, cfg.s3_endpoint, creds)
     dvc(["remote", "modify", "--local", "s3", "url", url], clone)
     dvc(["push"], clone)
     run(["git", "add", "-A"], clone)
     run(["git", "commit", "-qm", "pipeline run", "--allow-empty"], clone)
     other = tmp_path / "other"
     run(["git", "clone", "-q", str(clone), str(other)], tmp_path)
-    svc.write_dvc_config_local(other, cfg.s3_endpoint, creds)
+    write_dvc_config_local(other, cfg.s3_endpoint, creds)
     dvc(["remote", "modify", "--local", "s3", "url", url], other)
     dvc(["pull"], other)
     out = dvc(["repro"], other).stdout

@@ -158,7 +158,7 @@ def test_every_exception_class_of_the_package_is_a_user_error_or_a_listed_bug():
     ("musicrec.params_file", "ParamsError", ValueError),
     ("musicrec.ingest.inputs", "InputFormatError", ValueError),
     ("musicrec.io", "DiskFullError", OSError),
-    ("musicrec.devservices.manager", "ServiceError", RuntimeError),
+    ("musicrec.devservices.config", "ServiceError", RuntimeError),
     ("musicrec.tracking.server", "TrackingUnavailable", RuntimeError),
     ("musicrec.serving.artifacts", "ServingError", ValueError),
     ("musicrec.errors", "DataError", ValueError),

@@ -22,7 +22,11 @@ import psutil
 import pytest
 
 from conftest import seaweed_test_config
-from musicrec.devservices import manager as svc
+from musicrec.devservices.config import ServiceConfig, ServiceError
+from musicrec.devservices.credentials import Credentials
+from musicrec.devservices.dvc_remote import write_dvc_config_local
+from musicrec.devservices.process import service_pid, stop_service
+from musicrec.devservices.seaweedfs import s3_client, start_seaweedfs, weed_binary
 from tests.support.pipeline import REPO_ROOT, pipeline_env
 from reliability_log import record
 
@@ -47,23 +51,23 @@ def md5s(folder: Path) -> dict[str, str]:
 def weed(tmp_path_factory):
     """``(cfg, creds)`` of a SeaweedFS this module may stop and restart (same ports, same data folder)."""
     try:
-        svc.weed_binary()
-    except svc.ServiceError as exc:
+        weed_binary()
+    except ServiceError as exc:
         pytest.skip(str(exc))
     cfg, creds = seaweed_test_config(tmp_path_factory.mktemp("weed-restartable"), startup_timeout_s=90)
     try:
-        svc.start_seaweedfs(cfg, creds)
-    except svc.ServiceError as exc:
+        start_seaweedfs(cfg, creds)
+    except ServiceError as exc:
         pytest.skip(f"SeaweedFS could not start: {exc}")
     try:
         yield cfg, creds
     finally:
-        pid = svc.service_pid(cfg, "seaweedfs")
-        svc.stop_service(cfg, "seaweedfs", grace_s=3)
+        pid = service_pid(cfg, "seaweedfs")
+        stop_service(cfg, "seaweedfs", grace_s=3)
         assert pid is None or not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
-def project_repo(path: Path, cfg: svc.ServiceConfig, creds: svc.Credentials, url: str) -> Path:
+def project_repo(path: Path, cfg: ServiceConfig, creds: Credentials, url: str) -> Path:
     """A git + DVC repo with the project's .dvc/config; endpoint, keys and a test URL in config.local."""
     path.mkdir(parents=True)
     sh(["git", "init", "-q"], path)
@@ -73,8 +77,8 @@ def project_repo(path: Path, cfg: svc.ServiceConfig, creds: svc.Credentials, url
     return path
 
 
-def local(repo: Path, cfg: svc.ServiceConfig, creds: svc.Credentials, url: str) -> None:
-    svc.write_dvc_config_local(repo, cfg.s3_endpoint, creds)
+def local(repo: Path, cfg: ServiceConfig, creds: Credentials, url: str) -> None:
+    write_dvc_config_local(repo, cfg.s3_endpoint, creds)
     sh([DVC, "remote", "modify", "--local", "s3", "url", url], repo)
 
 
@@ -90,7 +94,7 @@ def add_data(repo: Path, n: int, size: int) -> dict[str, str]:
 
 
 def remote_keys(cfg, creds, prefix: str, client=None) -> list[str]:
-    client = client or svc.s3_client(cfg.s3_endpoint, creds, timeout_s=2)
+    client = client or s3_client(cfg.s3_endpoint, creds, timeout_s=2)
     out, token = [], None
     while True:
         kw = {"ContinuationToken": token} if token else {}
@@ -110,7 +114,7 @@ def test_project_remote_verifies_downloads():
 @pytest.mark.slow
 def test_s3_stopped_during_push_fails_clearly_and_push_completes_after_restart(weed, tmp_path):
     cfg, creds = weed
-    svc.start_seaweedfs(cfg, creds)  # no-op when it runs; restarts it if an earlier test left it stopped
+    start_seaweedfs(cfg, creds)  # no-op when it runs; restarts it if an earlier test left it stopped
     prefix = f"push-{uuid.uuid4().hex[:8]}"
     url = f"s3://{cfg.bucket}/{prefix}"
     a = project_repo(tmp_path / "a", cfg, creds, url)
@@ -119,8 +123,8 @@ def test_s3_stopped_during_push_fails_clearly_and_push_completes_after_restart(w
     # 1. freeze the server (SIGSTOP) the moment the first object of the push has landed, then SIGKILL it
     log = open(tmp_path / "push1.log", "w")  # noqa: SIM115
     push = subprocess.Popen([DVC, "push", "-j", "1"], cwd=a, env=pipeline_env(), stdout=log, stderr=subprocess.STDOUT)
-    pid = svc.service_pid(cfg, "seaweedfs")
-    client = svc.s3_client(cfg.s3_endpoint, creds, timeout_s=2)  # one client: a new one per poll is too slow
+    pid = service_pid(cfg, "seaweedfs")
+    client = s3_client(cfg.s3_endpoint, creds, timeout_s=2)  # one client: a new one per poll is too slow
     deadline = time.monotonic() + 120
     landed: list[str] = []
     while push.poll() is None and time.monotonic() < deadline:
@@ -132,7 +136,7 @@ def test_s3_stopped_during_push_fails_clearly_and_push_completes_after_restart(w
             os.killpg(pid, signal.SIGSTOP)  # its own process group (start_new_session)
             break
         time.sleep(0.002)
-    svc.stop_service(cfg, "seaweedfs", grace_s=0)
+    stop_service(cfg, "seaweedfs", grace_s=0)
     t_stop = time.monotonic()
     rc1 = push.wait(timeout=300)
     phases = {"push_ended_after_stop_s": round(time.monotonic() - t_stop, 1)}
@@ -161,7 +165,7 @@ def test_s3_stopped_during_push_fails_clearly_and_push_completes_after_restart(w
 
     # 3. restart on the same ports and data folder: what landed before the stop is still there; push completes
     t = time.monotonic()
-    svc.start_seaweedfs(cfg, creds)
+    start_seaweedfs(cfg, creds)
     phases["restart_s"] = round(time.monotonic() - t, 1)
     survived = remote_keys(cfg, creds, prefix)
     assert set(landed) <= set(survived)
@@ -187,7 +191,7 @@ def test_s3_stopped_during_push_fails_clearly_and_push_completes_after_restart(w
 
 def test_corrupted_object_on_the_remote_is_detected_on_pull(weed, tmp_path):
     cfg, creds = weed
-    svc.start_seaweedfs(cfg, creds)  # no-op when it runs; restarts it if an earlier test left it stopped
+    start_seaweedfs(cfg, creds)  # no-op when it runs; restarts it if an earlier test left it stopped
     prefix = f"corrupt-{uuid.uuid4().hex[:8]}"
     url = f"s3://{cfg.bucket}/{prefix}"
     a = project_repo(tmp_path / "a", cfg, creds, url)
@@ -197,7 +201,7 @@ def test_corrupted_object_on_the_remote_is_detected_on_pull(weed, tmp_path):
     key = f"{prefix}/files/md5/{want[victim][:2]}/{want[victim][2:]}"
     assert key in remote_keys(cfg, creds, prefix)
     bad = b"corrupted on the remote " * 1000
-    svc.s3_client(cfg.s3_endpoint, creds).put_object(Bucket=cfg.bucket, Key=key, Body=bad)
+    s3_client(cfg.s3_endpoint, creds).put_object(Bucket=cfg.bucket, Key=key, Body=bad)
 
     # with the project's config (verify = true) the pull fails and nothing corrupted reaches the workspace/cache
     b = tmp_path / "b"

@@ -29,7 +29,11 @@ from pathlib import Path
 
 import pytest
 
-from musicrec.devservices import manager as svc
+from musicrec.devservices.config import ServiceConfig, ServiceError
+from musicrec.devservices.credentials import ENV_ACCESS, ENV_MLFLOW_PASS, ENV_SECRET, load_credentials, mlflow_login
+from musicrec.devservices.mlflow_server import mlflow_env, mlflow_server_command, write_mlflow_auth_config
+from musicrec.devservices.seaweedfs import (WEED_GRPC_SECTIONS, WEED_JWT_SECTIONS, weed_binary, weed_command,
+                                            write_weed_security)
 from tests.support.pipeline import REPO_ROOT
 from pipeline_clone import FAKE_SECRETS, reference_clone
 from reliability_log import record
@@ -138,8 +142,8 @@ def test_git_history_holds_no_credentials():
 
 
 def test_local_services_bind_to_loopback_only(tmp_path):
-    cfg = svc.ServiceConfig(state_dir=tmp_path)
-    weed = svc.weed_command(cfg) if _has_weed() else None
+    cfg = ServiceConfig(state_dir=tmp_path)
+    weed = weed_command(cfg) if _has_weed() else None
     binds = []
     if weed is not None:
         for flag in ("-ip=", "-ip.bind=", "-s3.ip.bind="):
@@ -148,7 +152,7 @@ def test_local_services_bind_to_loopback_only(tmp_path):
             binds.append(flag + vals[0])
         for component in ("master", "volume", "filer"):  # no component-level bind overriding the global one
             assert not [a for a in weed if a.startswith(f"-{component}.ip")], weed
-    ml = svc.mlflow_server_command(cfg)
+    ml = mlflow_server_command(cfg)
     assert ml[ml.index("--host") + 1] == "127.0.0.1"
     binds.append("mlflow --host 127.0.0.1")
     assert "0.0.0.0" not in " ".join((weed or []) + ml)
@@ -161,16 +165,16 @@ def test_local_services_are_configured_to_require_keys(tmp_path, monkeypatch):
     import stat
     import tomllib
 
-    for k in (svc.ENV_ACCESS, svc.ENV_SECRET):
+    for k in (ENV_ACCESS, ENV_SECRET):
         monkeypatch.delenv(k, raising=False)
-    a, b = svc.ServiceConfig(state_dir=tmp_path / "a"), svc.ServiceConfig(state_dir=tmp_path / "b")
+    a, b = ServiceConfig(state_dir=tmp_path / "a"), ServiceConfig(state_dir=tmp_path / "b")
     if _has_weed():
-        assert "-disableHttp" in svc.weed_command(a)  # no master / filer HTTP API
-    ml = svc.mlflow_server_command(a)
+        assert "-disableHttp" in weed_command(a)  # no master / filer HTTP API
+    ml = mlflow_server_command(a)
     assert ml[ml.index("--app-name") + 1] == "basic-auth"
 
     def keys(cfg) -> dict[str, str]:
-        doc = tomllib.loads(svc.write_weed_security(cfg).read_text())
+        doc = tomllib.loads(write_weed_security(cfg).read_text())
 
         def section(dotted: str) -> dict:
             part = doc
@@ -178,10 +182,10 @@ def test_local_services_are_configured_to_require_keys(tmp_path, monkeypatch):
                 part = part[name]
             return part
 
-        for sec in svc.WEED_GRPC_SECTIONS:  # e.g. grpc.filer: the shared certificate
+        for sec in WEED_GRPC_SECTIONS:  # e.g. grpc.filer: the shared certificate
             assert Path(section(sec)["cert"]).is_file() and Path(section(sec)["key"]).is_file()
         assert Path(doc["grpc"]["ca"]).is_file()
-        return {sec: section(sec)["key"] for sec in svc.WEED_JWT_SECTIONS}
+        return {sec: section(sec)["key"] for sec in WEED_JWT_SECTIONS}
 
     ka = keys(a)
     assert all(len(v) >= 32 for v in ka.values()) and len(set(ka.values())) == len(ka)
@@ -191,19 +195,19 @@ def test_local_services_are_configured_to_require_keys(tmp_path, monkeypatch):
     assert {stat.S_IMODE(f.stat().st_mode) for f in a.weed_conf_dir.iterdir()} == {0o600}
     assert stat.S_IMODE(a.state_dir.stat().st_mode) == 0o700
 
-    login = svc.mlflow_login(a)
-    assert svc.mlflow_login(a) == login and len(login.password) >= 24
+    login = mlflow_login(a)
+    assert mlflow_login(a) == login and len(login.password) >= 24
     assert stat.S_IMODE(a.credentials_file.stat().st_mode) == 0o600
-    creds = svc.load_credentials(a)
+    creds = load_credentials(a)
     stored = a.credentials_file.read_text()
     assert login.password in stored and creds.secret_key in stored  # one file holds both
-    ini = svc.write_mlflow_auth_config(a, login).read_text()
+    ini = write_mlflow_auth_config(a, login).read_text()
     assert stat.S_IMODE(a.mlflow_dir.stat().st_mode) == 0o700
     assert "default_permission = NO_PERMISSIONS" in ini and str(a.mlflow_dir) in ini
     assert login.password not in ini
-    monkeypatch.setenv(svc.ENV_MLFLOW_PASS, "a-client-login-of-another-server")
-    env = svc.mlflow_env(a, creds, login)
-    assert env["MLFLOW_AUTH_ADMIN_PASSWORD"] == login.password and svc.ENV_MLFLOW_PASS not in env
+    monkeypatch.setenv(ENV_MLFLOW_PASS, "a-client-login-of-another-server")
+    env = mlflow_env(a, creds, login)
+    assert env["MLFLOW_AUTH_ADMIN_PASSWORD"] == login.password and ENV_MLFLOW_PASS not in env
     assert env["MLFLOW_AUTH_CONFIG_PATH"] == str(a.mlflow_auth_config)
     # `eval "$(python -m musicrec.devservices env)"` gives a shell the login without printing it
     import sys
@@ -215,15 +219,15 @@ def test_local_services_are_configured_to_require_keys(tmp_path, monkeypatch):
     listed = subprocess.run([sys.executable, "-m", "musicrec.devservices.manager", "env", "--dir", str(a.state_dir)],
                             capture_output=True, text=True, timeout=60, check=True).stdout
     assert login.password not in listed and creds.secret_key not in listed
-    record("security_service_config", jwt_sections=list(ka), grpc_sections=list(svc.WEED_GRPC_SECTIONS),
+    record("security_service_config", jwt_sections=list(ka), grpc_sections=list(WEED_GRPC_SECTIONS),
            mlflow_default_permission="NO_PERMISSIONS")
 
 
 def _has_weed() -> bool:
     try:
-        svc.weed_binary()
+        weed_binary()
         return True
-    except svc.ServiceError:
+    except ServiceError:
         return False
 
 

@@ -14,7 +14,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from musicrec.devservices import manager as svc
+from musicrec.devservices.config import BUCKET, HOST, ServiceConfig, ServiceError
+from musicrec.devservices.credentials import (Credentials, ENV_MLFLOW_PASS, ENV_MLFLOW_USER, MlflowLogin,
+                                              load_credentials, mlflow_login)
+from musicrec.devservices.dvc_remote import check_remote, write_dvc_config_local
+from musicrec.devservices.mlflow_server import mlflow_api_status, start_mlflow
+from musicrec.devservices.process import service_pid, stop_service
+from musicrec.devservices.seaweedfs import READY_KEY, ensure_bucket, ensure_versioning, s3_client, weed_binary
 from musicrec.io import md5_file
 from musicrec.devservices.s3errors import explain_s3_error
 
@@ -29,7 +35,7 @@ def _run(cmd, cwd, **kw):
     return r
 
 
-def _repo(path: Path, url: str, endpoint: str, creds: svc.Credentials, *, version_aware: bool = False) -> Path:
+def _repo(path: Path, url: str, endpoint: str, creds: Credentials, *, version_aware: bool = False) -> Path:
     """A git repo with ``dvc init`` and the project's remote layout pointed at ``url``."""
     path.mkdir(parents=True)
     _run(["git", "init", "-q"], path)
@@ -38,13 +44,13 @@ def _repo(path: Path, url: str, endpoint: str, creds: svc.Credentials, *, versio
     (path / ".dvc" / "config").write_text(
         f"[core]\n    analytics = false\n    remote = s3\n['remote \"s3\"']\n    url = {url}\n{extra}"
     )
-    svc.write_dvc_config_local(path, endpoint, creds)
+    write_dvc_config_local(path, endpoint, creds)
     return path
 
 
 def test_listeners_local_and_keys_private(seaweedfs):
     cfg, _ = seaweedfs
-    pid = svc.service_pid(cfg, "seaweedfs")
+    pid = service_pid(cfg, "seaweedfs")
     assert pid is not None
     addrs = {c.laddr.ip for c in psutil.Process(pid).net_connections("inet") if c.status == psutil.CONN_LISTEN}
     assert addrs == {"127.0.0.1"}
@@ -57,13 +63,13 @@ def test_anonymous_refused_signed_accepted(seaweedfs):
     from botocore.exceptions import ClientError
 
     cfg, creds = seaweedfs
-    anon = svc.s3_client(cfg.s3_endpoint, None)
+    anon = s3_client(cfg.s3_endpoint, None)
     for call in (anon.list_buckets, lambda: anon.list_objects_v2(Bucket=cfg.bucket),
                  lambda: anon.put_object(Bucket=cfg.bucket, Key="anon", Body=b"x")):
         with pytest.raises(ClientError) as ei:
             call()
         assert ei.value.response["Error"]["Code"] == "AccessDenied"
-    client = svc.s3_client(cfg.s3_endpoint, creds)
+    client = s3_client(cfg.s3_endpoint, creds)
     assert cfg.bucket in [b["Name"] for b in client.list_buckets()["Buckets"]]
     client.head_bucket(Bucket=cfg.bucket)
 
@@ -81,10 +87,10 @@ def _http(url: str, method: str = "GET", data: bytes | None = None, headers: dic
         return exc.code, exc.read()
 
 
-def _weed_shell(cfg: svc.ServiceConfig, command: str) -> str:
+def _weed_shell(cfg: ServiceConfig, command: str) -> str:
     """``weed shell`` run where security.toml is, i.e. with the gRPC client certificate."""
-    r = subprocess.run([svc.weed_binary(), "shell", f"-master={svc.HOST}:{cfg.master_port}.{cfg.grpc('master')}",
-                        f"-filer={svc.HOST}:{cfg.filer_port}.{cfg.grpc('filer')}"], input=command + "\n",
+    r = subprocess.run([weed_binary(), "shell", f"-master={HOST}:{cfg.master_port}.{cfg.grpc('master')}",
+                        f"-filer={HOST}:{cfg.filer_port}.{cfg.grpc('filer')}"], input=command + "\n",
                        cwd=cfg.weed_conf_dir, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
@@ -99,7 +105,7 @@ def _grpc_first_frame(port: int, conf_dir: Path | None, *, client_cert: bool) ->
     import socket
     import ssl
 
-    raw = socket.create_connection((svc.HOST, port), timeout=10)
+    raw = socket.create_connection((HOST, port), timeout=10)
     try:
         sock = raw
         if conf_dir is not None:
@@ -121,13 +127,13 @@ def test_no_seaweedfs_port_serves_data_without_a_key(seaweedfs):
     """Unsigned HTTP to the filer, master and volume server and certificate-less gRPC are all refused;
     the S3 gateway (keys) and the certificate holder (``weed shell`` in seaweedfs-conf/) still work."""
     cfg, creds = seaweedfs
-    client = svc.s3_client(cfg.s3_endpoint, creds)
+    client = s3_client(cfg.s3_endpoint, creds)
     bucket, key, body = "probe-plain", "secret.txt", b"musicrec secret " * 64
-    svc.ensure_bucket(client, bucket)
+    ensure_bucket(client, bucket)
     client.put_object(Bucket=bucket, Key=key, Body=body)
     meta = json.loads(_weed_shell(cfg, f"fs.meta.cat /buckets/{bucket}/{key}").split("}chunks", 1)[0] + "}")
     fid = meta["chunks"][0]["fileId"]  # where the object's bytes are on the volume server
-    f, m, v = (f"http://{svc.HOST}:{p}" for p in (cfg.filer_port, cfg.master_port, cfg.volume_port))
+    f, m, v = (f"http://{HOST}:{p}" for p in (cfg.filer_port, cfg.master_port, cfg.volume_port))
     probes = {
         "filer list": (f"{f}/buckets/{bucket}/", "GET", None),
         "filer read": (f"{f}/buckets/{bucket}/{key}", "GET", None),
@@ -158,7 +164,7 @@ def test_no_seaweedfs_port_serves_data_without_a_key(seaweedfs):
         if sock.exists():
             assert stat.S_IMODE(sock.stat().st_mode) & 0o077 == 0, f"{sock} is {oct(sock.stat().st_mode)}"
     # every listener is one of the ports the config names (no extra UI, metrics, IAM or debug port)
-    pid = svc.service_pid(cfg, "seaweedfs")
+    pid = service_pid(cfg, "seaweedfs")
     listening = {c.laddr.port for c in psutil.Process(pid).net_connections("inet") if c.status == psutil.CONN_LISTEN}
     assert listening == {cfg.s3_port, cfg.filer_port, cfg.master_port, cfg.volume_port, *grpc.values()}
     client.delete_object(Bucket=bucket, Key=key)
@@ -167,7 +173,7 @@ def test_no_seaweedfs_port_serves_data_without_a_key(seaweedfs):
 def test_state_dir_is_private(seaweedfs):
     """Folders 0700, every file 0600 (volume files, master data, keys, logs, PID files, sockets)."""
     cfg, creds = seaweedfs
-    svc.s3_client(cfg.s3_endpoint, creds).put_object(Bucket=cfg.bucket, Key="modes/probe", Body=b"x")
+    s3_client(cfg.s3_endpoint, creds).put_object(Bucket=cfg.bucket, Key="modes/probe", Body=b"x")
     modes = {}
     for root, dirs, files in os.walk(cfg.state_dir):
         for name in [*dirs, *files]:
@@ -190,22 +196,22 @@ def test_check_remote_explains_failures(seaweedfs, tmp_path, free_ports):
     (repo / ".dvc").mkdir(parents=True)
     (repo / ".dvc" / "config").write_text("[core]\n    remote = s3\n['remote \"s3\"']\n    url = s3://musicrec/dvc\n")
 
-    svc.write_dvc_config_local(repo, cfg.s3_endpoint, creds)
-    assert "reachable" in svc.check_remote(repo)
+    write_dvc_config_local(repo, cfg.s3_endpoint, creds)
+    assert "reachable" in check_remote(repo)
     assert stat.S_IMODE((repo / ".dvc" / "config.local").stat().st_mode) == 0o600
 
     cases = [
-        (svc.Credentials(creds.access_key, "wrong-secret"), cfg.s3_endpoint, "musicrec", "secret key does not match"),
-        (svc.Credentials("NOSUCHKEY", creds.secret_key), cfg.s3_endpoint, "musicrec", "access key is not known"),
+        (Credentials(creds.access_key, "wrong-secret"), cfg.s3_endpoint, "musicrec", "secret key does not match"),
+        (Credentials("NOSUCHKEY", creds.secret_key), cfg.s3_endpoint, "musicrec", "access key is not known"),
         (creds, cfg.s3_endpoint, "no-such-bucket", "does not exist"),
         (creds, f"http://127.0.0.1:{free_ports(1)[0]}", "musicrec", "not reachable"),
     ]
     for c, endpoint, bucket, expected in cases:
         (repo / ".dvc" / "config").write_text(
             f"[core]\n    remote = s3\n['remote \"s3\"']\n    url = s3://{bucket}/dvc\n")
-        svc.write_dvc_config_local(repo, endpoint, c)
-        with pytest.raises(svc.ServiceError) as ei:
-            svc.check_remote(repo, timeout_s=3)
+        write_dvc_config_local(repo, endpoint, c)
+        with pytest.raises(ServiceError) as ei:
+            check_remote(repo, timeout_s=3)
         msg = str(ei.value)
         assert expected in msg and "\n" not in msg
         assert ("make services-up" in msg) or (".dvc/config.local" in msg)
@@ -237,7 +243,7 @@ def _push_pull(tmp_path: Path, cfg, creds, url: str, *, version_aware: bool) -> 
     b = tmp_path / "b"
     _run(["git", "clone", "-q", str(a), str(b)], tmp_path)
     assert not (b / "data.bin").exists()
-    svc.write_dvc_config_local(b, cfg.s3_endpoint, creds)
+    write_dvc_config_local(b, cfg.s3_endpoint, creds)
     _run([DVC, "pull", "-q"], b)
     assert md5_file(b / "data.bin") == md5_file(data)
 
@@ -246,7 +252,7 @@ def test_dvc_push_pull_roundtrip(seaweedfs, tmp_path):
     cfg, creds = seaweedfs
     prefix = f"dvc-{uuid.uuid4().hex[:8]}"
     _push_pull(tmp_path, cfg, creds, f"s3://{cfg.bucket}/{prefix}", version_aware=False)
-    keys = svc.s3_client(cfg.s3_endpoint, creds).list_objects_v2(Bucket=cfg.bucket, Prefix=prefix + "/")
+    keys = s3_client(cfg.s3_endpoint, creds).list_objects_v2(Bucket=cfg.bucket, Prefix=prefix + "/")
     assert keys.get("KeyCount", 0) >= 1  # content-addressed files/md5/xx/yyyy
 
 
@@ -254,24 +260,32 @@ def test_dvc_version_aware_remote(seaweedfs, tmp_path):
     """SeaweedFS 4.x implements bucket versioning; services-up's bucket has it on, so
     `dvc remote modify s3 version_aware true` works on it as it is."""
     cfg, creds = seaweedfs
-    client = svc.s3_client(cfg.s3_endpoint, creds)
+    client = s3_client(cfg.s3_endpoint, creds)
     assert client.get_bucket_versioning(Bucket=cfg.bucket).get("Status") == "Enabled"
-    assert svc.ensure_versioning(client, cfg.bucket) is False  # idempotent
+    assert ensure_versioning(client, cfg.bucket) is False  # idempotent
     prefix = f"va-{uuid.uuid4().hex[:8]}"
     _push_pull(tmp_path, cfg, creds, f"s3://{cfg.bucket}/{prefix}", version_aware=True)
     versions = client.list_object_versions(Bucket=cfg.bucket, Prefix=prefix + "/").get("Versions", [])
     assert any(v["Key"] == f"{prefix}/data.bin" for v in versions)
 
 
+def test_config_on_free_ports_sets_every_port_once(tmp_path):
+    cfg = ServiceConfig.on_free_ports(tmp_path, startup_timeout_s=7)
+    ports = [cfg.s3_port, cfg.mlflow_port, *(getattr(cfg, f"{n}_port") for n in ("master", "volume", "filer")),
+             *(cfg.grpc(n) for n in ("master", "volume", "filer", "s3"))]
+    assert len(set(ports)) == 9 and all(getattr(cfg, f"{n}_grpc_port") for n in ("master", "volume", "filer", "s3"))
+    assert cfg.state_dir == tmp_path and cfg.startup_timeout_s == 7
+
+
 def test_stop_refuses_foreign_pid(tmp_path):
-    cfg = svc.ServiceConfig(state_dir=tmp_path)
+    cfg = ServiceConfig(state_dir=tmp_path)
     cfg.run_dir.mkdir(parents=True)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         rec = {"pid": other.pid, "create_time": psutil.Process(other.pid).create_time(),
                "cmdline": ["weed", "server", "-dir=/nowhere"]}
         cfg.pid_file("seaweedfs").write_text(json.dumps(rec))
-        msg = svc.stop_service(cfg, "seaweedfs", grace_s=1)
+        msg = stop_service(cfg, "seaweedfs", grace_s=1)
         assert "stale" in msg and other.poll() is None and not cfg.pid_file("seaweedfs").exists()
     finally:
         other.kill()
@@ -280,8 +294,8 @@ def test_stop_refuses_foreign_pid(tmp_path):
 
 def test_mlflow_server_roundtrip(seaweedfs, tmp_path, monkeypatch):
     cfg, creds = seaweedfs
-    cfg = svc.ServiceConfig(**{**cfg.__dict__, "mlflow_timeout_s": 150})
-    pid = svc.start_mlflow(cfg, creds)
+    cfg = ServiceConfig(**{**cfg.__dict__, "mlflow_timeout_s": 150})
+    pid = start_mlflow(cfg, creds)
     family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
     try:
         from musicrec.tracking import logger as tr
@@ -292,19 +306,19 @@ def test_mlflow_server_roundtrip(seaweedfs, tmp_path, monkeypatch):
             monkeypatch.delenv(k, raising=False)  # artifacts go through the server (--serve-artifacts)
         uri = server.tracking_uri(tmp_path)
         # basic auth: no login or a wrong one is refused (API and pipeline check), the stored login works
-        login = svc.mlflow_login(cfg, create=False)
-        assert svc.mlflow_api_status(cfg, None) == 401
-        assert svc.mlflow_api_status(cfg, svc.MlflowLogin(login.username, login.password + "x")) == 401
-        assert svc.mlflow_api_status(cfg, login) == 200
-        for k in (svc.ENV_MLFLOW_USER, svc.ENV_MLFLOW_PASS):
+        login = mlflow_login(cfg, create=False)
+        assert mlflow_api_status(cfg, None) == 401
+        assert mlflow_api_status(cfg, MlflowLogin(login.username, login.password + "x")) == 401
+        assert mlflow_api_status(cfg, login) == 200
+        for k in (ENV_MLFLOW_USER, ENV_MLFLOW_PASS):
             monkeypatch.delenv(k, raising=False)
         with pytest.raises(server.TrackingUnavailable, match="requires a login"):
             server.check_tracking(uri, timeout_s=5)
-        monkeypatch.setenv(svc.ENV_MLFLOW_USER, login.username)
-        monkeypatch.setenv(svc.ENV_MLFLOW_PASS, "wrong-" + login.password)
+        monkeypatch.setenv(ENV_MLFLOW_USER, login.username)
+        monkeypatch.setenv(ENV_MLFLOW_PASS, "wrong-" + login.password)
         with pytest.raises(server.TrackingUnavailable, match="login in MLFLOW_TRACKING_USERNAME"):
             server.check_tracking(uri, timeout_s=5)
-        monkeypatch.setenv(svc.ENV_MLFLOW_PASS, login.password)  # what make / credentials.env export
+        monkeypatch.setenv(ENV_MLFLOW_PASS, login.password)  # what make / credentials.env export
         server.check_tracking(uri, timeout_s=5)
         art = tmp_path / "metrics.json"
         art.write_text('{"ndcg": 0.5}\n')
@@ -322,14 +336,14 @@ def test_mlflow_server_roundtrip(seaweedfs, tmp_path, monkeypatch):
         assert [a.path for a in c.list_artifacts(run.info.run_id)] == ["metrics.json"]
         got = c.download_artifacts(run.info.run_id, "metrics.json", str(tmp_path / "dl"))
         assert Path(got).read_text() == art.read_text()
-        objs = svc.s3_client(cfg.s3_endpoint, creds).list_objects_v2(Bucket=cfg.bucket, Prefix="mlflow-artifacts/")
+        objs = s3_client(cfg.s3_endpoint, creds).list_objects_v2(Bucket=cfg.bucket, Prefix="mlflow-artifacts/")
         assert any(o["Key"].endswith("/metrics.json") for o in objs.get("Contents", []))
         for db in ("mlflow.db", "basic_auth.db", "basic_auth.ini"):
             assert stat.S_IMODE((cfg.mlflow_dir / db).stat().st_mode) == 0o600, db
         assert stat.S_IMODE(cfg.credentials_file.stat().st_mode) == 0o600
         assert login.password not in cfg.mlflow_auth_config.read_text()  # passed once, in the server's env
     finally:
-        print(svc.stop_service(cfg, "mlflow", grace_s=20))
+        print(stop_service(cfg, "mlflow", grace_s=20))
     gone, alive = psutil.wait_procs(family, timeout=5)
     assert not alive, f"still running: {alive}"
 
@@ -354,8 +368,8 @@ def test_make_services_up_down_leaves_nothing_and_keeps_data(tmp_path, free_port
     from tests.support.pipeline import make_clone, pipeline_env
 
     try:
-        svc.weed_binary()
-    except svc.ServiceError as exc:
+        weed_binary()
+    except ServiceError as exc:
         pytest.skip(str(exc))
     if not shutil.which("make"):
         pytest.skip("make not installed")
@@ -400,17 +414,17 @@ def test_make_services_up_down_leaves_nothing_and_keeps_data(tmp_path, free_port
         assert f"endpointurl = {endpoint}" in (repo / ".dvc" / "config.local").read_text()
         procs = family()
         assert len(list((state / "run").glob("*.pid"))) == 2 and len(procs) >= 2
-        cfg = svc.ServiceConfig.from_env(state_dir=state)
-        creds = svc.load_credentials(cfg, create=False)
-        anon = svc.s3_client(endpoint, None)
-        for call in (anon.list_buckets, lambda: anon.get_object(Bucket=svc.BUCKET, Key=svc.READY_KEY),
-                     lambda: anon.put_object(Bucket=svc.BUCKET, Key="anon", Body=b"x")):
+        cfg = ServiceConfig.from_env(state_dir=state)
+        creds = load_credentials(cfg, create=False)
+        anon = s3_client(endpoint, None)
+        for call in (anon.list_buckets, lambda: anon.get_object(Bucket=BUCKET, Key=READY_KEY),
+                     lambda: anon.put_object(Bucket=BUCKET, Key="anon", Body=b"x")):
             with pytest.raises(ClientError) as ei:
                 call()
             assert ei.value.response["Error"]["Code"] == "AccessDenied"
-        client = svc.s3_client(endpoint, creds)
-        assert client.get_bucket_versioning(Bucket=svc.BUCKET).get("Status") == "Enabled"
-        client.put_object(Bucket=svc.BUCKET, Key=key, Body=body)
+        client = s3_client(endpoint, creds)
+        assert client.get_bucket_versioning(Bucket=BUCKET).get("Status") == "Enabled"
+        client.put_object(Bucket=BUCKET, Key=key, Body=body)
         assert "running" in make("services-status")
 
         make("services-down")
@@ -418,7 +432,7 @@ def test_make_services_up_down_leaves_nothing_and_keeps_data(tmp_path, free_port
 
         make("services-up")
         procs = family()
-        got = svc.s3_client(endpoint, creds).get_object(Bucket=svc.BUCKET, Key=key)["Body"].read()
+        got = s3_client(endpoint, creds).get_object(Bucket=BUCKET, Key=key)["Body"].read()
         assert got == body, "the data survives services-down + services-up"
         make("services-down")
         assert_all_gone(procs)

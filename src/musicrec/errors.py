@@ -22,7 +22,7 @@ Each subclass also derives from the builtin exception it replaced
 builtin still catches it. The classes defined elsewhere on this base:
 ``ParamsError`` (:mod:`musicrec.params_file`), ``InputFormatError``
 (:mod:`musicrec.ingest.inputs`), ``DiskFullError`` (:mod:`musicrec.io`),
-``ServiceError`` (:mod:`musicrec.devservices.manager`), ``TrackingUnavailable``
+``ServiceError`` (:mod:`musicrec.devservices.config`), ``TrackingUnavailable``
 (:mod:`musicrec.tracking.server`) and ``ServingError`` (:mod:`musicrec.serving.artifacts`).
 """
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -130,21 +129,6 @@ def build_small_matrices(root: Path, *, seed: int = 42) -> Path:
         cold_user_fraction=0.1, cold_known_items=3, seed=seed)
     save_interactions(data / "processed/matrices", maps, parts, weighted)
     return root
-
-
-def get_free_ports(n: int = 1) -> list[int]:
-    """``n`` distinct TCP ports free on 127.0.0.1 right now (their +10000 neighbours are not checked)."""
-    socks, ports = [], []
-    try:
-        while len(ports) < n:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-            ports.append(s.getsockname()[1])
-    finally:
-        for s in socks:
-            s.close()
-    return ports
 
 
 def write_interim(d: Path, n: int, *, parts: int, n_users: int, n_items: int, seed: int = 0) -> "Any":
