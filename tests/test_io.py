@@ -89,3 +89,16 @@ def test_a_failed_rename_into_place_puts_the_previous_output_back(tmp_path, monk
             (tmp / "new.txt").write_text("new")
     assert sorted(p.name for p in final.iterdir()) == ["keep.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_private_outputs_are_0600_and_0700(tmp_path):
+    """Keys and credentials: ``private=True`` gives the owner alone access to the file or folder."""
+    import stat
+
+    with atomic_path(tmp_path / "secret.env", private=True) as tmp:
+        tmp.write_text("KEY=1\n")
+    with atomic_path(tmp_path / "keys", directory=True, private=True) as tmp:
+        (tmp / "a").write_text("x")
+    assert stat.S_IMODE((tmp_path / "secret.env").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
+    assert (tmp_path / "secret.env").read_text() == "KEY=1\n"

@@ -59,13 +59,15 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(final: Path | str, *, directory: bool = False) -> Iterator[Path]:
+def atomic_path(final: Path | str, *, directory: bool = False, private: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``final``; rename it into place on success.
 
     With ``directory=True`` the temporary path is a fresh empty directory and the
     whole directory replaces ``final``. On any exception the temporary path is
     removed and ``final`` is left as it was. Files end up mode 0644, directories
-    0755 less the bits the umask removes (not ``mkdtemp``'s 0700).
+    0755 less the bits the umask removes (not ``mkdtemp``'s 0700); with
+    ``private=True`` 0600 and 0700 (keys, credentials: never readable by others, not
+    even while being written).
 
     The temporary is ``.tmp-<name>-<token>`` (a random token); this call holds the
     lock that marks every name starting with it as live until it has removed them
@@ -83,7 +85,7 @@ def atomic_path(final: Path | str, *, directory: bool = False) -> Iterator[Path]
             else:
                 os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
             yield tmp
-            _commit(tmp, final, directory)
+            _commit(tmp, final, directory, private)
         finally:
             _release(tmp, lock_fd)  # everything named after the token (all of it after a failure), then the lock
     except OSError as exc:
@@ -93,15 +95,15 @@ def atomic_path(final: Path | str, *, directory: bool = False) -> Iterator[Path]
         raise
 
 
-def _commit(tmp: Path, final: Path, directory: bool) -> None:
+def _commit(tmp: Path, final: Path, directory: bool, private: bool = False) -> None:
     """Move the complete temporary ``tmp`` to ``final``; a replaced ``final`` goes to ``<tmp>-old``."""
     if directory:
         # the directory is created 0700: make the output 0755 (less what the umask removes)
-        os.chmod(tmp, 0o755 & ~_umask())
+        os.chmod(tmp, 0o700 if private else 0o755 & ~_umask())
     else:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o600 if private else 0o644)
     # rename() cannot put a directory over an existing path, nor a file over a directory
     old = tmp.with_name(tmp.name + "-old") if (final.exists() if directory else final.is_dir()) else None
     if old is not None:

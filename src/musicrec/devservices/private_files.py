@@ -44,16 +44,10 @@ def secure_state_dir(cfg: ServiceConfig) -> None:
 
 
 def write_private(path: Path, text: str | bytes) -> None:
-    """Write ``text`` to ``path`` with mode 0600 (atomic rename); a missing folder is made 0700."""
+    """Write ``text`` to ``path`` with mode 0600 (atomically, :func:`musicrec.io.atomic_path`); a missing folder is made 0700."""
+    from musicrec.io import atomic_path
+
     _mkdirs_private(path.parent)
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8") if isinstance(text, str) else text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path, private=True) as tmp:
+        tmp.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
 
