@@ -29,7 +29,7 @@ import pandas as pd  # noqa: E402
 
 from musicrec.pipeline.evaluate import assess  # noqa: E402
 from musicrec.pipeline.clean import clean  # noqa: E402
-from musicrec.config import CleanParams, SplitParams, TransformParams  # noqa: E402
+from musicrec.config import CleanParams, InteractionsParams, TransformParams  # noqa: E402
 from musicrec.pipeline.interactions import Interactions, build_interactions, load_processed_plays  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
 from musicrec.models.factory import build_model  # noqa: E402
@@ -52,15 +52,9 @@ def prepare(zip_dir: Path, work: Path) -> pd.DataFrame:
 
 
 def interactions_for(plays: pd.DataFrame, weighting: str, bm25_k1: float = 100.0, bm25_b: float = 0.8) -> Interactions:
-    s = SplitParams()  # default: per-user random holdout
-    maps, parts, weighted, _ = build_interactions(
-        plays, weighting=weighting, bm25_k1=bm25_k1, bm25_b=bm25_b, split_method="random",
-        test_fraction=s.test_fraction, validation_fraction=s.validation_fraction,
-        min_user_items=s.min_user_items, cold_user_fraction=s.cold_user_fraction,
-        cold_known_items=s.cold_known_items, seed=SEED,
-    )
-    return Interactions(maps=maps, train=parts.train, validation=parts.validation, test=parts.test,
-                        query=parts.query, train_weighted=weighted["train"], query_weighted=weighted["query"])
+    # the default split: per-user random holdout
+    params = InteractionsParams(weighting=weighting, bm25_k1=bm25_k1, bm25_b=bm25_b)
+    return build_interactions(plays, params, SEED).interactions()
 
 
 def score(name: str, params: dict, inter: Interactions) -> dict:

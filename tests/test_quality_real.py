@@ -37,8 +37,8 @@ pytestmark = pytest.mark.skipif(not ZIP.is_file(), reason=f"HetRec Last.fm 2K zi
 def assessed(tmp_path_factory):
     from musicrec.pipeline.evaluate import assess
     from musicrec.pipeline.clean import clean
-    from musicrec.config import CleanParams, SplitParams, TransformParams
-    from musicrec.pipeline.interactions import Interactions, build_interactions, load_processed_plays
+    from musicrec.config import CleanParams, InteractionsParams, TransformParams
+    from musicrec.pipeline.interactions import build_interactions, load_processed_plays
     from musicrec.models.factory import build_model
     from musicrec.pipeline.transform import FilterSpec, run_transform
 
@@ -49,13 +49,8 @@ def assessed(tmp_path_factory):
     run_transform(work / "interim", work / "plays", work / "items.parquet",
                   spec=FilterSpec(t.min_user_items, t.min_item_users, t.max_passes), partitions=2,
                   scheduler="threads", num_workers=2)
-    s = SplitParams()
-    maps, parts, weighted, _ = build_interactions(
-        load_processed_plays(work / "plays"), weighting=WEIGHTING, bm25_k1=100.0, bm25_b=0.8, split_method="random",
-        test_fraction=s.test_fraction, validation_fraction=s.validation_fraction, min_user_items=s.min_user_items,
-        cold_user_fraction=s.cold_user_fraction, cold_known_items=s.cold_known_items, seed=SEED)
-    inter = Interactions(maps=maps, train=parts.train, validation=parts.validation, test=parts.test,
-                         query=parts.query, train_weighted=weighted["train"], query_weighted=weighted["query"])
+    inter = build_interactions(load_processed_plays(work / "plays"), InteractionsParams(weighting=WEIGHTING),
+                               SEED).interactions()
     models = {name: build_model(name, params, seed=SEED).fit(inter.train_weighted) for name, params in TUNED.items()}
     a = assess(models, inter, ks=[10], main_k=10, bootstrap=0, seed=SEED)
     items = pd.read_parquet(work / "items.parquet")

@@ -114,6 +114,7 @@ def build_small_matrices(root: Path, *, seed: int = 42) -> Path:
     Writes ``data/raw/synthetic``, ``data/interim``, ``data/processed/{plays,items.parquet,matrices}`` (the
     layout of ``dvc.yaml``) in a few seconds; for tests that need trained-model inputs without ``dvc repro``.
     """
+    from musicrec.config import InteractionsParams
     from musicrec.pipeline.clean import clean
     from musicrec.pipeline.interactions import build_interactions, load_processed_plays, save_interactions
     from musicrec.ingest.synthetic import write_synthetic
@@ -124,11 +125,9 @@ def build_small_matrices(root: Path, *, seed: int = 42) -> Path:
     clean("synthetic", raw, data / "interim", chunk_rows=100_000, max_playcount=100_000, unmatched="keep")
     run_transform(data / "interim", data / "processed/plays", data / "processed/items.parquet",
                   spec=FilterSpec(5, 5, 20), partitions=1, scheduler="synchronous", num_workers=1)
-    maps, parts, weighted, _ = build_interactions(
-        load_processed_plays(data / "processed/plays"), weighting="log1p", bm25_k1=100.0, bm25_b=0.8,
-        split_method="random", test_fraction=0.2, validation_fraction=0.1, min_user_items=5,
-        cold_user_fraction=0.1, cold_known_items=3, seed=seed)
-    save_interactions(data / "processed/matrices", maps, parts, weighted)
+    built = build_interactions(load_processed_plays(data / "processed/plays"), InteractionsParams(weighting="log1p"),
+                               seed)
+    save_interactions(data / "processed/matrices", built)
     return root
 
 

@@ -32,8 +32,8 @@ def cold_start_study(work: Path, *, seed: int, known: int = 5, k: int = 10, n_tr
     """
     from musicrec.pipeline.evaluate import recommend_batched
     from musicrec.pipeline.clean import clean
-    from musicrec.config import TrainParams
-    from musicrec.pipeline.interactions import Interactions, build_interactions, load_processed_plays
+    from musicrec.config import InteractionsParams, SplitParams, TrainParams
+    from musicrec.pipeline.interactions import build_interactions, load_processed_plays
     from musicrec.evaluation.metrics import accuracy_metrics
     from musicrec.ingest.synthetic import write_synthetic
     from musicrec.pipeline.train import train_all
@@ -45,12 +45,10 @@ def cold_start_study(work: Path, *, seed: int, known: int = 5, k: int = 10, n_tr
     clean("synthetic", work / "raw", work / "interim", chunk_rows=100_000, max_playcount=100_000, unmatched="keep")
     run_transform(work / "interim", work / "plays", work / "items.parquet", spec=FilterSpec(5, 5, 20), partitions=1,
                   scheduler="synchronous", num_workers=1)
-    maps, parts, weighted, report = build_interactions(
-        load_processed_plays(work / "plays"), weighting="log1p", bm25_k1=100.0, bm25_b=0.8,
-        split_method="cold_users", test_fraction=0.2, validation_fraction=0.1, min_user_items=5,
-        cold_user_fraction=cold_user_fraction, cold_known_items=known, seed=seed)
-    inter = Interactions(maps=maps, train=parts.train, validation=parts.validation, test=parts.test,
-                         query=parts.query, train_weighted=weighted["train"], query_weighted=weighted["query"])
+    split = SplitParams(method="cold_users", cold_user_fraction=cold_user_fraction, cold_known_items=known)
+    built = build_interactions(load_processed_plays(work / "plays"),
+                               InteractionsParams(weighting="log1p", split=split), seed)
+    inter, report = built.interactions(), built.report
     items = pd.read_parquet(work / "items.parquet")
     # the hyper-parameters of params.yaml's defaults
     params = TrainParams(models=list(models),
