@@ -28,7 +28,7 @@ use_checkout()
 import pandas as pd  # noqa: E402
 
 from musicrec.pipeline.evaluate import assess  # noqa: E402
-from musicrec.pipeline.clean import clean  # noqa: E402
+from musicrec.pipeline.clean import CleanConfig, clean  # noqa: E402
 from musicrec.config import CleanParams, InteractionsParams, TransformParams  # noqa: E402
 from musicrec.pipeline.interactions import Interactions, build_interactions, load_processed_plays  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
@@ -42,8 +42,8 @@ K = 10
 
 def prepare(zip_dir: Path, work: Path) -> pd.DataFrame:
     """clean + transform with the default params; returns the processed plays."""
-    clean("hetrec_lastfm_2k", zip_dir, work / "interim", chunk_rows=500_000,
-          max_playcount=CleanParams().cap_for("hetrec_lastfm_2k"), unmatched="keep")
+    clean("hetrec_lastfm_2k", zip_dir, work / "interim",
+          CleanConfig(chunk_rows=500_000, max_playcount=CleanParams().cap_for("hetrec_lastfm_2k")))
     t = TransformParams()
     run_transform(work / "interim", work / "plays", work / "items.parquet",
                   spec=FilterSpec(t.min_user_items, t.min_item_users, t.max_passes), partitions=2,

@@ -31,7 +31,7 @@ def cold_start_study(work: Path, *, seed: int, known: int = 5, k: int = 10, n_tr
     before writing).
     """
     from musicrec.pipeline.evaluate import recommend_batched
-    from musicrec.pipeline.clean import clean
+    from musicrec.pipeline.clean import CleanConfig, clean
     from musicrec.config import InteractionsParams, SplitParams, TrainParams
     from musicrec.pipeline.interactions import build_interactions, load_processed_plays
     from musicrec.evaluation.metrics import accuracy_metrics
@@ -42,7 +42,7 @@ def cold_start_study(work: Path, *, seed: int, known: int = 5, k: int = 10, n_tr
     work = Path(work)
     write_synthetic(work / "raw", n_tracks=n_tracks, n_users=n_users, n_plays=n_plays, n_genres=8,
                     n_artists=max(1, n_tracks // 5), seed=seed)
-    clean("synthetic", work / "raw", work / "interim", chunk_rows=100_000, max_playcount=100_000, unmatched="keep")
+    clean("synthetic", work / "raw", work / "interim", CleanConfig(chunk_rows=100_000, max_playcount=100_000, unmatched="keep"))
     run_transform(work / "interim", work / "plays", work / "items.parquet", spec=FilterSpec(5, 5, 20), partitions=1,
                   scheduler="synchronous", num_workers=1)
     split = SplitParams(method="cold_users", cold_user_fraction=cold_user_fraction, cold_known_items=known)

@@ -1,7 +1,7 @@
 """The ``clean`` stage: one raw source -> the cleaned, source-agnostic schema.
 
-``clean(source, input_dir, out_dir, ...)`` finds the source's published files
-(:mod:`musicrec.ingest.contract`), streams the plays in chunks of ``chunk_rows``, and
+``clean(source, input_dir, out_dir, config: CleanConfig, policy)`` finds the source's published files
+(:mod:`musicrec.ingest.contract`), streams the plays in chunks of ``config.chunk_rows``, and
 writes ``out_dir`` atomically (see :mod:`musicrec.schema`):
 
 * ``plays/part-NNNNN.parquet`` (one part per non-empty chunk, file order),
@@ -36,8 +36,9 @@ The output bytes depend only on the input bytes and the arguments.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -53,7 +54,10 @@ from musicrec.ingest.inputs import DEFAULT_POLICY, InputFormatError, InputPolicy
 from musicrec.ingest.quarantine import QUARANTINE_SCHEMA, REASONS, with_file
 from musicrec.io import atomic_path
 
-__all__ = ["clean", "InputFormatError", "REASONS"]
+if TYPE_CHECKING:
+    from musicrec.config import Params
+
+__all__ = ["clean", "CleanConfig", "InputFormatError", "REASONS"]
 
 PARQUET_OPTS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
 
@@ -100,16 +104,33 @@ def _plays_out(t: pa.Table) -> pa.Table:
     )
 
 
-def clean(
-    source: str,
-    input_dir: Path,
-    out_dir: Path,
-    *,
-    chunk_rows: int,
-    max_playcount: int,
-    unmatched: Literal["keep", "drop"],
-    policy: InputPolicy = DEFAULT_POLICY,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CleanConfig:
+    """The clean stage's settings: ``data.chunk_rows``, the source's play-count cap, ``data.unmatched``.
+
+    :meth:`from_params` reads them from a loaded ``params.yaml`` (the cap is
+    ``clean.cap_for(data.source)``); tests and studies build one directly.
+    """
+
+    chunk_rows: int = 500_000
+    max_playcount: int = 100_000
+    unmatched: Literal["keep", "drop"] = "keep"
+
+    def __post_init__(self) -> None:
+        if self.unmatched not in ("keep", "drop"):
+            raise ValueError(f"unmatched must be 'keep' or 'drop' (got {self.unmatched!r})")
+        if self.chunk_rows <= 0 or self.max_playcount <= 0:
+            raise ValueError("chunk_rows and max_playcount must be positive")
+
+    @classmethod
+    def from_params(cls, params: "Params") -> "CleanConfig":
+        data = params.data
+        return cls(chunk_rows=data.chunk_rows, max_playcount=params.clean.cap_for(data.source),
+                   unmatched=data.unmatched)
+
+
+def clean(source: str, input_dir: Path, out_dir: Path, config: CleanConfig = CleanConfig(),
+          policy: InputPolicy = DEFAULT_POLICY) -> dict[str, Any]:
     """Clean one raw source into ``out_dir``; return the data-quality report.
 
     ``policy``: where inputs may be (the input folder and every file must stay
@@ -119,12 +140,9 @@ def clean(
     Raises :class:`~musicrec.ingest.inputs.InputFormatError` for missing, unparseable
     or refused inputs (``out_dir`` is then left as it was).
     """
-    if unmatched not in ("keep", "drop"):
-        raise ValueError(f"unmatched must be 'keep' or 'drop' (got {unmatched!r})")
-    if chunk_rows <= 0 or max_playcount <= 0:
-        raise ValueError("chunk_rows and max_playcount must be positive")
+    unmatched = config.unmatched
     adapter = get_adapter(source)
-    ctx = Context(chunk_rows=chunk_rows, max_playcount=max_playcount, policy=policy)
+    ctx = Context(chunk_rows=config.chunk_rows, max_playcount=config.max_playcount, policy=policy)
     input_dir = Path(input_dir)
     policy.check_path(input_dir, "the raw source folder (data.raw_root/data.source)")
     inputs = adapter.locate(input_dir)
