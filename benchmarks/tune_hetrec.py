@@ -29,11 +29,11 @@ import pandas as pd  # noqa: E402
 
 from musicrec.pipeline.evaluate import assess  # noqa: E402
 from musicrec.pipeline.clean import CleanConfig, clean  # noqa: E402
-from musicrec.config import CleanParams, InteractionsParams, TransformParams  # noqa: E402
+from musicrec.config import CleanParams, DaskParams, InteractionsParams, TransformParams  # noqa: E402
 from musicrec.pipeline.interactions import Interactions, build_interactions, load_processed_plays  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
 from musicrec.models.factory import build_model  # noqa: E402
-from musicrec.pipeline.transform import FilterSpec, run_transform  # noqa: E402
+from musicrec.pipeline.transform import run_transform  # noqa: E402
 
 ZIP_DIR = REPO.parent / "shared/data/real/hetrec2011-lastfm-2k"
 SEED = 42
@@ -44,10 +44,8 @@ def prepare(zip_dir: Path, work: Path) -> pd.DataFrame:
     """clean + transform with the default params; returns the processed plays."""
     clean("hetrec_lastfm_2k", zip_dir, work / "interim",
           CleanConfig(chunk_rows=500_000, max_playcount=CleanParams().cap_for("hetrec_lastfm_2k")))
-    t = TransformParams()
-    run_transform(work / "interim", work / "plays", work / "items.parquet",
-                  spec=FilterSpec(t.min_user_items, t.min_item_users, t.max_passes), partitions=2,
-                  scheduler="threads", num_workers=2)
+    run_transform(work / "interim", work / "plays", work / "items.parquet", TransformParams(partitions=2),
+                  DaskParams(scheduler="threads", num_workers=2))
     return load_processed_plays(work / "plays")
 
 

@@ -37,18 +37,16 @@ pytestmark = pytest.mark.skipif(not ZIP.is_file(), reason=f"HetRec Last.fm 2K zi
 def assessed(tmp_path_factory):
     from musicrec.pipeline.evaluate import assess
     from musicrec.pipeline.clean import CleanConfig, clean
-    from musicrec.config import CleanParams, InteractionsParams, TransformParams
+    from musicrec.config import CleanParams, DaskParams, InteractionsParams, TransformParams
     from musicrec.pipeline.interactions import build_interactions, load_processed_plays
     from musicrec.models.factory import build_model
-    from musicrec.pipeline.transform import FilterSpec, run_transform
+    from musicrec.pipeline.transform import run_transform
 
     work = tmp_path_factory.mktemp("hetrec")
     report = clean("hetrec_lastfm_2k", ZIP.parent, work / "interim",
                    CleanConfig(chunk_rows=500_000, max_playcount=CleanParams().cap_for("hetrec_lastfm_2k")))
-    t = TransformParams()
-    run_transform(work / "interim", work / "plays", work / "items.parquet",
-                  spec=FilterSpec(t.min_user_items, t.min_item_users, t.max_passes), partitions=2,
-                  scheduler="threads", num_workers=2)
+    run_transform(work / "interim", work / "plays", work / "items.parquet", TransformParams(partitions=2),
+                  DaskParams(scheduler="threads", num_workers=2))
     inter = build_interactions(load_processed_plays(work / "plays"), InteractionsParams(weighting=WEIGHTING),
                                SEED).interactions()
     models = {name: build_model(name, params, seed=SEED).fit(inter.train_weighted) for name, params in TUNED.items()}

@@ -32,19 +32,19 @@ def cold_start_study(work: Path, *, seed: int, known: int = 5, k: int = 10, n_tr
     """
     from musicrec.pipeline.evaluate import recommend_batched
     from musicrec.pipeline.clean import CleanConfig, clean
-    from musicrec.config import InteractionsParams, SplitParams, TrainParams
+    from musicrec.config import DaskParams, InteractionsParams, SplitParams, TrainParams, TransformParams
     from musicrec.pipeline.interactions import build_interactions, load_processed_plays
     from musicrec.evaluation.metrics import accuracy_metrics
     from musicrec.ingest.synthetic import write_synthetic
     from musicrec.pipeline.train import train_all
-    from musicrec.pipeline.transform import FilterSpec, run_transform
+    from musicrec.pipeline.transform import run_transform
 
     work = Path(work)
     write_synthetic(work / "raw", n_tracks=n_tracks, n_users=n_users, n_plays=n_plays, n_genres=8,
                     n_artists=max(1, n_tracks // 5), seed=seed)
     clean("synthetic", work / "raw", work / "interim", CleanConfig(chunk_rows=100_000, max_playcount=100_000, unmatched="keep"))
-    run_transform(work / "interim", work / "plays", work / "items.parquet", spec=FilterSpec(5, 5, 20), partitions=1,
-                  scheduler="synchronous", num_workers=1)
+    run_transform(work / "interim", work / "plays", work / "items.parquet", TransformParams(partitions=1),
+                  DaskParams(scheduler="synchronous", num_workers=1))
     split = SplitParams(method="cold_users", cold_user_fraction=cold_user_fraction, cold_known_items=known)
     built = build_interactions(load_processed_plays(work / "plays"),
                                InteractionsParams(weighting="log1p", split=split), seed)
