@@ -32,7 +32,9 @@ def cold_start_study(work: Path, *, seed: int, known: int = 5, k: int = 10, n_tr
     """
     from musicrec.pipeline.evaluate import recommend_batched
     from musicrec.pipeline.clean import CleanConfig, clean
-    from musicrec.config import DaskParams, InteractionsParams, SplitParams, TrainParams, TransformParams
+    from musicrec.config import (
+        DaskParams, GenerateParams, InteractionsParams, SplitParams, TrainParams, TransformParams,
+    )
     from musicrec.pipeline.interactions import build_interactions, load_processed_plays
     from musicrec.evaluation.metrics import accuracy_metrics
     from musicrec.ingest.synthetic import write_synthetic
@@ -40,8 +42,9 @@ def cold_start_study(work: Path, *, seed: int, known: int = 5, k: int = 10, n_tr
     from musicrec.pipeline.transform import run_transform
 
     work = Path(work)
-    write_synthetic(work / "raw", n_tracks=n_tracks, n_users=n_users, n_plays=n_plays, n_genres=8,
-                    n_artists=max(1, n_tracks // 5), seed=seed)
+    sizes = GenerateParams(n_tracks=n_tracks, n_users=n_users, n_plays=n_plays, n_genres=8,
+                           n_artists=max(1, n_tracks // 5))
+    write_synthetic(work / "raw", sizes, seed)
     clean("synthetic", work / "raw", work / "interim", CleanConfig(chunk_rows=100_000, max_playcount=100_000, unmatched="keep"))
     run_transform(work / "interim", work / "plays", work / "items.parquet", TransformParams(partitions=1),
                   DaskParams(scheduler="synchronous", num_workers=1))
