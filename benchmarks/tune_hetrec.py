@@ -28,12 +28,11 @@ use_checkout()
 import pandas as pd  # noqa: E402
 
 from musicrec.pipeline.evaluate import assess  # noqa: E402
-from musicrec.pipeline.clean import CleanConfig, clean  # noqa: E402
-from musicrec.config import CleanParams, DaskParams, InteractionsParams, TransformParams  # noqa: E402
+from musicrec.config import InteractionsParams  # noqa: E402
 from musicrec.pipeline.interactions import Interactions, build_interactions, load_processed_plays  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
 from musicrec.models.factory import build_model  # noqa: E402
-from musicrec.pipeline.transform import run_transform  # noqa: E402
+from musicrec.pipeline.local import LocalPaths, params_for, run_local  # noqa: E402
 
 ZIP_DIR = REPO.parent / "shared/data/real/hetrec2011-lastfm-2k"
 SEED = 42
@@ -42,11 +41,11 @@ K = 10
 
 def prepare(zip_dir: Path, work: Path) -> pd.DataFrame:
     """clean + transform with the default params; returns the processed plays."""
-    clean("hetrec_lastfm_2k", zip_dir, work / "interim",
-          CleanConfig(chunk_rows=500_000, max_playcount=CleanParams().cap_for("hetrec_lastfm_2k")))
-    run_transform(work / "interim", work / "plays", work / "items.parquet", TransformParams(partitions=2),
-                  DaskParams(scheduler="threads", num_workers=2))
-    return load_processed_plays(work / "plays")
+    params = params_for(SEED, "hetrec_lastfm_2k", transform={"partitions": 2},
+                        dask={"scheduler": "threads", "num_workers": 2})
+    paths = LocalPaths.under(work, raw=zip_dir)
+    run_local(params, paths, start="clean", stop="transform")
+    return load_processed_plays(paths.plays)
 
 
 def interactions_for(plays: pd.DataFrame, weighting: str, bm25_k1: float = 100.0, bm25_b: float = 0.8) -> Interactions:

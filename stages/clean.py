@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         params = load_params(args.params)
-        report = clean(params.data.source, args.input, args.out, CleanConfig.from_params(params),
-                       policy=InputPolicy.from_params(params.data, root=args.params.absolute().parent))  # the repository
+        policy = InputPolicy.from_params(params.data, root=args.params.absolute().parent)  # the repository
+        report = clean(params.data.source, args.input, args.out, CleanConfig.from_params(params), policy)
     except (InputFormatError, ParamsError) as err:
         print(f"clean: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

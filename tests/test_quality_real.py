@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 ZIP = Path(__file__).resolve().parents[2] / "shared/data/real/hetrec2011-lastfm-2k/hetrec2011-lastfm-2k.zip"
@@ -35,23 +34,18 @@ pytestmark = pytest.mark.skipif(not ZIP.is_file(), reason=f"HetRec Last.fm 2K zi
 
 @pytest.fixture(scope="module")
 def assessed(tmp_path_factory):
-    from musicrec.pipeline.evaluate import assess
-    from musicrec.pipeline.clean import CleanConfig, clean
-    from musicrec.config import CleanParams, DaskParams, InteractionsParams, TransformParams
-    from musicrec.pipeline.interactions import build_interactions, load_processed_plays
     from musicrec.models.factory import build_model
-    from musicrec.pipeline.transform import run_transform
+    from musicrec.pipeline.evaluate import assess
+    from musicrec.pipeline.local import LocalPaths, params_for, run_local
 
     work = tmp_path_factory.mktemp("hetrec")
-    report = clean("hetrec_lastfm_2k", ZIP.parent, work / "interim",
-                   CleanConfig(chunk_rows=500_000, max_playcount=CleanParams().cap_for("hetrec_lastfm_2k")))
-    run_transform(work / "interim", work / "plays", work / "items.parquet", TransformParams(partitions=2),
-                  DaskParams(scheduler="threads", num_workers=2))
-    inter = build_interactions(load_processed_plays(work / "plays"), InteractionsParams(weighting=WEIGHTING),
-                               SEED).interactions()
+    pipeline_params = params_for(SEED, "hetrec_lastfm_2k", transform={"partitions": 2},
+                                 dask={"scheduler": "threads", "num_workers": 2}, interactions={"weighting": WEIGHTING})
+    run = run_local(pipeline_params, LocalPaths.under(work, raw=ZIP.parent), start="clean", stop="interactions")
+    report, inter = run.clean, run.interactions()
     models = {name: build_model(name, params, seed=SEED).fit(inter.train_weighted) for name, params in TUNED.items()}
     a = assess(models, inter, ks=[10], main_k=10, bootstrap=0, seed=SEED)
-    items = pd.read_parquet(work / "items.parquet")
+    items = run.items()
     return report, inter, items, {name: r["metrics"] for name, r in a.results.items()}
 
 

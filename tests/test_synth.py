@@ -203,15 +203,15 @@ def test_dense_and_impossible_sizes(tmp_path: Path) -> None:
     cat = generate_catalog(20, 5, 2, rng)
     hist = pd.concat(iter_history(cat, 10, 200, rng, chunk_rows=50))
     assert len(hist) == 200 and not hist.duplicated(["user_id", "track_id"]).any()
-    unchecked = GenerateParams.model_construct  # the sizes reach write_synthetic's own checks
+    unchecked, x = GenerateParams.model_construct, tmp_path / "x"  # the sizes reach write_synthetic's own checks
     with pytest.raises(ValueError, match=r"n_plays=201 exceeds n_users \* n_tracks"):
-        write_synthetic(tmp_path / "x", unchecked(n_tracks=20, n_users=10, n_plays=201, n_genres=2, n_artists=5), seed=0)
+        write_synthetic(x, unchecked(n_tracks=20, n_users=10, n_plays=201, n_genres=2, n_artists=5), seed=0)
     with pytest.raises(ValueError, match="n_plays=9 is below n_users=10"):
-        write_synthetic(tmp_path / "x", unchecked(n_tracks=20, n_users=10, n_plays=9, n_genres=2, n_artists=5), seed=0)
+        write_synthetic(x, unchecked(n_tracks=20, n_users=10, n_plays=9, n_genres=2, n_artists=5), seed=0)
     with pytest.raises(ValueError, match="n_tracks must be greater than 0"):
-        write_synthetic(tmp_path / "x", unchecked(n_tracks=0, n_users=10, n_plays=9, n_genres=2, n_artists=5), seed=0)
+        write_synthetic(x, unchecked(n_tracks=0, n_users=10, n_plays=9, n_genres=2, n_artists=5), seed=0)
     with pytest.raises(ValueError, match="n_genres must be in 1..64"):
-        write_synthetic(tmp_path / "x", unchecked(n_tracks=20, n_users=10, n_plays=20, n_genres=65, n_artists=5), seed=0)
+        write_synthetic(x, unchecked(n_tracks=20, n_users=10, n_plays=20, n_genres=65, n_artists=5), seed=0)
     assert not (tmp_path / "x").exists()
 
 

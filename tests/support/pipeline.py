@@ -114,20 +114,13 @@ def build_small_matrices(root: Path, *, seed: int = 42) -> Path:
     Writes ``data/raw/synthetic``, ``data/interim``, ``data/processed/{plays,items.parquet,matrices}`` (the
     layout of ``dvc.yaml``) in a few seconds; for tests that need trained-model inputs without ``dvc repro``.
     """
-    from musicrec.config import DaskParams, GenerateParams, InteractionsParams, TransformParams
-    from musicrec.pipeline.clean import CleanConfig, clean
-    from musicrec.pipeline.interactions import build_interactions, load_processed_plays, save_interactions
-    from musicrec.ingest.synthetic import write_synthetic
-    from musicrec.pipeline.transform import run_transform
+    from musicrec.pipeline.local import LocalPaths, params_for, run_local
 
-    raw, data = root / "data/raw/synthetic", root / "data"
-    write_synthetic(raw, GenerateParams(n_tracks=600, n_users=500, n_plays=15_000, n_genres=6, n_artists=120), seed)
-    clean("synthetic", raw, data / "interim", CleanConfig(chunk_rows=100_000, max_playcount=100_000, unmatched="keep"))
-    run_transform(data / "interim", data / "processed/plays", data / "processed/items.parquet",
-                  TransformParams(partitions=1), DaskParams(scheduler="synchronous", num_workers=1))
-    built = build_interactions(load_processed_plays(data / "processed/plays"), InteractionsParams(weighting="log1p"),
-                               seed)
-    save_interactions(data / "processed/matrices", built)
+    params = params_for(seed, data={"chunk_rows": 100_000},
+                        generate={"n_tracks": 600, "n_users": 500, "n_plays": 15_000, "n_genres": 6, "n_artists": 120},
+                        transform={"partitions": 1}, dask={"scheduler": "synchronous", "num_workers": 1},
+                        interactions={"weighting": "log1p"})
+    run_local(params, LocalPaths.under(root), stop="interactions")
     return root
 
 
