@@ -128,8 +128,7 @@ def run_local(params: "Params", paths: LocalPaths, *, start: Step = "generate", 
         run.trained = train_all(inter, items, params.train, params.seed)
         save_models(paths.models, run.trained, inter, items)
     if "evaluate" in steps:
-        from musicrec.pipeline.evaluate import assess
-        from musicrec.pipeline.train import item_features_for
+        from musicrec.pipeline.evaluate import assess_with_params
 
         inter, items = run.interactions(), run.items()
         if run.trained is not None:
@@ -138,7 +137,5 @@ def run_local(params: "Params", paths: LocalPaths, *, start: Step = "generate", 
             from musicrec.models.factory import load_model
 
             models = {name: load_model(paths.models / name) for name in params.train.models}
-        e = params.evaluate
-        run.assessment = assess(models, inter, ks=e.k, main_k=e.main_k, bootstrap=e.bootstrap, seed=params.seed,
-                                item_vectors=item_features_for(items, inter, params.train).vectors)
+        run.assessment = assess_with_params(params, models, inter, items)
     return run
