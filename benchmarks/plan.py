@@ -54,6 +54,7 @@ def size_config(name: str) -> dict[str, int]:
 
 def ensure_data(workdir: Path, name: str) -> dict[str, Any]:
     """Generate (or reuse) the Kaggle-schema CSVs for one size."""
+    from musicrec.config import GenerateParams
     from musicrec.ingest.synthetic import write_synthetic
 
     cfg = size_config(name)
@@ -66,7 +67,8 @@ def ensure_data(workdir: Path, name: str) -> dict[str, Any]:
             return rec
     raw.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    summary = write_synthetic(raw / "synthetic", chunk_rows=1_000_000, **cfg)
+    sizes = {k: v for k, v in cfg.items() if k != "seed"}
+    summary = write_synthetic(raw / "synthetic", GenerateParams(**sizes), seed=cfg["seed"], chunk_rows=1_000_000)
     rec = {"config": cfg, "summary": summary, "seconds": round(time.perf_counter() - t0, 2)}
     marker.write_text(json.dumps(rec))
     rec["cached"] = False

@@ -28,12 +28,11 @@ use_checkout()
 import pandas as pd  # noqa: E402
 
 from musicrec.pipeline.evaluate import assess  # noqa: E402
-from musicrec.pipeline.clean import clean  # noqa: E402
-from musicrec.config import CleanParams, SplitParams, TransformParams  # noqa: E402
+from musicrec.config import InteractionsParams  # noqa: E402
 from musicrec.pipeline.interactions import Interactions, build_interactions, load_processed_plays  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
 from musicrec.models.factory import build_model  # noqa: E402
-from musicrec.pipeline.transform import FilterSpec, run_transform  # noqa: E402
+from musicrec.pipeline.local import LocalPaths, params_for, run_local  # noqa: E402
 
 ZIP_DIR = REPO.parent / "shared/data/real/hetrec2011-lastfm-2k"
 SEED = 42
@@ -42,25 +41,17 @@ K = 10
 
 def prepare(zip_dir: Path, work: Path) -> pd.DataFrame:
     """clean + transform with the default params; returns the processed plays."""
-    clean("hetrec_lastfm_2k", zip_dir, work / "interim", chunk_rows=500_000,
-          max_playcount=CleanParams().cap_for("hetrec_lastfm_2k"), unmatched="keep")
-    t = TransformParams()
-    run_transform(work / "interim", work / "plays", work / "items.parquet",
-                  spec=FilterSpec(t.min_user_items, t.min_item_users, t.max_passes), partitions=2,
-                  scheduler="threads", num_workers=2)
-    return load_processed_plays(work / "plays")
+    params = params_for(SEED, "hetrec_lastfm_2k", transform={"partitions": 2},
+                        dask={"scheduler": "threads", "num_workers": 2})
+    paths = LocalPaths.under(work, raw=zip_dir)
+    run_local(params, paths, start="clean", stop="transform")
+    return load_processed_plays(paths.plays)
 
 
 def interactions_for(plays: pd.DataFrame, weighting: str, bm25_k1: float = 100.0, bm25_b: float = 0.8) -> Interactions:
-    s = SplitParams()  # default: per-user random holdout
-    maps, parts, weighted, _ = build_interactions(
-        plays, weighting=weighting, bm25_k1=bm25_k1, bm25_b=bm25_b, split_method="random",
-        test_fraction=s.test_fraction, validation_fraction=s.validation_fraction,
-        min_user_items=s.min_user_items, cold_user_fraction=s.cold_user_fraction,
-        cold_known_items=s.cold_known_items, seed=SEED,
-    )
-    return Interactions(maps=maps, train=parts.train, validation=parts.validation, test=parts.test,
-                        query=parts.query, train_weighted=weighted["train"], query_weighted=weighted["query"])
+    # the default split: per-user random holdout
+    params = InteractionsParams(weighting=weighting, bm25_k1=bm25_k1, bm25_b=bm25_b)
+    return build_interactions(plays, params, SEED).interactions()
 
 
 def score(name: str, params: dict, inter: Interactions) -> dict:

@@ -61,9 +61,7 @@ def worker_transform_phases(argv: list[str]) -> None:
     phase[0] = "start"
     rep = T.run_transform(
         Path(a.interim), Path(a.out) / "plays", Path(a.out) / "items.parquet",
-        spec=T.FilterSpec(p.transform.min_user_items, p.transform.min_item_users, p.transform.max_passes),
-        partitions=p.transform.partitions_for, scheduler=p.dask.effective_scheduler,
-        num_workers=p.dask.num_workers, blocksize=p.dask.blocksize)
+        p.transform, p.dask)
     done.set()
     k = n[0]
     names = {1: "shuffle by user + aggregate + spill"}

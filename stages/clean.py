@@ -13,7 +13,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "src"))
 import argparse  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from musicrec.pipeline.clean import clean  # noqa: E402
+from musicrec.pipeline.clean import CleanConfig, clean  # noqa: E402
 from musicrec.config import load_params  # noqa: E402
 from musicrec.params_file import ParamsError  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
@@ -30,13 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         params = load_params(args.params)
-        report = clean(
-            params.data.source, args.input, args.out,
-            chunk_rows=params.data.chunk_rows,
-            max_playcount=params.clean.cap_for(params.data.source),
-            unmatched=params.data.unmatched,
-            policy=InputPolicy.from_params(params.data, root=args.params.absolute().parent),  # the repository
-        )
+        policy = InputPolicy.from_params(params.data, root=args.params.absolute().parent)  # the repository
+        report = clean(params.data.source, args.input, args.out, CleanConfig.from_params(params), policy)
     except (InputFormatError, ParamsError) as err:
         print(f"clean: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

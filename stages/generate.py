@@ -21,12 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default="data/raw/synthetic", help="output directory (replaced atomically)")
     args = ap.parse_args(argv)
     params = load_params(args.params)
-    g = params.generate
-    summary = write_synthetic(
-        Path(args.out),
-        n_tracks=g.n_tracks, n_users=g.n_users, n_plays=g.n_plays, n_genres=g.n_genres,
-        n_artists=g.n_artists, seed=params.seed, chunk_rows=params.data.chunk_rows,
-    )
+    summary = write_synthetic(Path(args.out), params.generate, params.seed, chunk_rows=params.data.chunk_rows)
     print(
         f"generate: wrote {summary['rows']} plays by {summary['users']} users over "
         f"{summary['tracks']} tracks to {args.out} in {summary['seconds']:.1f}s (seed {params.seed})"

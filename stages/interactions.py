@@ -20,16 +20,10 @@ def main() -> None:
     ap.add_argument("--report", required=True)
     args = ap.parse_args()
     p = load_params(args.params)
-    ip, sp_ = p.interactions, p.interactions.split
-    columns = ["user_id", "item_id", "playcount"] + (["last_ts"] if sp_.method == "temporal" else [])
-    maps, parts, weighted, report = build_interactions(
-        read_plays_table(args.plays, columns),
-        weighting=ip.weighting, bm25_k1=ip.bm25_k1, bm25_b=ip.bm25_b,
-        split_method=sp_.method, test_fraction=sp_.test_fraction, validation_fraction=sp_.validation_fraction,
-        min_user_items=sp_.min_user_items, cold_user_fraction=sp_.cold_user_fraction,
-        cold_known_items=sp_.cold_known_items, seed=p.seed,
-    )
-    save_interactions(args.out, maps, parts, weighted)
+    columns = ["user_id", "item_id", "playcount"] + (["last_ts"] if p.interactions.split.method == "temporal" else [])
+    built = build_interactions(read_plays_table(args.plays, columns), p.interactions, p.seed)
+    save_interactions(args.out, built)
+    report = built.report
     write_json(args.report, report)
     s = report["split"]
     print(f"interactions: {report['users']:,} users x {report['items']:,} items, {report['interactions']:,} pairs; "

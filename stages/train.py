@@ -13,14 +13,9 @@ set_thread_env()
 
 
 def main() -> None:
-    import pandas as pd
-
     from musicrec.config import load_params
-    from musicrec.errors import reading
-    from musicrec.pipeline.interactions import load_interactions
-    from musicrec.io import write_json
+    from musicrec.pipeline.train import load_inputs, run
     from musicrec.tracking.run import pipeline_run
-    from musicrec.pipeline.train import save_models, train_all
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
@@ -31,19 +26,12 @@ def main() -> None:
     ap.add_argument("--run-id-file", required=True, help="where the MLflow run id is recorded for evaluate")
     args = ap.parse_args()
     p = load_params(args.params)
-    inter = load_interactions(args.matrices)
-    with reading(args.items, "run the transform stage first"):
-        items = pd.read_parquet(args.items)
+    inter, items = load_inputs(pathlib.Path(args.matrices), pathlib.Path(args.items))  # before the MLflow run opens
     root = pathlib.Path.cwd()
     with pipeline_run(p, root, run_id_file=pathlib.Path(args.run_id_file), new_run=True, run_name="pipeline",
                       dep_paths=[args.matrices, args.items]) as mlflow:
-        trained = train_all(inter, items, p.train, p.seed)
-        save_models(pathlib.Path(args.out), trained, inter, items)
-        report = {
-            "users": inter.train.shape[0], "items": inter.train.shape[1], "train_interactions": int(inter.train.nnz),
-            "fit_seconds": {t.name: round(t.seconds, 3) for t in trained},
-        }
-        write_json(args.report, report)
+        result = run(p.train, p.seed, inter, items, pathlib.Path(args.out), pathlib.Path(args.report))
+        trained, report = result.trained, result.report
         if mlflow is not None:
             from musicrec.tracking import logger as tracking
 

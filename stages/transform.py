@@ -9,7 +9,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "src"))
 from musicrec.config import load_params  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
 from musicrec.pipeline.runner import run_stage  # noqa: E402
-from musicrec.pipeline.transform import FilterSpec, run_transform  # noqa: E402
+from musicrec.pipeline.transform import run_transform  # noqa: E402
 
 
 def main() -> None:
@@ -23,10 +23,7 @@ def main() -> None:
     p = load_params(args.params)
     report = run_transform(
         pathlib.Path(args.interim), pathlib.Path(args.out_plays), pathlib.Path(args.out_items),
-        spec=FilterSpec(p.transform.min_user_items, p.transform.min_item_users, p.transform.max_passes),
-        partitions=p.transform.partitions_for, scheduler=p.dask.effective_scheduler,
-        num_workers=p.dask.num_workers, blocksize=p.dask.blocksize,
-    )
+        p.transform, p.dask)
     write_json(args.report, report)
     print(f"transform: {report['pairs_kept']:,} (user, item) pairs, {report['users_kept']:,} users, "
           f"{report['items_kept']:,} items after {len(report['filter']['passes'])} filter passes")

@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:  # so that ``python tests/test_bad_inputs.py`` works too
     sys.path.insert(0, str(ROOT / "src"))
 
-from musicrec.pipeline.clean import clean  # noqa: E402
-from musicrec.ingest.inputs import InputFormatError  # noqa: E402
+from musicrec.pipeline.clean import CleanConfig, clean  # noqa: E402
+from musicrec.ingest.inputs import DEFAULT_POLICY, InputFormatError  # noqa: E402
 from musicrec.ingest.lines import BLOCK_BYTES  # noqa: E402
 from musicrec.schema import AUDIO_FEATURES, KAGGLE_HISTORY, KAGGLE_MUSIC_INFO, KAGGLE_MUSIC_INFO_COLUMNS  # noqa: E402
 from musicrec.ingest.keys import name_key  # noqa: E402
@@ -1019,7 +1019,8 @@ def materialise(case: Case, root: Path) -> Path:
 
 def run_clean(case: Case, inp: Path, out: Path) -> dict:
     kw = {"chunk_rows": 2, "max_playcount": 100_000, "unmatched": "keep", **case.kwargs}
-    return clean(case.source, inp, out, **kw)
+    policy = kw.pop("policy", DEFAULT_POLICY)
+    return clean(case.source, inp, out, CleanConfig(**kw), policy)
 
 
 def tmp_leftovers(root: Path) -> list[Path]:

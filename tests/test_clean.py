@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from musicrec.pipeline.clean import HashSet, clean
-from musicrec.ingest.inputs import InputFormatError
+from musicrec.pipeline.clean import CleanConfig, HashSet, clean
+from musicrec.ingest.inputs import DEFAULT_POLICY, InputFormatError
 from musicrec.schema import ITEM_COLUMNS, KAGGLE_MUSIC_INFO_COLUMNS
 from musicrec.ingest.keys import name_key
 from musicrec.ingest.quarantine import REASONS
@@ -39,7 +39,8 @@ def write(path: Path, text: str | bytes) -> Path:
 
 def run(source: str, inp: Path, out: Path, **kw) -> dict:
     args = {"chunk_rows": 3, "max_playcount": 1000, "unmatched": "keep", **kw}
-    return clean(source, inp, out, **args)
+    policy = args.pop("policy", DEFAULT_POLICY)
+    return clean(source, inp, out, CleanConfig(**args), policy)
 
 
 def check_invariant(report: dict) -> None:

@@ -39,7 +39,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from musicrec.pipeline.clean import clean
+from musicrec.pipeline.clean import CleanConfig, clean
 from musicrec.schema import KAGGLE_HISTORY, KAGGLE_MUSIC_INFO, KAGGLE_MUSIC_INFO_COLUMNS
 from musicrec.ingest.values import TIME_RANGE, TOKEN_ID, Checks, parse_iso_utc, parse_numbers
 from musicrec.ingest.keys import dedup_text
@@ -128,7 +128,7 @@ def test_random_history_rows_lose_nothing(tmp_path_factory: pytest.TempPathFacto
     (raw / KAGGLE_HISTORY).write_bytes(text.encode("utf-8"))
 
     out = tmp / "out"
-    rep = clean("kaggle", raw, out, chunk_rows=chunk_rows, max_playcount=MAX_PLAYCOUNT, unmatched=unmatched)
+    rep = clean("kaggle", raw, out, CleanConfig(chunk_rows=chunk_rows, max_playcount=MAX_PLAYCOUNT, unmatched=unmatched))
 
     # accounting
     for name, f in rep["files"].items():

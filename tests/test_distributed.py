@@ -25,13 +25,13 @@ import pytest
 import yaml
 
 from tests.support.pipeline import write_interim
-from musicrec.pipeline.transform import FilterSpec, run_transform
+from musicrec.config import DaskParams, TransformParams
+from musicrec.pipeline.transform import run_transform
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-SPEC = FilterSpec(3, 3, 30)
-PARTITIONS = 4
+TRANSFORM = TransformParams(min_user_items=3, min_item_users=3, max_passes=30, partitions=4)
 
 
 def _write_interim(d: Path, n: int, parts: int, seed: int = 0) -> None:
@@ -48,8 +48,8 @@ def _digest(folder: Path) -> str:
 
 
 def _run(interim, out: Path, scheduler: str, **kw) -> dict:
-    return run_transform(interim, out / "plays", out / "items.parquet", spec=SPEC, partitions=PARTITIONS,
-                         scheduler=scheduler, num_workers=2, **kw)
+    return run_transform(interim, out / "plays", out / "items.parquet", TRANSFORM,
+                         DaskParams(scheduler=scheduler, num_workers=2), **kw)
 
 
 def _env() -> dict[str, str]:

@@ -5,6 +5,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from musicrec.config import InteractionsParams
 from musicrec.pipeline.interactions import (
     build_id_maps,
     build_interactions,
@@ -120,13 +121,12 @@ def test_build_and_roundtrip(tmp_path):
     rng = np.random.default_rng(3)
     rows = [(f"u{u}", f"i{i}", int(rng.integers(1, 20))) for u in range(30) for i in range(25) if rng.random() < 0.4]
     plays = _plays(rows)
-    maps, parts, weighted, report = build_interactions(
-        plays, weighting="bm25", bm25_k1=100, bm25_b=0.8, split_method="random", test_fraction=0.2,
-        validation_fraction=0.1, min_user_items=5, cold_user_fraction=0.1, cold_known_items=3, seed=42)
+    built = build_interactions(plays, InteractionsParams(weighting="bm25", bm25_k1=100, bm25_b=0.8), seed=42)
+    maps, parts, weighted, report = built.maps, built.parts, built.weighted, built.report
     assert report["interactions"] == len(rows)
     assert report["split"]["train"] + report["split"]["validation"] + report["split"]["test"] == len(rows)
     assert ((weighted["train"] > 0) != (parts.train > 0)).nnz == 0
-    save_interactions(tmp_path / "m", maps, parts, weighted)
+    save_interactions(tmp_path / "m", built)
     back = load_interactions(tmp_path / "m")
     assert list(back.maps.user_ids) == list(maps.user_ids)
     assert (back.test != parts.test).nnz == 0
@@ -166,10 +166,10 @@ def test_build_interactions_same_from_arrow_table_and_frame(tmp_path):
     for i, part in enumerate((plays.iloc[:half], plays.iloc[half:])):
         pq.write_table(pa.Table.from_pandas(part, preserve_index=False), tmp_path / "plays" / f"part.{i}.parquet",
                        row_group_size=97)
-    kw = dict(weighting="log1p", bm25_k1=100.0, bm25_b=0.8, split_method="random", test_fraction=0.2,
-              validation_fraction=0.1, min_user_items=5, cold_user_fraction=0.1, cold_known_items=3, seed=7)
-    a = build_interactions(read_plays_table(tmp_path / "plays"), **kw)
-    b = build_interactions(plays.astype({"user_id": object, "item_id": object}), **kw)
+    params = InteractionsParams(weighting="log1p")
+    a = build_interactions(read_plays_table(tmp_path / "plays"), params, seed=7)
+    b = build_interactions(plays.astype({"user_id": object, "item_id": object}), params, seed=7)
+    a, b = [(r.maps, r.parts, r.weighted, r.report) for r in (a, b)]
     assert a[0].user_ids.tolist() == b[0].user_ids.tolist() and a[0].item_ids.tolist() == b[0].item_ids.tolist()
     for name in ("train", "validation", "test", "query"):
         assert (getattr(a[1], name) != getattr(b[1], name)).nnz == 0

@@ -29,6 +29,7 @@ STAGES = ROOT / "stages"
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """generate -> ... -> evaluate by the stage scripts, small sizes, in a scratch folder."""
+    from musicrec.config import GenerateParams
     from musicrec.ingest.synthetic import write_synthetic
 
     root = tmp_path_factory.mktemp("nb")
@@ -38,8 +39,7 @@ def project(tmp_path_factory) -> Path:
                          "train": {"models": ["popularity", "itemknn", "als", "content", "hybrid"]}})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     g = params["generate"]
-    write_synthetic(root / "data/raw/synthetic", n_tracks=g["n_tracks"], n_users=g["n_users"], n_plays=g["n_plays"],
-                    n_genres=g["n_genres"], n_artists=g["n_artists"], seed=params["seed"])
+    write_synthetic(root / "data/raw/synthetic", GenerateParams(**g), seed=params["seed"])
     py, env = sys.executable, pipeline_env()
     for cmd in (
         [py, STAGES / "clean.py", "--input", "data/raw/synthetic", "--out", "data/interim",

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from musicrec.pipeline.clean import clean
+from musicrec.pipeline.clean import CleanConfig, clean
 from musicrec.config import DataParams, load_params, parse_params
 from musicrec.params_file import ParamsError
 from musicrec.ingest.inputs import DEFAULT_POLICY, InputFile, InputFormatError, InputPolicy
@@ -163,7 +163,7 @@ def test_sqlite_path_with_uri_characters_is_read_read_only(tmp_path: Path, folde
     _songs_db(d / "track_metadata.db")
     (d / "10000.txt").write_text(f"{'a' * 40}\tSOAAAAAAAAAAAAAAA1\t3\n")
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    rep = clean("taste_profile", d, tmp_path / "out" / "interim", chunk_rows=10, max_playcount=100, unmatched="keep")
+    rep = clean("taste_profile", d, tmp_path / "out" / "interim", CleanConfig(chunk_rows=10, max_playcount=100, unmatched="keep"))
     assert rep["files"]["track_metadata.db"]["kept"] == 1 and rep["join"]["plays_matched"] == 1
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "out" not in p.relative_to(tmp_path).parts}
     assert after == before  # nothing created (no database cut at '#' or '?'), nothing changed

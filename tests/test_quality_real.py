@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 ZIP = Path(__file__).resolve().parents[2] / "shared/data/real/hetrec2011-lastfm-2k/hetrec2011-lastfm-2k.zip"
@@ -35,30 +34,18 @@ pytestmark = pytest.mark.skipif(not ZIP.is_file(), reason=f"HetRec Last.fm 2K zi
 
 @pytest.fixture(scope="module")
 def assessed(tmp_path_factory):
-    from musicrec.pipeline.evaluate import assess
-    from musicrec.pipeline.clean import clean
-    from musicrec.config import CleanParams, SplitParams, TransformParams
-    from musicrec.pipeline.interactions import Interactions, build_interactions, load_processed_plays
     from musicrec.models.factory import build_model
-    from musicrec.pipeline.transform import FilterSpec, run_transform
+    from musicrec.pipeline.evaluate import assess
+    from musicrec.pipeline.local import LocalPaths, params_for, run_local
 
     work = tmp_path_factory.mktemp("hetrec")
-    report = clean("hetrec_lastfm_2k", ZIP.parent, work / "interim", chunk_rows=500_000,
-                   max_playcount=CleanParams().cap_for("hetrec_lastfm_2k"), unmatched="keep")
-    t = TransformParams()
-    run_transform(work / "interim", work / "plays", work / "items.parquet",
-                  spec=FilterSpec(t.min_user_items, t.min_item_users, t.max_passes), partitions=2,
-                  scheduler="threads", num_workers=2)
-    s = SplitParams()
-    maps, parts, weighted, _ = build_interactions(
-        load_processed_plays(work / "plays"), weighting=WEIGHTING, bm25_k1=100.0, bm25_b=0.8, split_method="random",
-        test_fraction=s.test_fraction, validation_fraction=s.validation_fraction, min_user_items=s.min_user_items,
-        cold_user_fraction=s.cold_user_fraction, cold_known_items=s.cold_known_items, seed=SEED)
-    inter = Interactions(maps=maps, train=parts.train, validation=parts.validation, test=parts.test,
-                         query=parts.query, train_weighted=weighted["train"], query_weighted=weighted["query"])
+    pipeline_params = params_for(SEED, "hetrec_lastfm_2k", transform={"partitions": 2},
+                                 dask={"scheduler": "threads", "num_workers": 2}, interactions={"weighting": WEIGHTING})
+    run = run_local(pipeline_params, LocalPaths.under(work, raw=ZIP.parent), start="clean", stop="interactions")
+    report, inter = run.clean, run.interactions()
     models = {name: build_model(name, params, seed=SEED).fit(inter.train_weighted) for name, params in TUNED.items()}
     a = assess(models, inter, ks=[10], main_k=10, bootstrap=0, seed=SEED)
-    items = pd.read_parquet(work / "items.parquet")
+    items = run.items()
     return report, inter, items, {name: r["metrics"] for name, r in a.results.items()}
 
 

@@ -173,7 +173,7 @@ def iter_plays(inputs, ctx):
 
 def test_a_new_source_is_one_adapter_file_and_one_registry_line(tmp_path, monkeypatch):
     from musicrec import ingest
-    from musicrec.pipeline.clean import clean
+    from musicrec.pipeline.clean import CleanConfig, clean
 
     (tmp_path / "example_source.py").write_text(textwrap.dedent(SOURCE_FILE))
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -181,7 +181,7 @@ def test_a_new_source_is_one_adapter_file_and_one_registry_line(tmp_path, monkey
     raw = tmp_path / "raw"
     raw.mkdir()
     (raw / "triplets.tsv").write_text("u1\ta\t3\nu1\tb\t1\nu2\ta\tx\nu2\tb\t2\n")
-    rep = clean("example", raw, tmp_path / "interim", chunk_rows=1000, max_playcount=1000, unmatched="keep")
+    rep = clean("example", raw, tmp_path / "interim", CleanConfig(chunk_rows=1000, max_playcount=1000, unmatched="keep"))
     (only,) = rep["files"].values()
     assert (only["kept"], only["quarantined"], only["rows_read"]) == (3, 1, 4)
     assert only["reasons"] == {"playcount_not_integer": 1}

@@ -34,6 +34,7 @@ import yaml
 
 from musicrec.io import write_json
 from musicrec.schema import KAGGLE_HISTORY
+from musicrec.config import GenerateParams
 from musicrec.ingest.synthetic import write_synthetic
 from tests.support.pipeline import pipeline_env
 
@@ -105,7 +106,7 @@ def pandas_size_mb(history: Path, rows: int) -> dict[str, float]:
 def test_clean_and_transform_stream_10m_rows_in_less_memory_than_pandas(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     t0 = time.perf_counter()
-    summary = write_synthetic(raw, n_plays=N_ROWS, seed=42, **SIZES)
+    summary = write_synthetic(raw, GenerateParams(n_plays=N_ROWS, **SIZES), seed=42)
     gen_s = time.perf_counter() - t0
     history = raw / KAGGLE_HISTORY
     assert summary["rows"] == N_ROWS

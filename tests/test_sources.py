@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from musicrec.pipeline.clean import clean
+from musicrec.pipeline.clean import CleanConfig, clean
 from musicrec.config import CleanParams
 from musicrec.ingest.spec import TableSpec
 from musicrec.schema import ITEM_COLUMNS, PLAY_COLUMNS
@@ -71,7 +71,7 @@ def test_hetrec_zip(tmp_path: Path) -> None:
     zdir = need("hetrec2011-lastfm-2k", "hetrec2011-lastfm-2k.zip").parent
     cap = CleanParams().cap_for("hetrec_lastfm_2k")  # the default cap of artist-level sources (10,000,000)
     assert cap == 10_000_000
-    rep = clean("hetrec_lastfm_2k", zdir, tmp_path / "out", chunk_rows=20_000, max_playcount=cap, unmatched="keep")
+    rep = clean("hetrec_lastfm_2k", zdir, tmp_path / "out", CleanConfig(chunk_rows=20_000, max_playcount=cap, unmatched="keep"))
     invariant(rep)
     ua = rep["files"]["hetrec2011-lastfm-2k.zip:user_artists.dat"]
     assert ua["rows_read"] == ua["kept"] == 92_834 and ua["quarantined"] == 0 and ua["reasons"] == {}
@@ -93,7 +93,7 @@ def test_hetrec_zip(tmp_path: Path) -> None:
     assert not items["tags"].dropna().str.contains("\ufffd").any()
     assert plays["playcount"].max() == 352_698  # a total per (user, artist): far above a per-track cap
     # the track-level cap (clean.max_playcount, 100000) would quarantine HetRec's 25 heaviest user-artist weights
-    rep2 = clean("hetrec_lastfm_2k", zdir, tmp_path / "out2", chunk_rows=50_000, max_playcount=100_000, unmatched="keep")
+    rep2 = clean("hetrec_lastfm_2k", zdir, tmp_path / "out2", CleanConfig(chunk_rows=50_000, max_playcount=100_000, unmatched="keep"))
     invariant(rep2)
     ua2 = rep2["files"]["hetrec2011-lastfm-2k.zip:user_artists.dat"]
     assert ua2["reasons"] == {"playcount_out_of_range": 25}
@@ -108,7 +108,7 @@ def test_taste_profile_with_subset_metadata(tmp_path: Path, meta: str) -> None:
     d.mkdir()
     os.symlink(triplets, d / "10000.txt")  # links, not copies, so one metadata file is picked
     os.symlink(meta_path, d / meta)
-    rep = clean("taste_profile", d, tmp_path / "out", chunk_rows=10_000, max_playcount=100_000, unmatched="keep")
+    rep = clean("taste_profile", d, tmp_path / "out", CleanConfig(chunk_rows=10_000, max_playcount=100_000, unmatched="keep"))
     invariant(rep)
     f = rep["files"]["10000.txt"]
     assert f["rows_read"] == f["kept"] == 42_739
@@ -126,7 +126,7 @@ def test_taste_profile_with_subset_metadata(tmp_path: Path, meta: str) -> None:
     plays = plays_ok(tmp_path / "out")
     assert plays["item_id"].str.startswith("TR").sum() == j["plays_matched"]
 
-    rep = clean("taste_profile", d, tmp_path / "drop", chunk_rows=10_000, max_playcount=100_000, unmatched="drop")
+    rep = clean("taste_profile", d, tmp_path / "drop", CleanConfig(chunk_rows=10_000, max_playcount=100_000, unmatched="drop"))
     invariant(rep)
     assert rep["files"]["10000.txt"]["kept"] == j["plays_matched"]
     assert rep["files"]["10000.txt"]["unmatched_dropped"] == j["plays_unmatched"]
@@ -137,7 +137,7 @@ def test_msd_song_data_metadata_columns(tmp_path: Path) -> None:
     d.mkdir()
     os.symlink(need("msd-taste-profile-10000", "10000.txt"), d / "10000.txt")
     os.symlink(need("msd-subset-10k", "song_data.csv"), d / "song_data.csv")
-    clean("taste_profile", d, tmp_path / "out", chunk_rows=100_000, max_playcount=100_000, unmatched="drop")
+    clean("taste_profile", d, tmp_path / "out", CleanConfig(chunk_rows=100_000, max_playcount=100_000, unmatched="drop"))
     items = pd.read_parquet(tmp_path / "out" / "items.parquet").set_index("item_id")
     assert len(items) == 10_000  # the 21 titles with C0 control characters are kept, with U+FFFD
     assert items.loc["TRABHWW128F424E9D2", "name"] == "I\ufffdm Moving On"  # U+0019 (a cut-down U+2019) replaced
@@ -151,7 +151,7 @@ def test_msd_song_data_metadata_columns(tmp_path: Path) -> None:
 
 def test_lastfm_1k_excerpt(tmp_path: Path) -> None:
     src = need("lastfm-1k-sample", "userid-timestamp-artid-artname-traid-traname.excerpt5000.tsv").parent
-    rep = clean("lastfm_1k", src, tmp_path / "out", chunk_rows=1_000, max_playcount=100_000, unmatched="keep")
+    rep = clean("lastfm_1k", src, tmp_path / "out", CleanConfig(chunk_rows=1_000, max_playcount=100_000, unmatched="keep"))
     invariant(rep)
     f = next(iter(rep["files"].values()))
     assert f["rows_read"] == f["kept"] == 5_000

@@ -17,6 +17,7 @@ import yaml
 from musicrec.schema import (
     AUDIO_FEATURES, KAGGLE_HISTORY, KAGGLE_HISTORY_COLUMNS, KAGGLE_MUSIC_INFO, KAGGLE_MUSIC_INFO_COLUMNS,
 )
+from musicrec.config import GenerateParams
 from musicrec.ingest.synthetic import write_synthetic
 from musicrec.ingest.synthetic.catalog import N_SUBSTYLES, generate_catalog, genre_names
 from musicrec.ingest.synthetic.history import allocate_counts, iter_history
@@ -38,7 +39,7 @@ def _read(d: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("synth") / "synthetic"
-    summary = write_synthetic(out, seed=7, chunk_rows=7_000, **SIZES)
+    summary = write_synthetic(out, GenerateParams(**SIZES), seed=7, chunk_rows=7_000)
     return out, summary
 
 
@@ -60,13 +61,13 @@ def test_summary_and_files(generated: tuple[Path, dict]) -> None:
 def test_same_seed_same_bytes_any_chunk_size(generated: tuple[Path, dict], tmp_path: Path) -> None:
     out, _ = generated
     again = tmp_path / "again"
-    write_synthetic(again, seed=7, chunk_rows=50_000, **SIZES)
+    write_synthetic(again, GenerateParams(**SIZES), seed=7, chunk_rows=50_000)
     assert _digest(again) == _digest(out)
 
 
 def test_different_seed_different_bytes(generated: tuple[Path, dict], tmp_path: Path) -> None:
     other = tmp_path / "other"
-    write_synthetic(other, seed=8, chunk_rows=7_000, **SIZES)
+    write_synthetic(other, GenerateParams(**SIZES), seed=8, chunk_rows=7_000)
     a, b = _digest(generated[0]), _digest(other)
     assert a[KAGGLE_MUSIC_INFO] != b[KAGGLE_MUSIC_INFO]
     assert a[KAGGLE_HISTORY] != b[KAGGLE_HISTORY]
@@ -202,14 +203,15 @@ def test_dense_and_impossible_sizes(tmp_path: Path) -> None:
     cat = generate_catalog(20, 5, 2, rng)
     hist = pd.concat(iter_history(cat, 10, 200, rng, chunk_rows=50))
     assert len(hist) == 200 and not hist.duplicated(["user_id", "track_id"]).any()
+    unchecked, x = GenerateParams.model_construct, tmp_path / "x"  # the sizes reach write_synthetic's own checks
     with pytest.raises(ValueError, match=r"n_plays=201 exceeds n_users \* n_tracks"):
-        write_synthetic(tmp_path / "x", n_tracks=20, n_users=10, n_plays=201, n_genres=2, n_artists=5, seed=0)
+        write_synthetic(x, unchecked(n_tracks=20, n_users=10, n_plays=201, n_genres=2, n_artists=5), seed=0)
     with pytest.raises(ValueError, match="n_plays=9 is below n_users=10"):
-        write_synthetic(tmp_path / "x", n_tracks=20, n_users=10, n_plays=9, n_genres=2, n_artists=5, seed=0)
+        write_synthetic(x, unchecked(n_tracks=20, n_users=10, n_plays=9, n_genres=2, n_artists=5), seed=0)
     with pytest.raises(ValueError, match="n_tracks must be greater than 0"):
-        write_synthetic(tmp_path / "x", n_tracks=0, n_users=10, n_plays=9, n_genres=2, n_artists=5, seed=0)
+        write_synthetic(x, unchecked(n_tracks=0, n_users=10, n_plays=9, n_genres=2, n_artists=5), seed=0)
     with pytest.raises(ValueError, match="n_genres must be in 1..64"):
-        write_synthetic(tmp_path / "x", n_tracks=20, n_users=10, n_plays=20, n_genres=65, n_artists=5, seed=0)
+        write_synthetic(x, unchecked(n_tracks=20, n_users=10, n_plays=20, n_genres=65, n_artists=5), seed=0)
     assert not (tmp_path / "x").exists()
 
 
@@ -249,7 +251,8 @@ def test_stage_script(tmp_path: Path) -> None:
     info, hist = _read(out)
     assert len(info) == 200 and len(hist) == 2_000
     expected = tmp_path / "expected"
-    write_synthetic(expected, n_tracks=200, n_users=100, n_plays=2_000, n_genres=4, n_artists=40, seed=11)
+    write_synthetic(expected, GenerateParams(n_tracks=200, n_users=100, n_plays=2_000, n_genres=4, n_artists=40),
+                    seed=11)
     assert _digest(out) == _digest(expected)
     # invalid params fail with a message naming the key
     raw["generate"]["n_plays"] = -1

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from tests.support.pipeline import write_interim
+from musicrec.config import DaskParams, TransformParams
 from musicrec.pipeline.transform import FilterSpec, filter_pairs_in_memory, iterate_filter, run_transform
 
 
@@ -48,7 +49,8 @@ def _digest(folder):
 def test_run_transform_matches_pandas_reference_and_is_deterministic(tmp_path, scheduler):
     raw = _write_interim(tmp_path / "interim")
     spec = FilterSpec(3, 3, 30)
-    kw = dict(spec=spec, partitions=3, scheduler=scheduler, num_workers=2)
+    kw = dict(params=TransformParams(min_user_items=3, min_item_users=3, max_passes=30, partitions=3),
+              dask_params=DaskParams(scheduler=scheduler, num_workers=2))
     r1 = run_transform(tmp_path / "interim", tmp_path / "o1" / "plays", tmp_path / "o1" / "items.parquet", **kw)
     r2 = run_transform(tmp_path / "interim", tmp_path / "o2" / "plays", tmp_path / "o2" / "items.parquet", **kw)
     assert r1 == r2
@@ -67,7 +69,8 @@ def test_run_transform_matches_pandas_reference_and_is_deterministic(tmp_path, s
 
 def test_missing_input_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="run the clean stage first"):
-        run_transform(tmp_path, tmp_path / "p", tmp_path / "i.parquet", spec=FilterSpec(1, 1, 2), partitions=1)
+        run_transform(tmp_path, tmp_path / "p", tmp_path / "i.parquet",
+                      TransformParams(min_user_items=1, min_item_users=1, max_passes=2, partitions=1), DaskParams())
 
 
 def test_iterate_filter_reports_passes():
@@ -80,8 +83,8 @@ def test_iterate_filter_reports_passes():
     assert list(users) == ["u1", "u2"] and list(items) == ["a"] and passes[0]["pairs"] == 2
 
 
-def test_partitions_from_the_input_row_count(tmp_path):
-    """transform.partitions: auto: the stage passes a function of the input rows (Parquet footers)."""
+def test_partitions_from_the_input_row_count(tmp_path, monkeypatch):
+    """transform.partitions: auto: the number of partitions is a function of the input rows (Parquet footers)."""
     raw = _write_interim(tmp_path / "interim")
     seen = []
 
@@ -89,7 +92,9 @@ def test_partitions_from_the_input_row_count(tmp_path):
         seen.append(n_rows)
         return 5
 
+    monkeypatch.setattr(TransformParams, "partitions_for", lambda self, n_rows: partitions_for(n_rows))
     r = run_transform(tmp_path / "interim", tmp_path / "o" / "plays", tmp_path / "o" / "items.parquet",
-                      spec=FilterSpec(3, 3, 30), partitions=partitions_for, scheduler="synchronous")
+                      TransformParams(min_user_items=3, min_item_users=3, max_passes=30, partitions="auto"),
+                      DaskParams(scheduler="synchronous"))
     assert seen == [len(raw)] and r["partitions"] == 5
     assert len(list((tmp_path / "o" / "plays").glob("*.parquet"))) == 5

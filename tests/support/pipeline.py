@@ -113,21 +113,13 @@ def build_small_matrices(root: Path, *, seed: int = 42) -> Path:
     Writes ``data/raw/synthetic``, ``data/interim``, ``data/processed/{plays,items.parquet,matrices}`` (the
     layout of ``dvc.yaml``) in a few seconds; for tests that need trained-model inputs without ``dvc repro``.
     """
-    from musicrec.pipeline.clean import clean
-    from musicrec.pipeline.interactions import build_interactions, load_processed_plays, save_interactions
-    from musicrec.ingest.synthetic import write_synthetic
-    from musicrec.pipeline.transform import FilterSpec, run_transform
+    from musicrec.pipeline.local import LocalPaths, params_for, run_local
 
-    raw, data = root / "data/raw/synthetic", root / "data"
-    write_synthetic(raw, n_tracks=600, n_users=500, n_plays=15_000, n_genres=6, n_artists=120, seed=seed)
-    clean("synthetic", raw, data / "interim", chunk_rows=100_000, max_playcount=100_000, unmatched="keep")
-    run_transform(data / "interim", data / "processed/plays", data / "processed/items.parquet",
-                  spec=FilterSpec(5, 5, 20), partitions=1, scheduler="synchronous", num_workers=1)
-    maps, parts, weighted, _ = build_interactions(
-        load_processed_plays(data / "processed/plays"), weighting="log1p", bm25_k1=100.0, bm25_b=0.8,
-        split_method="random", test_fraction=0.2, validation_fraction=0.1, min_user_items=5,
-        cold_user_fraction=0.1, cold_known_items=3, seed=seed)
-    save_interactions(data / "processed/matrices", maps, parts, weighted)
+    params = params_for(seed, data={"chunk_rows": 100_000},
+                        generate={"n_tracks": 600, "n_users": 500, "n_plays": 15_000, "n_genres": 6, "n_artists": 120},
+                        transform={"partitions": 1}, dask={"scheduler": "synchronous", "num_workers": 1},
+                        interactions={"weighting": "log1p"})
+    run_local(params, LocalPaths.under(root), stop="interactions")
     return root
 
 

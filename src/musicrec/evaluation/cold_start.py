@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 COLD_START_MODELS = ("popularity", "als", "content", "hybrid")
 
@@ -30,34 +29,24 @@ def cold_start_study(work: Path, *, seed: int, known: int = 5, k: int = 10, n_tr
     ``result["users"]`` are the interactions and cold user rows (not JSON; pop them
     before writing).
     """
-    from musicrec.pipeline.evaluate import recommend_batched
-    from musicrec.pipeline.clean import clean
-    from musicrec.config import TrainParams
-    from musicrec.pipeline.interactions import Interactions, build_interactions, load_processed_plays
     from musicrec.evaluation.metrics import accuracy_metrics
-    from musicrec.ingest.synthetic import write_synthetic
-    from musicrec.pipeline.train import train_all
-    from musicrec.pipeline.transform import FilterSpec, run_transform
+    from musicrec.pipeline.evaluate import recommend_batched
+    from musicrec.pipeline.local import LocalPaths, params_for, run_local
 
-    work = Path(work)
-    write_synthetic(work / "raw", n_tracks=n_tracks, n_users=n_users, n_plays=n_plays, n_genres=8,
-                    n_artists=max(1, n_tracks // 5), seed=seed)
-    clean("synthetic", work / "raw", work / "interim", chunk_rows=100_000, max_playcount=100_000, unmatched="keep")
-    run_transform(work / "interim", work / "plays", work / "items.parquet", spec=FilterSpec(5, 5, 20), partitions=1,
-                  scheduler="synchronous", num_workers=1)
-    maps, parts, weighted, report = build_interactions(
-        load_processed_plays(work / "plays"), weighting="log1p", bm25_k1=100.0, bm25_b=0.8,
-        split_method="cold_users", test_fraction=0.2, validation_fraction=0.1, min_user_items=5,
-        cold_user_fraction=cold_user_fraction, cold_known_items=known, seed=seed)
-    inter = Interactions(maps=maps, train=parts.train, validation=parts.validation, test=parts.test,
-                         query=parts.query, train_weighted=weighted["train"], query_weighted=weighted["query"])
-    items = pd.read_parquet(work / "items.parquet")
-    # the hyper-parameters of params.yaml's defaults
-    params = TrainParams(models=list(models),
-                         als={"factors": 32, "regularization": 1.0, "alpha": 10.0, "iterations": 15},
-                         hybrid={"collaborative": "als", "weight_collaborative": 0.8, "weight_content": 0.2},
-                         content={"tag_weight": 1.0, "audio_weight": 0.5})
-    trained = {t.name: t.model for t in train_all(inter, items, params, seed)}
+    split = {"method": "cold_users", "cold_user_fraction": cold_user_fraction, "cold_known_items": known}
+    params = params_for(
+        seed, data={"chunk_rows": 100_000},
+        generate={"n_tracks": n_tracks, "n_users": n_users, "n_plays": n_plays, "n_genres": 8,
+                  "n_artists": max(1, n_tracks // 5)},
+        transform={"partitions": 1}, dask={"scheduler": "synchronous", "num_workers": 1},
+        interactions={"weighting": "log1p", "split": split},
+        # the hyper-parameters of params.yaml's defaults
+        train={"models": list(models), "als": {"factors": 32, "regularization": 1.0, "alpha": 10.0, "iterations": 15},
+               "hybrid": {"collaborative": "als", "weight_collaborative": 0.8, "weight_content": 0.2},
+               "content": {"tag_weight": 1.0, "audio_weight": 0.5}})
+    run = run_local(params, LocalPaths.under(work), stop="train")
+    inter, report = run.interactions(), run.built.report
+    trained = {t.name: t.model for t in run.trained}
     users = np.flatnonzero(np.diff(inter.query.indptr) > 0)
     query = inter.query_rows()
     rel = inter.test[users]

@@ -1,7 +1,7 @@
 """The ``clean`` stage: one raw source -> the cleaned, source-agnostic schema.
 
-``clean(source, input_dir, out_dir, ...)`` finds the source's published files
-(:mod:`musicrec.ingest.contract`), streams the plays in chunks of ``chunk_rows``, and
+``clean(source, input_dir, out_dir, config: CleanConfig, policy)`` finds the source's published files
+(:mod:`musicrec.ingest.contract`), streams the plays in chunks of ``config.chunk_rows``, and
 writes ``out_dir`` atomically (see :mod:`musicrec.schema`):
 
 * ``plays/part-NNNNN.parquet`` (one part per non-empty chunk, file order),
@@ -36,8 +36,9 @@ The output bytes depend only on the input bytes and the arguments.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -53,7 +54,10 @@ from musicrec.ingest.inputs import DEFAULT_POLICY, InputFormatError, InputPolicy
 from musicrec.ingest.quarantine import QUARANTINE_SCHEMA, REASONS, with_file
 from musicrec.io import atomic_path
 
-__all__ = ["clean", "InputFormatError", "REASONS"]
+if TYPE_CHECKING:
+    from musicrec.config import Params
+
+__all__ = ["clean", "CleanConfig", "InputFormatError", "REASONS"]
 
 PARQUET_OPTS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
 
@@ -100,16 +104,33 @@ def _plays_out(t: pa.Table) -> pa.Table:
     )
 
 
-def clean(
-    source: str,
-    input_dir: Path,
-    out_dir: Path,
-    *,
-    chunk_rows: int,
-    max_playcount: int,
-    unmatched: Literal["keep", "drop"],
-    policy: InputPolicy = DEFAULT_POLICY,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CleanConfig:
+    """The clean stage's settings: ``data.chunk_rows``, the source's play-count cap, ``data.unmatched``.
+
+    :meth:`from_params` reads them from a loaded ``params.yaml`` (the cap is
+    ``clean.cap_for(data.source)``); tests and studies build one directly.
+    """
+
+    chunk_rows: int = 500_000
+    max_playcount: int = 100_000
+    unmatched: Literal["keep", "drop"] = "keep"
+
+    def __post_init__(self) -> None:
+        if self.unmatched not in ("keep", "drop"):
+            raise ValueError(f"unmatched must be 'keep' or 'drop' (got {self.unmatched!r})")
+        if self.chunk_rows <= 0 or self.max_playcount <= 0:
+            raise ValueError("chunk_rows and max_playcount must be positive")
+
+    @classmethod
+    def from_params(cls, params: "Params") -> "CleanConfig":
+        data = params.data
+        return cls(chunk_rows=data.chunk_rows, max_playcount=params.clean.cap_for(data.source),
+                   unmatched=data.unmatched)
+
+
+def clean(source: str, input_dir: Path, out_dir: Path, config: CleanConfig = CleanConfig(),
+          policy: InputPolicy = DEFAULT_POLICY) -> dict[str, Any]:
     """Clean one raw source into ``out_dir``; return the data-quality report.
 
     ``policy``: where inputs may be (the input folder and every file must stay
@@ -119,12 +140,8 @@ def clean(
     Raises :class:`~musicrec.ingest.inputs.InputFormatError` for missing, unparseable
     or refused inputs (``out_dir`` is then left as it was).
     """
-    if unmatched not in ("keep", "drop"):
-        raise ValueError(f"unmatched must be 'keep' or 'drop' (got {unmatched!r})")
-    if chunk_rows <= 0 or max_playcount <= 0:
-        raise ValueError("chunk_rows and max_playcount must be positive")
     adapter = get_adapter(source)
-    ctx = Context(chunk_rows=chunk_rows, max_playcount=max_playcount, policy=policy)
+    ctx = Context(chunk_rows=config.chunk_rows, max_playcount=config.max_playcount, policy=policy)
     input_dir = Path(input_dir)
     policy.check_path(input_dir, "the raw source folder (data.raw_root/data.source)")
     inputs = adapter.locate(input_dir)
@@ -132,19 +149,7 @@ def clean(
     files: dict[str, FileReport] = dict(catalog.files)
     for name, rep in files.items():
         check_quarantine_share(name, rep, policy)
-
-    derived = catalog.items is None
-    cat_ids = None if derived else catalog.items["item_id"].combine_chunks()
-    matched_items = HashSet()  # catalog item ids that have plays
-    unmatched_ids: set[str] = set()
-    users = HashSet()
-    kept_items = HashSet()
-    derived_items: list[pa.Table] = []
-    plays_matched = plays_unmatched = plays_kept = 0
-    playcount_sum = 0
-    with_ts = 0
-    part = 0
-    dedup_sets: dict[str, HashSet] = {}
+    acc = _Accumulator(catalog, config.unmatched)
 
     with atomic_path(Path(out_dir), directory=True) as tmp:
         (tmp / "plays").mkdir()
@@ -160,94 +165,168 @@ def clean(
                     check_quarantine_share(batch.file, rep, policy)
                     continue
                 rep.rows_read += batch.rows_read
-                plays = batch.plays
-                rejects = [batch.rejects]
-
-                # exact duplicates within the file
-                seen = dedup_sets.setdefault(batch.file, HashSet())
-                dup = seen.add(_hash(plays["_dedup"]))
-                if dup.any():
-                    d = plays.filter(pa.array(dup))
-                    rejects.append(pa.table({"line": d["_line"], "reason": pa.array(["duplicate_row"] * d.num_rows, pa.string()),
-                                             "raw": d["_raw"]}))
-                    plays = plays.filter(pa.array(~dup))
-
-                # join with the metadata
-                item = plays["item_id"]
-                if derived:
-                    matched = np.ones(plays.num_rows, dtype=bool)
-                elif catalog.id_map is not None:
-                    keys, vals = catalog.id_map
-                    idx = pc.index_in(item, value_set=keys)
-                    matched = np.asarray(pc.is_valid(idx).to_numpy(zero_copy_only=False), dtype=bool)
-                    mapped = pc.take(vals, idx)
-                    item = pc.coalesce(mapped, item)
-                    plays = plays.set_column(plays.schema.get_field_index("item_id"), "item_id", item)
-                else:
-                    matched = np.asarray(pc.is_in(item, value_set=cat_ids).to_numpy(zero_copy_only=False), dtype=bool)
-                n_match = int(matched.sum())
-                plays_matched += n_match
-                plays_unmatched += plays.num_rows - n_match
-                if not derived and n_match:
-                    matched_items.update(pc.filter(item, pa.array(matched)))
-                if n_match < plays.num_rows:
-                    unmatched_ids.update(pc.unique(pc.filter(item, pa.array(~matched))).to_pylist())
-                    if unmatched == "drop":
-                        rep.unmatched_dropped += plays.num_rows - n_match
-                        plays = plays.filter(pa.array(matched))
-
-                rej = pa.concat_tables(rejects).sort_by("line")
+                plays, dups = acc.drop_duplicates(batch.file, batch.plays)
+                plays = acc.join(plays, rep)
+                rej = pa.concat_tables([batch.rejects, *dups]).sort_by("line")
                 rep.quarantined += rej.num_rows
                 rep.reasons.update(rej["reason"].to_pylist())
                 if rej.num_rows:
                     qw.write_table(with_file(rej, batch.file))
-
                 rep.kept += plays.num_rows
-                if plays.num_rows:
-                    plays_kept += plays.num_rows
-                    users.update(plays["user_id"])
-                    kept_items.update(plays["item_id"])
-                    playcount_sum += int(pc.sum(plays["playcount"]).as_py())
-                    with_ts += plays.num_rows - plays["timestamp"].null_count
-                    if derived:
-                        meta = plays.select(["item_id", "_name", "_artist"]).to_pandas()
-                        derived_items.append(pa.Table.from_pandas(meta.drop_duplicates("item_id"), preserve_index=False))
-                    pq.write_table(_plays_out(plays), tmp / "plays" / f"part-{part:05d}.parquet", **PARQUET_OPTS)
-                    part += 1
-            if part == 0:
+                acc.keep(plays, tmp / "plays")
+            if acc.parts == 0:
                 pq.write_table(PLAYS_SCHEMA.empty_table(), tmp / "plays" / "part-00000.parquet", **PARQUET_OPTS)
         finally:
             qw.close()
-
-        # items
-        if derived:
-            if derived_items:
-                df = pa.concat_tables(derived_items).to_pandas().drop_duplicates("item_id", keep="first")
-                items = make_items(len(df), item_id=pa.array(df["item_id"], pa.string()),
-                                   name=pa.array(df["_name"], pa.string()), artist=pa.array(df["_artist"], pa.string()))
-            else:
-                items = make_items(0)
-        else:
-            items = catalog.items
-            if unmatched == "keep" and unmatched_ids:
-                extra = make_items(len(unmatched_ids), item_id=pa.array(sorted(unmatched_ids), pa.string()))
-                items = pa.concat_tables([items, extra])
-        items = items.sort_by("item_id").combine_chunks()
+        items = acc.items_table()
         pq.write_table(items.cast(ITEM_SCHEMA), tmp / "items.parquet", **PARQUET_OPTS)
-
-        report = _report(source, input_dir, files, catalog, ctx, unmatched, derived=derived,
-                         plays_matched=plays_matched, plays_unmatched=plays_unmatched,
-                         matched_items=len(matched_items), unmatched_items=len(unmatched_ids),
-                         users=len(users), items_with_plays=len(kept_items), items_total=items.num_rows,
-                         plays_kept=plays_kept, playcount_sum=playcount_sum, with_ts=with_ts, parts=max(part, 1))
-        warnings = [n for rep in files.values() for n in rep.reader.get("header_notes", [])]
-        if not derived and plays_unmatched and not plays_matched:
-            warnings.append(_no_match_warning(catalog, cat_ids, unmatched_ids, plays_unmatched))
+        report = acc.report(source, input_dir, files, ctx, items_total=items.num_rows)
+        warnings = acc.warnings(files)
         if warnings:
             report["warnings"] = warnings
     for w in warnings:
         print(f"clean: warning: {w}", file=sys.stderr)
     return report
+
+
+class _Accumulator:
+    """What the clean stage gathers over the plays batches: duplicate hashes, the join, kept-play counts."""
+
+    def __init__(self, catalog: Catalog, unmatched: str) -> None:
+        self.catalog, self.unmatched = catalog, unmatched
+        self.derived = catalog.items is None  # items come from the plays
+        self.cat_ids = None if self.derived else catalog.items["item_id"].combine_chunks()
+        self.dedup_sets: dict[str, HashSet] = {}  # per file
+        self.matched_items = HashSet()  # catalog item ids that have plays
+        self.unmatched_ids: set[str] = set()
+        self.users = HashSet()
+        self.kept_items = HashSet()
+        self.derived_items: list[pa.Table] = []
+        self.plays_matched = self.plays_unmatched = self.plays_kept = 0
+        self.playcount_sum = self.with_ts = self.parts = 0
+
+    def drop_duplicates(self, file: str, plays: pa.Table) -> tuple[pa.Table, list[pa.Table]]:
+        """Exact duplicates within the file: the plays without them, and their quarantine rows."""
+        seen = self.dedup_sets.setdefault(file, HashSet())
+        dup = seen.add(_hash(plays["_dedup"]))
+        if not dup.any():
+            return plays, []
+        d = plays.filter(pa.array(dup))
+        rejects = pa.table({"line": d["_line"], "reason": pa.array(["duplicate_row"] * d.num_rows, pa.string()),
+                            "raw": d["_raw"]})
+        return plays.filter(pa.array(~dup)), [rejects]
+
+    def join(self, plays: pa.Table, rep: FileReport) -> pa.Table:
+        """Join with the metadata (mapping ids through ``catalog.id_map``); drops unmatched plays for ``drop``."""
+        catalog = self.catalog
+        item = plays["item_id"]
+        if self.derived:
+            matched = np.ones(plays.num_rows, dtype=bool)
+        elif catalog.id_map is not None:
+            keys, vals = catalog.id_map
+            idx = pc.index_in(item, value_set=keys)
+            matched = np.asarray(pc.is_valid(idx).to_numpy(zero_copy_only=False), dtype=bool)
+            item = pc.coalesce(pc.take(vals, idx), item)
+            plays = plays.set_column(plays.schema.get_field_index("item_id"), "item_id", item)
+        else:
+            matched = np.asarray(pc.is_in(item, value_set=self.cat_ids).to_numpy(zero_copy_only=False), dtype=bool)
+        n_match = int(matched.sum())
+        self.plays_matched += n_match
+        self.plays_unmatched += plays.num_rows - n_match
+        if not self.derived and n_match:
+            self.matched_items.update(pc.filter(item, pa.array(matched)))
+        if n_match < plays.num_rows:
+            self.unmatched_ids.update(pc.unique(pc.filter(item, pa.array(~matched))).to_pylist())
+            if self.unmatched == "drop":
+                rep.unmatched_dropped += plays.num_rows - n_match
+                plays = plays.filter(pa.array(matched))
+        return plays
+
+    def keep(self, plays: pa.Table, plays_dir: Path) -> None:
+        """Count the kept plays and write them as the next part (nothing for an empty batch)."""
+        if not plays.num_rows:
+            return
+        self.plays_kept += plays.num_rows
+        self.users.update(plays["user_id"])
+        self.kept_items.update(plays["item_id"])
+        self.playcount_sum += int(pc.sum(plays["playcount"]).as_py())
+        self.with_ts += plays.num_rows - plays["timestamp"].null_count
+        if self.derived:
+            meta = plays.select(["item_id", "_name", "_artist"]).to_pandas()
+            self.derived_items.append(pa.Table.from_pandas(meta.drop_duplicates("item_id"), preserve_index=False))
+        pq.write_table(_plays_out(plays), plays_dir / f"part-{self.parts:05d}.parquet", **PARQUET_OPTS)
+        self.parts += 1
+
+    def items_table(self) -> pa.Table:
+        """The items: derived from the plays, or the catalog plus (``keep``) a null-metadata row per unmatched id."""
+        if self.derived:
+            if not self.derived_items:
+                return make_items(0).sort_by("item_id").combine_chunks()
+            df = pa.concat_tables(self.derived_items).to_pandas().drop_duplicates("item_id", keep="first")
+            items = make_items(len(df), item_id=pa.array(df["item_id"], pa.string()),
+                               name=pa.array(df["_name"], pa.string()), artist=pa.array(df["_artist"], pa.string()))
+        else:
+            items = self.catalog.items
+            if self.unmatched == "keep" and self.unmatched_ids:
+                extra = make_items(len(self.unmatched_ids), item_id=pa.array(sorted(self.unmatched_ids), pa.string()))
+                items = pa.concat_tables([items, extra])
+        return items.sort_by("item_id").combine_chunks()
+
+    def warnings(self, files: dict[str, FileReport]) -> list[str]:
+        """The readers' header notes, and the no-match warning when not one play joins the metadata."""
+        warnings = [n for rep in files.values() for n in rep.reader.get("header_notes", [])]
+        if not self.derived and self.plays_unmatched and not self.plays_matched:
+            warnings.append(_no_match_warning(self.catalog, self.cat_ids, self.unmatched_ids, self.plays_unmatched))
+        return warnings
+
+    def report(self, source: str, input_dir: Path, files: dict[str, FileReport], ctx: Context, *,
+               items_total: int) -> dict[str, Any]:
+        """The data-quality report (checks ``rows_read == kept + quarantined + unmatched_dropped`` per file)."""
+        totals = FileReport(role="all")
+        for name, rep in files.items():
+            if rep.rows_read != rep.kept + rep.quarantined + rep.unmatched_dropped:
+                raise RuntimeError(f"accounting bug in {name}: {rep.to_dict()}")
+            totals.rows_read += rep.rows_read
+            totals.kept += rep.kept
+            totals.quarantined += rep.quarantined
+            totals.unmatched_dropped += rep.unmatched_dropped
+            totals.reasons.update(rep.reasons)
+        derived, unmatched, catalog = self.derived, self.unmatched, self.catalog
+        matched_items, items_with_plays = len(self.matched_items), len(self.kept_items)
+        catalog_size = 0 if derived or catalog.items is None else catalog.items.num_rows
+        join: dict[str, Any] = {
+            "items_from": "plays" if derived else "metadata",
+            "unmatched_policy": unmatched,
+            "plays_matched": self.plays_matched,
+            "plays_unmatched": self.plays_unmatched,
+            "plays_unmatched_kept": self.plays_unmatched if unmatched == "keep" else 0,
+            "plays_unmatched_dropped": self.plays_unmatched if unmatched == "drop" else 0,
+            "play_items_matched": matched_items if not derived else items_with_plays,
+            "play_items_unmatched": len(self.unmatched_ids),
+            "metadata_items": catalog_size,
+            "metadata_items_with_plays": matched_items,
+            "metadata_items_without_plays": catalog_size - matched_items,
+            **catalog.stats,
+        }
+        t = totals.to_dict()
+        del t["role"]
+        return {
+            "source": source,
+            "input_dir": str(input_dir),
+            "params": {"chunk_rows": ctx.chunk_rows, "max_playcount": ctx.max_playcount, "unmatched": unmatched},
+            "files": {name: rep.to_dict() for name, rep in files.items()},
+            "totals": t,
+            "join": join,
+            "output": {
+                "plays": self.plays_kept,
+                "users": len(self.users),
+                "items": items_total,
+                "items_with_plays": items_with_plays,
+                "playcount_sum": self.playcount_sum,
+                "plays_with_timestamp": self.with_ts,
+                "plays_parts": max(self.parts, 1),
+            },
+        }
 
 
 def _no_match_warning(catalog: Catalog, cat_ids: pa.Array, unmatched_ids: set[str], n: int) -> str:
@@ -256,55 +335,6 @@ def _no_match_warning(catalog: Catalog, cat_ids: pa.Array, unmatched_ids: set[st
     return (f"none of the {n} valid plays matched the item metadata: the join compares {plays_side} "
             f"(e.g. {min(unmatched_ids)!r}) with {meta_side} (e.g. {meta_sample}); check that the columns are "
             f"not swapped or mislabelled and that both files come from the same data set")
-
-
-def _report(source: str, input_dir: Path, files: dict[str, FileReport], catalog: Catalog, ctx: Context,
-            unmatched: str, *, derived: bool, plays_matched: int, plays_unmatched: int, matched_items: int,
-            unmatched_items: int, users: int, items_with_plays: int, items_total: int, plays_kept: int,
-            playcount_sum: int, with_ts: int, parts: int) -> dict[str, Any]:
-    totals = FileReport(role="all")
-    for name, rep in files.items():
-        if rep.rows_read != rep.kept + rep.quarantined + rep.unmatched_dropped:
-            raise RuntimeError(f"accounting bug in {name}: {rep.to_dict()}")
-        totals.rows_read += rep.rows_read
-        totals.kept += rep.kept
-        totals.quarantined += rep.quarantined
-        totals.unmatched_dropped += rep.unmatched_dropped
-        totals.reasons.update(rep.reasons)
-    catalog_size = 0 if derived or catalog.items is None else catalog.items.num_rows
-    join: dict[str, Any] = {
-        "items_from": "plays" if derived else "metadata",
-        "unmatched_policy": unmatched,
-        "plays_matched": plays_matched,
-        "plays_unmatched": plays_unmatched,
-        "plays_unmatched_kept": plays_unmatched if unmatched == "keep" else 0,
-        "plays_unmatched_dropped": plays_unmatched if unmatched == "drop" else 0,
-        "play_items_matched": matched_items if not derived else items_with_plays,
-        "play_items_unmatched": unmatched_items,
-        "metadata_items": catalog_size,
-        "metadata_items_with_plays": matched_items,
-        "metadata_items_without_plays": catalog_size - matched_items,
-        **catalog.stats,
-    }
-    t = totals.to_dict()
-    del t["role"]
-    return {
-        "source": source,
-        "input_dir": str(input_dir),
-        "params": {"chunk_rows": ctx.chunk_rows, "max_playcount": ctx.max_playcount, "unmatched": unmatched},
-        "files": {name: rep.to_dict() for name, rep in files.items()},
-        "totals": t,
-        "join": join,
-        "output": {
-            "plays": plays_kept,
-            "users": users,
-            "items": items_total,
-            "items_with_plays": items_with_plays,
-            "playcount_sum": playcount_sum,
-            "plays_with_timestamp": with_ts,
-            "plays_parts": parts,
-        },
-    }
 
 
 def reasons_vocabulary() -> dict[str, str]:

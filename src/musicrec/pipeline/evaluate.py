@@ -5,13 +5,16 @@ batches, excluding what the user showed at query time (train rows, or the
 revealed items of cold-start users); then score against test (full protocol:
 intervals, segments, beyond-accuracy) and against validation (headline metric,
 for tuning), and compare each model with popularity (paired test per user).
+:func:`run` is the stage's work (load, assess, write metrics, details, DVC plots and
+the report); ``stages/evaluate.py`` adds the MLflow logging.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -19,6 +22,9 @@ import scipy.sparse as sp
 from musicrec.evaluation import protocol as E
 from musicrec.evaluation import metrics as M
 from musicrec.pipeline.interactions import Interactions
+
+if TYPE_CHECKING:
+    from musicrec.config import Params
 
 # users x items per call to ``model.recommend``. Not the score memory: every model scores in
 # chunks of its own (MF: cache-sized chunks per thread; others: ``models.base._CHUNK_FLOATS``);
@@ -104,3 +110,67 @@ def details_json(a: Assessment) -> dict[str, Any]:
         }
         for name, res in a.results.items()
     }
+
+
+# the DVC plots files: name -> columns of the metrics-at-k curve
+PLOT_FILES: dict[str, list[str]] = {
+    "metrics_at_k.csv": ["model", "k", "precision", "recall", "ndcg", "map", "hit_rate"],
+    "precision_recall.csv": ["model", "k", "recall", "precision"],
+}
+
+
+@dataclass(frozen=True)
+class EvaluatePaths:
+    """The evaluate stage's inputs (matrices, items, models) and outputs (the rest)."""
+
+    matrices: Path
+    items: Path
+    models: Path
+    metrics: Path   # DVC metrics JSON (headline metrics per model)
+    details: Path   # everything assess computed, as JSON
+    plots: Path     # folder of the PLOT_FILES
+    report: Path    # report.md
+    figures: Path   # its figures folder
+
+
+def assess_with_params(params: "Params", models: Mapping[str, Any], inter: Interactions, items: Any) -> Assessment:
+    """:func:`assess` with the ``evaluate`` section, the seed and the item vectors of ``train``'s features."""
+    from musicrec.pipeline.train import item_features_for
+
+    e = params.evaluate
+    return assess(models, inter, ks=e.k, main_k=e.main_k, bootstrap=e.bootstrap, seed=params.seed,
+                  item_vectors=item_features_for(items, inter, params.train).vectors)
+
+
+def run(params: "Params", paths: EvaluatePaths) -> dict[str, Any]:
+    """Assess every model of ``train.models`` and write the metrics, details, plots and report.
+
+    Returns the metrics (what :func:`metrics_json` gives), for the stage to log and print.
+    """
+    import pandas as pd
+
+    from musicrec.errors import reading
+    from musicrec.evaluation.report import write_report
+    from musicrec.io import atomic_path, write_json
+    from musicrec.models.factory import load_model
+    from musicrec.pipeline.interactions import load_interactions
+
+    inter = load_interactions(paths.matrices)
+    with reading(paths.items, "run the transform stage first"):
+        items = pd.read_parquet(paths.items)
+    models = {name: load_model(Path(paths.models) / name) for name in params.train.models}
+    a = assess_with_params(params, models, inter, items)
+    e = params.evaluate
+    metrics = metrics_json(a)
+    write_json(paths.metrics, metrics)
+    write_json(paths.details, details_json(a))
+    curve = pd.DataFrame(a.curve)
+    for name, cols in PLOT_FILES.items():
+        with atomic_path(Path(paths.plots) / name) as tmp:
+            curve[cols].to_csv(tmp, index=False, float_format="%.6f")
+    catalog_path = Path(paths.models) / "catalog.parquet"
+    with reading(catalog_path, "run the train stage first"):
+        catalog = pd.read_parquet(catalog_path)
+    write_report(Path(paths.report), Path(paths.figures), inter, a, catalog, ks=e.k, main_k=e.main_k,
+                 sample_users=e.sample_users, seed=params.seed, split_method=params.interactions.split.method)
+    return metrics

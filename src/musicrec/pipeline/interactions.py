@@ -25,7 +25,7 @@ query (tested: disjoint, nothing lost).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,9 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from musicrec.errors import DataError, MissingInputError, reading
+
+if TYPE_CHECKING:
+    from musicrec.config import InteractionsParams
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,22 @@ class Split:
     validation: sp.csr_matrix  # held-out pairs for tuning
     test: sp.csr_matrix        # held-out pairs for the final evaluation
     query: sp.csr_matrix       # cold-start users' revealed pairs (empty unless cold_users)
+
+
+@dataclass(frozen=True)
+class BuiltInteractions:
+    """What :func:`build_interactions` returns: what the stage saves, and its report."""
+
+    maps: IdMaps
+    parts: Split
+    weighted: dict[str, sp.csr_matrix]  # "train", "query": confidence-weighted float32
+    report: dict
+
+    def interactions(self) -> "Interactions":
+        """The same matrices as :func:`load_interactions` gives back after :func:`save_interactions`."""
+        p = self.parts
+        return Interactions(maps=self.maps, train=p.train, validation=p.validation, test=p.test, query=p.query,
+                            train_weighted=self.weighted["train"], query_weighted=self.weighted["query"])
 
 
 def _as_chunks(values: "pd.Series | pa.ChunkedArray | pa.Array") -> list[pa.Array]:
@@ -268,20 +287,7 @@ def read_plays_table(plays_dir: "Path | str", columns: "list[str] | None" = None
     return pa.concat_tables(tables)
 
 
-def build_interactions(
-    plays: "pd.DataFrame | pa.Table",
-    *,
-    weighting: Literal["raw", "log1p", "bm25"],
-    bm25_k1: float,
-    bm25_b: float,
-    split_method: Literal["random", "temporal", "cold_users"],
-    test_fraction: float,
-    validation_fraction: float,
-    min_user_items: int,
-    cold_user_fraction: float,
-    cold_known_items: int,
-    seed: int,
-) -> tuple[IdMaps, Split, dict[str, sp.csr_matrix], dict]:
+def build_interactions(plays: "pd.DataFrame | pa.Table", params: "InteractionsParams", seed: int) -> BuiltInteractions:
     """Id maps, split and confidence-weighted train/query matrices, plus a report.
 
     ``plays`` is the transform output, as a frame or as an Arrow table
@@ -296,6 +302,7 @@ def build_interactions(
     maps = IdMaps(user_ids, item_ids)
     counts = _coo_to_csr(rows, cols, table["playcount"].to_numpy().astype(np.float64, copy=False), maps.shape)
     last_ts = None
+    split_method, sp_ = params.split.method, params.split
     if split_method == "temporal":
         if "last_ts" not in table.column_names:
             raise DataError("interactions.split.method=temporal needs the last_ts column of the transform output")
@@ -307,11 +314,11 @@ def build_interactions(
         last_ts = _coo_to_csr(rows, cols, micros / 1e6, maps.shape)
     del table
     parts = split(
-        counts, method=split_method, test_fraction=test_fraction, validation_fraction=validation_fraction,
-        min_user_items=min_user_items, rng=np.random.default_rng(seed), last_ts=last_ts,
-        cold_user_fraction=cold_user_fraction, cold_known_items=cold_known_items,
+        counts, method=split_method, test_fraction=sp_.test_fraction, validation_fraction=sp_.validation_fraction,
+        min_user_items=sp_.min_user_items, rng=np.random.default_rng(seed), last_ts=last_ts,
+        cold_user_fraction=sp_.cold_user_fraction, cold_known_items=sp_.cold_known_items,
     )
-    weighted_all = confidence(parts.train + parts.query, weighting, bm25_k1=bm25_k1, bm25_b=bm25_b)
+    weighted_all = confidence(parts.train + parts.query, params.weighting, bm25_k1=params.bm25_k1, bm25_b=params.bm25_b)
     weighted = {
         "train": weighted_all.multiply(parts.train > 0).tocsr(),
         "query": weighted_all.multiply(parts.query > 0).tocsr(),
@@ -326,7 +333,7 @@ def build_interactions(
         "interactions": int(counts.nnz),
         "plays": int(counts.sum()),
         "density": round(counts.nnz / (n_users * n_items), 8),
-        "weighting": weighting,
+        "weighting": params.weighting,
         "split": {
             "method": split_method,
             "seed": seed,
@@ -339,22 +346,22 @@ def build_interactions(
             "cold_users": int((np.diff(parts.query.indptr) > 0).sum()),
         },
     }
-    return maps, parts, weighted, report
+    return BuiltInteractions(maps=maps, parts=parts, weighted=weighted, report=report)
 
 
-def save_interactions(out_dir: "Path | str", maps: IdMaps, parts: Split, weighted: dict[str, sp.csr_matrix]) -> None:
+def save_interactions(out_dir: "Path | str", built: BuiltInteractions) -> None:
     """Write the matrices folder atomically."""
     from pathlib import Path
 
     from musicrec.io import atomic_path, save_csr
 
     with atomic_path(Path(out_dir), directory=True) as tmp:
-        users, items = maps.to_frames()
+        users, items = built.maps.to_frames()
         users.to_parquet(tmp / "users.parquet", index=False)
         items.to_parquet(tmp / "items.parquet", index=False)
         for name in ("train", "validation", "test", "query"):
-            save_csr(tmp / f"{name}.npz", getattr(parts, name))
-        for name, m in weighted.items():
+            save_csr(tmp / f"{name}.npz", getattr(built.parts, name))
+        for name, m in built.weighted.items():
             save_csr(tmp / f"{name}_weighted.npz", m)
 
 

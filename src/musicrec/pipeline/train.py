@@ -4,6 +4,8 @@ The models folder is self-contained for serving and for MLflow: one sub-folder
 per model (``<name>/model.json`` + arrays), the id maps and a small catalogue
 (``catalog.parquet``: item index, id, name, artist, tags, genre) so that
 recommendations can be printed with names after a plain ``dvc pull``.
+:func:`load_inputs` and :func:`run` are the stage's work; ``stages/train.py`` wraps
+``run`` in the MLflow run and logs to it.
 """
 
 from __future__ import annotations
@@ -80,3 +82,35 @@ def save_models(out_dir: Path, trained: list[Trained], inter: Interactions, item
         write_parquet(users, tmp / "users.parquet")
         write_parquet(item_map, tmp / "items.parquet")
         write_parquet(catalog_frame(items, inter.maps.item_ids), tmp / "catalog.parquet")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    trained: list[Trained]
+    report: dict[str, Any]  # what reports/train.json holds: shape and fit seconds
+
+
+def load_inputs(matrices: Path, items_path: Path) -> tuple[Interactions, pd.DataFrame]:
+    """The train stage's inputs: the interactions folder and the transform's items table."""
+    from musicrec.errors import reading
+    from musicrec.pipeline.interactions import load_interactions
+
+    inter = load_interactions(matrices)
+    with reading(items_path, "run the transform stage first"):
+        items = pd.read_parquet(items_path)
+    return inter, items
+
+
+def run(params: TrainParams, seed: int, inter: Interactions, items: pd.DataFrame, out_dir: Path,
+        report_path: Path) -> TrainResult:
+    """Fit every model of ``params.models``, save the models folder and write the train report."""
+    from musicrec.io import write_json
+
+    trained = train_all(inter, items, params, seed)
+    save_models(Path(out_dir), trained, inter, items)
+    report = {
+        "users": inter.train.shape[0], "items": inter.train.shape[1], "train_interactions": int(inter.train.nnz),
+        "fit_seconds": {t.name: round(t.seconds, 3) for t in trained},
+    }
+    write_json(report_path, report)
+    return TrainResult(trained, report)

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,9 @@ import pyarrow.compute as pc
 from musicrec.errors import DataError, MissingInputError, ResourceUnavailable, reading
 from musicrec.io import atomic_path, write_parquet
 from musicrec.schema import PROCESSED_PLAY_COLUMNS
+
+if TYPE_CHECKING:
+    from musicrec.config import DaskParams, TransformParams
 
 _TS_DTYPE = "datetime64[us, UTC]"
 # In-memory buffer of Dask's disk shuffle (partd) on the local schedulers: partd's default
@@ -238,21 +241,19 @@ def run_transform(
     interim_dir: Path | str,
     out_plays: Path,
     out_items: Path,
+    params: "TransformParams",
+    dask_params: "DaskParams",
     *,
-    spec: FilterSpec,
-    partitions: int | Callable[[int], int],
-    scheduler: str = "threads",
-    num_workers: int = 2,
-    blocksize: str = "64MB",
     storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the whole transform; return the report written to ``reports/transform.json``.
 
     ``interim_dir`` is a local folder or an fsspec URL (``s3://...``) read with
-    ``storage_options``; the outputs are always local paths. ``partitions`` is
-    the number of output partitions, or a function of the input's row count
-    (read from the Parquet footers) that returns it
-    (``TransformParams.partitions_for``: ``transform.partitions: auto``).
+    ``storage_options``; the outputs are always local paths. ``params`` (the
+    ``transform`` section) gives the activity filter and the number of output
+    partitions (``params.partitions_for`` of the input's row count, read from
+    the Parquet footers); ``dask_params`` (the ``dask`` section) the scheduler,
+    its workers and the read block size.
     """
     import dask
     import dask.dataframe as dd
@@ -276,12 +277,16 @@ def run_transform(
             raise MissingInputError(f"{p}: missing input of the transform stage (run the clean stage first)")
     with reading(items_src, "re-run the clean stage"):
         items = pd.read_parquet(items_src, storage_options=storage_options)
-    if callable(partitions):
+    spec = FilterSpec(params.min_user_items, params.min_item_users, params.max_passes)
+    if params.partitions == "auto":  # a function of the input's row count (the Parquet footers)
         import pyarrow.dataset as pads
 
-        partitions = partitions(pads.dataset(rows_src, filesystem=rows_fs, format="parquet").count_rows())
+        partitions = params.partitions_for(pads.dataset(rows_src, filesystem=rows_fs, format="parquet").count_rows())
+    else:
+        partitions = int(params.partitions)
+    blocksize = dask_params.blocksize
     out_plays = Path(out_plays)
-    with dask_scheduler(scheduler, num_workers), _bounded_memory(), \
+    with dask_scheduler(dask_params.effective_scheduler, dask_params.num_workers), _bounded_memory(), \
             atomic_path(out_plays, directory=True) as tmp_out:
         spill = tmp_out.parent / f"{tmp_out.name}-pairs"
         try:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,6 +41,9 @@ from musicrec.ingest.synthetic.history import MAX_PLAYCOUNT, check_sizes, histor
 from musicrec.ingest.synthetic.sampling import check_positive
 from musicrec.io import atomic_path
 from musicrec.schema import KAGGLE_HISTORY, KAGGLE_HISTORY_COLUMNS, KAGGLE_MUSIC_INFO
+
+if TYPE_CHECKING:
+    from musicrec.config import GenerateParams
 
 def _fixed_bytes(strings: np.ndarray, trailer: bytes) -> np.ndarray:
     """(n, width + len(trailer)) uint8 matrix of equal-width ASCII strings followed by ``trailer``."""
@@ -63,19 +66,15 @@ def _history_csv_bytes(track_b: np.ndarray, user_b: np.ndarray, us: np.ndarray, 
     return lines[lines != 0].tobytes()
 
 
-def write_synthetic(
-    out_dir: Path,
-    *,
-    n_tracks: int,
-    n_users: int,
-    n_plays: int,
-    n_genres: int,
-    n_artists: int,
-    seed: int,
-    chunk_rows: int = 1_000_000,
-) -> dict[str, Any]:
-    """Write ``Music Info.csv`` and ``User Listening History.csv`` into ``out_dir`` atomically."""
+def write_synthetic(out_dir: Path, params: "GenerateParams", seed: int, chunk_rows: int = 1_000_000) -> dict[str, Any]:
+    """Write ``Music Info.csv`` and ``User Listening History.csv`` into ``out_dir`` atomically.
+
+    ``params`` is the ``generate`` section (the sizes); the sizes are checked
+    here too, for a section built with ``GenerateParams.model_construct``.
+    """
     t0 = time.perf_counter()
+    n_tracks, n_users, n_plays = params.n_tracks, params.n_users, params.n_plays
+    n_genres, n_artists = params.n_genres, params.n_artists
     check_positive(n_tracks=n_tracks, n_users=n_users, n_plays=n_plays, n_genres=n_genres,
                     n_artists=n_artists, chunk_rows=chunk_rows)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
