@@ -1,6 +1,6 @@
 """Cold-start study on generated data over several seeds; writes ``reports/cold_start.json``.
 
-The same study as ``tests/test_cold_start.py`` (:func:`musicrec.evaluation.cold_start.cold_start_study`):
+The same study as ``tests/unit/evaluation/test_cold_start.py`` (:func:`musicrec.evaluation.cold_start.cold_start_study`):
 cold users reveal a few tracks at query time; popularity, ALS (folded in), content
 and the hybrid recommend from those only.
 

@@ -5,7 +5,7 @@ assess), the default per-user random holdout (seed 42), and a small grid per
 model: item-kNN (similarity x k), ALS (factors x regularization x alpha) under a
 few confidence weightings. Settings are chosen on **validation** nDCG@10; the
 test numbers of the chosen settings are reported next to popularity's. The
-chosen settings are the ones pinned in ``tests/test_quality_real.py``.
+chosen settings are the ones pinned in ``tests/integration/test_quality_real.py``.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/tune_hetrec.py [--zip-dir DIR] [--quick]
 """

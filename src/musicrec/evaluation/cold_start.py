@@ -4,7 +4,7 @@
 split) reveal ``known`` tracks at query time, the rest of their tracks are held
 out; every model recommends from the revealed tracks only and is scored on
 nDCG@k / recall@k over the cold users, next to the expected score of a random
-ranking. Used by ``tests/test_cold_start.py`` and ``benchmarks/cold_start.py``
+ranking. Used by ``tests/unit/evaluation/test_cold_start.py`` and ``benchmarks/cold_start.py``
 (which writes ``reports/cold_start.json``).
 """
 

@@ -5,7 +5,7 @@ a :class:`ModelSpec`: the class that implements it (``module:Class``, imported o
 when a model is built or loaded), its ``Params`` section (keys, defaults, types and
 bounds), whether it needs item content features, and whether a hybrid can use it as
 its collaborative part. The params schema (:mod:`musicrec.config`), training, the
-hybrid, serving and the model contract suite (``tests/test_models_contract.py``)
+hybrid, serving and the model contract suite (``tests/unit/models/test_models_contract.py``)
 all read this table.
 
 To add a model: write its module in this folder (copy ``popularity.py``: a

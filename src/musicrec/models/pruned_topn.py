@@ -4,7 +4,7 @@ For large catalogues the factor models (:mod:`musicrec.models.mf`) rank with
 :func:`pruned_top_n`: items are scored in blocks in descending order of their factor
 norm (:func:`norm_index`), and a user stops as soon as the Cauchy-Schwarz bound
 ``|u| |v|`` of every item left is below the user's current ``N``-th best score. The
-result equals the full scoring's, tie-break included (``tests/test_mf_pruned.py``
+result equals the full scoring's, tie-break included (``tests/unit/models/test_mf_pruned.py``
 checks it bit for bit). Used for catalogues of at least ``PRUNE_MIN_ITEMS`` items.
 """
 

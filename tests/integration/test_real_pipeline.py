@@ -102,7 +102,7 @@ def test_every_model_has_metrics_and_beats_popularity(experiment) -> None:
         for key in ("precision@10", "recall@10", "ndcg@10", "map@10"):
             assert 0 <= metrics[m][key] <= 1, (m, key)
     ndcg = {m: metrics[m]["ndcg@10"] for m in MODELS}
-    # popularity ~0.08 on this holdout; tuned item-kNN / ALS reach ~0.22 / ~0.24 (tests/test_quality_real.py)
+    # popularity ~0.08 on this holdout; tuned item-kNN / ALS reach ~0.22 / ~0.24 (tests/integration/test_quality_real.py)
     assert 0.03 <= ndcg["popularity"] <= 0.15, ndcg
     for m in ("itemknn", "als"):
         assert 0.10 <= ndcg[m] <= 0.45, ndcg

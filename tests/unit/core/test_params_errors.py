@@ -18,7 +18,7 @@ from musicrec.models.hybrid import collaborative_models
 from musicrec.config import Params, load_params, parse_params, resolve_path
 from musicrec.params_file import MAX_DEPTH, MAX_ERRORS, MAX_FILE_BYTES, MAX_VALUE_CHARS, ParamsError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 BASE: dict[str, Any] = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 

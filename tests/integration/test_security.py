@@ -3,20 +3,20 @@
 Also part of the security checks, tested elsewhere:
 
 * tampered model files fail to load with a message naming the file:
-  ``tests/test_models.py::test_tampered_component_raises``,
-  ``tests/test_models_contract.py::TestContract::test_tampered_files_raise`` (and below, on a real pipeline model);
-* paths in params that escape the project are rejected: ``tests/test_params_errors.py``;
+  ``tests/unit/models/test_models.py::test_tampered_component_raises``,
+  ``tests/unit/models/test_models_contract.py::TestContract::test_tampered_files_raise`` (and below, on a real pipeline model);
+* paths in params that escape the project are rejected: ``tests/unit/core/test_params_errors.py``;
 * raw files, folders, archives and the SQLite database that are symlinks out of the repository are refused
-  without printing what they hold, and SQLite opens read-only by a quoted URI: ``tests/test_paths_archives.py``;
-  decompression bombs and too-long lines are stopped: ``tests/test_bad_inputs.py`` (round 2 cases);
+  without printing what they hold, and SQLite opens read-only by a quoted URI: ``tests/unit/ingest/test_paths_archives.py``;
+  decompression bombs and too-long lines are stopped: ``tests/unit/ingest/test_bad_inputs.py`` (round 2 cases);
 * the running SeaweedFS listens on 127.0.0.1 only, its key file is 0600 and anonymous S3 requests are refused:
-  ``tests/test_services.py::test_listeners_local_and_keys_private``, ``::test_anonymous_refused_signed_accepted``;
+  ``tests/integration/test_services.py::test_listeners_local_and_keys_private``, ``::test_anonymous_refused_signed_accepted``;
 * no other SeaweedFS port (filer / master / volume HTTP, every gRPC port) serves data to an unsigned request or a
-  client without the certificate: ``tests/test_services.py::test_no_seaweedfs_port_serves_data_without_a_key``;
-* the state dir is 0700 with 0600 files: ``tests/test_services.py::test_state_dir_is_private``;
+  client without the certificate: ``tests/integration/test_services.py::test_no_seaweedfs_port_serves_data_without_a_key``;
+* the state dir is 0700 with 0600 files: ``tests/integration/test_services.py::test_state_dir_is_private``;
 * the MLflow server refuses requests without the login (401) and the pipeline logs with it:
-  ``tests/test_services.py::test_mlflow_server_roundtrip``;
-* secret-looking params and tags are redacted before logging: ``tests/test_tracking.py::test_scrub_keys_values_and_urls``.
+  ``tests/integration/test_services.py::test_mlflow_server_roundtrip``;
+* secret-looking params and tags are redacted before logging: ``tests/unit/tracking/test_tracking.py::test_scrub_keys_values_and_urls``.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from musicrec.devservices.mlflow_server import mlflow_env, mlflow_server_command
 from musicrec.devservices.seaweedfs import (WEED_GRPC_SECTIONS, WEED_JWT_SECTIONS, weed_binary, weed_command,
                                             write_weed_security)
 from tests.support.pipeline import REPO_ROOT
-from pipeline_clone import FAKE_SECRETS, reference_clone
-from reliability_log import record
+from tests.support.pipeline_clone import FAKE_SECRETS, reference_clone
+from tests.support.reliability_log import record
 
 KEY_PATTERNS = {
     "AWS access key id": re.compile(r"AKIA[0-9A-Z]{16}"),
@@ -44,7 +44,7 @@ KEY_PATTERNS = {
     "password=": re.compile(r"password=", re.I),
 }
 # in source history, identifiers such as `aws_secret_access_key=creds.secret_key` are fine: only literal values count
-SELF = "tests/test_security.py"
+SELF = "tests/integration/test_security.py"
 HISTORY_PATTERNS = {
     "AWS access key id": re.compile(r"AKIA[0-9A-Z]{16}"),
     "literal AWS secret key": re.compile(r"aws_secret_access_key\s*[=:]\s*['\"]?[A-Za-z0-9/+=]{40}", re.I),

@@ -30,7 +30,7 @@ from musicrec.pipeline.transform import run_transform
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 TRANSFORM = TransformParams(min_user_items=3, min_item_users=3, max_passes=30, partitions=4)
 
 

@@ -36,7 +36,7 @@ from musicrec.ingest.reader import iter_records
 from musicrec.ingest.spec import TableSpec
 from musicrec.schema import KAGGLE_HISTORY, KAGGLE_MUSIC_INFO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 SECRET = "root:x:0:0:root:/root:/bin/bash"
 INFO_OK = ("track_id,name,artist,spotify_preview_url,spotify_id,tags,genre,year,duration_ms,danceability,energy,key,"
            "loudness,mode,speechiness,acousticness,instrumentalness,liveness,valence,tempo,time_signature\n"

@@ -46,7 +46,7 @@ def ids(out):
 
 
 def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = pipeline_env({"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src") + os.pathsep
+    env = pipeline_env({"PYTHONPATH": str(Path(__file__).resolve().parents[3] / "src") + os.pathsep
                         + os.environ.get("PYTHONPATH", "")})
     return subprocess.run([sys.executable, "-m", "musicrec", *args], cwd=cwd, env=env, capture_output=True,
                            text=True, timeout=120)

@@ -21,7 +21,7 @@ import musicrec
 from musicrec.errors import DataError, FileAccessError, MissingInputError, ResourceUnavailable, UserError, reading
 from musicrec.pipeline.runner import EXIT_BUG, EXIT_USER_ERROR, bug_text, run_main, run_stage
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 PARAMS = ROOT / "params.yaml"
 
 # The exception classes of the package that are NOT user errors: using a model before fit() is a

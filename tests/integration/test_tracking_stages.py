@@ -22,7 +22,7 @@ import yaml
 
 from tests.support.pipeline import SMALL_PARAMS, deep_update, pipeline_env
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STAGES = ROOT / "stages"
 TIMEOUT_S = 2  # mlflow.timeout_s for the down/slow cases
 

@@ -1,4 +1,4 @@
-"""What the reliability tests did, as data for ``tests/make_reliability_report.py``.
+"""What the reliability tests did, as data for ``tests/support/make_reliability_report.py``.
 
 When ``MUSICREC_RELIABILITY_LOG`` names a folder, :func:`record` writes one JSON file
 per call there (``<name>.json``); otherwise it does nothing. The tests call it with

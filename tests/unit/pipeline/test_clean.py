@@ -22,7 +22,7 @@ from musicrec.schema import ITEM_COLUMNS, KAGGLE_MUSIC_INFO_COLUMNS
 from musicrec.ingest.keys import name_key
 from musicrec.ingest.quarantine import REASONS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 INFO_HEADER = ",".join(KAGGLE_MUSIC_INFO_COLUMNS)
 FEATS = "0.5,0.6,1,-5.0,1,0.1,0.2,0.0,0.1,0.5,120.0,4"
 

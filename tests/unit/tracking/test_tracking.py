@@ -15,7 +15,7 @@ from musicrec.tracking import logger as tr
 from musicrec.tracking import provenance, redact, server
 from musicrec.config import load_params
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

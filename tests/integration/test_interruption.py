@@ -46,8 +46,8 @@ import yaml
 
 from musicrec.io import LOCK_SUFFIX, PRELOCK_SUFFIX, md5_file
 from tests.support.pipeline import SMALL_PARAMS, dvc, make_clone, pipeline_env
-from pipeline_clone import reference_clone
-from reliability_log import record
+from tests.support.pipeline_clone import reference_clone
+from tests.support.reliability_log import record
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -212,7 +212,7 @@ def wait_for_temp(repo: Path, outs: list[str], ended: Callable[[], bool], before
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    repo = reference_clone(tmp_path_factory)  # shared with tests/test_security.py (one run per process)
+    repo = reference_clone(tmp_path_factory)  # shared with tests/integration/test_security.py (one run per process)
     outs = stage_outs(repo)
     train = {k: v for k, v in json.loads((repo / "reports/train.json").read_text()).items() if k != "fit_seconds"}
     return outs, output_md5s(repo, outs), yaml.safe_load((repo / "dvc.lock").read_text()), train, repo

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ZIP = Path(__file__).resolve().parents[2] / "shared/data/real/hetrec2011-lastfm-2k/hetrec2011-lastfm-2k.zip"
+ZIP = Path(__file__).resolve().parents[3] / "shared/data/real/hetrec2011-lastfm-2k/hetrec2011-lastfm-2k.zip"
 SEED = 42
 WEIGHTING = "log1p"
 TUNED = {

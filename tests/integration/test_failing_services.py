@@ -28,7 +28,7 @@ from musicrec.devservices.dvc_remote import write_dvc_config_local
 from musicrec.devservices.process import service_pid, stop_service
 from musicrec.devservices.seaweedfs import s3_client, start_seaweedfs, weed_binary
 from tests.support.pipeline import REPO_ROOT, pipeline_env
-from reliability_log import record
+from tests.support.reliability_log import record
 
 pytestmark = pytest.mark.integration
 

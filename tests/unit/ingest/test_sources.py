@@ -16,7 +16,7 @@ from musicrec.config import CleanParams
 from musicrec.ingest.spec import TableSpec
 from musicrec.schema import ITEM_COLUMNS, PLAY_COLUMNS
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+REAL = Path(__file__).resolve().parents[4] / "shared" / "data" / "real"
 
 
 def need(*parts: str) -> Path:

@@ -26,7 +26,7 @@ import yaml
 
 from musicrec.io import DiskFullError, atomic_path, remove_stale_temporaries, write_text
 from tests.support.pipeline import REPO_ROOT, SMALL_PARAMS, deep_update, pipeline_env
-from reliability_log import record
+from tests.support.reliability_log import record
 
 STAGES = REPO_ROOT / "stages"
 
@@ -147,7 +147,7 @@ def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
     dead.wait()
     final = tmp_path / "plays"
     # names of the PID-based scheme of earlier versions carry no lock: stale, even when the PID in the name
-    # is alive (reused); liveness is the lock a writer holds (tests/test_temporaries.py)
+    # is alive (reused); liveness is the lock a writer holds (tests/unit/core/test_temporaries.py)
     stale = [tmp_path / f".tmp-plays-{dead.pid}-abc123", tmp_path / f".tmp-plays-{dead.pid}-abc123-pairs",
              tmp_path / f".tmp-plays-old-{dead.pid}", tmp_path / f".tmp-plays-{os.getpid()}-zzz"]
     alive = [tmp_path / f".tmp-playsx-{dead.pid}-a", tmp_path / f".tmp-items-{dead.pid}-a", tmp_path / "plays-keep"]

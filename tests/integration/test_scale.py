@@ -40,7 +40,7 @@ from tests.support.pipeline import pipeline_env
 
 pytestmark = pytest.mark.scale
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "reports" / "scale_clean_transform.json"
 N_ROWS = 10_000_000
 SIZES = {"n_tracks": 50_000, "n_users": 1_000_000, "n_artists": 10_000, "n_genres": 16}  # ~Kaggle's shape
@@ -151,7 +151,7 @@ def test_clean_and_transform_stream_10m_rows_in_less_memory_than_pandas(tmp_path
         "how": "peak = resident memory of each stage's process tree (stage script run as a subprocess, psutil "
                f"every {POLL_S} s); pandas_mb = memory_usage(deep=True) of a {SAMPLE_ROWS:,}-row pd.read_csv "
                "sample with object strings, scaled to all rows; ratio = max stage peak / pandas_mb",
-        "test": "tests/test_scale.py (make test-scale)",
+        "test": "tests/integration/test_scale.py (make test-scale)",
     }
     write_json(REPORT, doc)
 

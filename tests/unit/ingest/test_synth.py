@@ -22,7 +22,7 @@ from musicrec.ingest.synthetic import write_synthetic
 from musicrec.ingest.synthetic.catalog import N_SUBSTYLES, generate_catalog, genre_names
 from musicrec.ingest.synthetic.history import allocate_counts, iter_history
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 SIZES = dict(n_tracks=3000, n_users=2500, n_plays=60_000, n_genres=8, n_artists=600)
 
 
