@@ -12,7 +12,7 @@ from pathlib import Path  # noqa: E402
 
 from musicrec.config import load_params  # noqa: E402
 from musicrec.pipeline.runner import run_stage  # noqa: E402
-from musicrec.ingest.synthetic import write_synthetic  # noqa: E402
+from musicrec.pipeline import generate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default="data/raw/synthetic", help="output directory (replaced atomically)")
     args = ap.parse_args(argv)
     params = load_params(args.params)
-    summary = write_synthetic(Path(args.out), params.generate, params.seed, chunk_rows=params.data.chunk_rows)
+    summary = generate.run(params, Path(args.out))
     print(
         f"generate: wrote {summary['rows']} plays by {summary['users']} users over "
         f"{summary['tracks']} tracks to {args.out} in {summary['seconds']:.1f}s (seed {params.seed})"

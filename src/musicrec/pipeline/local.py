@@ -103,9 +103,9 @@ def run_local(params: "Params", paths: LocalPaths, *, start: Step = "generate", 
     steps = STEPS[STEPS.index(start):STEPS.index(stop) + 1]
     run = LocalRun(paths)
     if "generate" in steps and params.data.source == "synthetic":
-        from musicrec.ingest.synthetic import write_synthetic
+        from musicrec.pipeline import generate
 
-        run.generate = write_synthetic(paths.raw, params.generate, params.seed, chunk_rows=params.data.chunk_rows)
+        run.generate = generate.run(params, paths.raw)
     if "clean" in steps:
         from musicrec.ingest.inputs import DEFAULT_POLICY
         from musicrec.pipeline.clean import CleanConfig, clean
