@@ -22,6 +22,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import BinaryIO
 
+from musicrec.config import DataParams
 from musicrec.errors import UserError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -34,6 +35,9 @@ class InputFormatError(UserError, ValueError):
     The message names the file, the line (and column where relevant) and what
     was expected, in one paragraph.
     """
+
+
+_DATA_DEFAULTS = {name: f.default for name, f in DataParams.model_fields.items()}  # one place for the limits
 
 
 @dataclass(frozen=True)
@@ -49,16 +53,16 @@ class InputPolicy:
     compression ratio (both checked while streaming, not only from headers),
     and the largest share of a file's rows that may be quarantined (checked by
     the clean for files of at least ``quarantine_share_min_rows`` rows).
-    The defaults are those of ``params.yaml``.
+    The defaults are the ``data`` section's (:class:`musicrec.config.DataParams`), written once there.
     """
 
     root: Path | None = None
-    allow_absolute_paths: bool = False
-    max_line_bytes: int = 64 << 20
-    max_decompressed_bytes: int = 16 << 30
-    max_compression_ratio: float = 100.0
-    max_quarantined_share: float = 0.5
-    quarantine_share_min_rows: int = 1000
+    allow_absolute_paths: bool = _DATA_DEFAULTS["allow_absolute_paths"]
+    max_line_bytes: int = _DATA_DEFAULTS["max_line_bytes"]
+    max_decompressed_bytes: int = _DATA_DEFAULTS["max_decompressed_bytes"]
+    max_compression_ratio: float = _DATA_DEFAULTS["max_compression_ratio"]
+    max_quarantined_share: float = _DATA_DEFAULTS["max_quarantined_share"]
+    quarantine_share_min_rows: int = _DATA_DEFAULTS["quarantine_share_min_rows"]
 
     @classmethod
     def from_params(cls, data: object, root: Path | None) -> "InputPolicy":

@@ -38,7 +38,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from musicrec.config import CleanParams, DataParams, Params
 from musicrec.ingest import get_adapter
 from musicrec.ingest.contract import (
     ITEM_SCHEMA, PLAYS_SCHEMA, Catalog, Context, FileReport, check_quarantine_share, make_items,
@@ -53,9 +54,6 @@ from musicrec.ingest.contract import (
 from musicrec.ingest.inputs import DEFAULT_POLICY, InputFormatError, InputPolicy
 from musicrec.ingest.quarantine import QUARANTINE_SCHEMA, REASONS, with_file
 from musicrec.io import atomic_path
-
-if TYPE_CHECKING:
-    from musicrec.config import Params
 
 __all__ = ["clean", "CleanConfig", "InputFormatError", "REASONS"]
 
@@ -112,9 +110,9 @@ class CleanConfig:
     ``clean.cap_for(data.source)``); tests and studies build one directly.
     """
 
-    chunk_rows: int = 500_000
-    max_playcount: int = 100_000
-    unmatched: Literal["keep", "drop"] = "keep"
+    chunk_rows: int = DataParams.model_fields["chunk_rows"].default
+    max_playcount: int = CleanParams.model_fields["max_playcount"].default
+    unmatched: Literal["keep", "drop"] = DataParams.model_fields["unmatched"].default
 
     def __post_init__(self) -> None:
         if self.unmatched not in ("keep", "drop"):
@@ -123,7 +121,7 @@ class CleanConfig:
             raise ValueError("chunk_rows and max_playcount must be positive")
 
     @classmethod
-    def from_params(cls, params: "Params") -> "CleanConfig":
+    def from_params(cls, params: Params) -> "CleanConfig":
         data = params.data
         return cls(chunk_rows=data.chunk_rows, max_playcount=params.clean.cap_for(data.source),
                    unmatched=data.unmatched)
