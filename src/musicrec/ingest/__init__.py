@@ -32,6 +32,8 @@ SOURCES: dict[str, Source] = {
     "lastfm_1k": Source("musicrec.ingest.lastfm_1k"),
     "lastfm_360k": Source("musicrec.ingest.lastfm_360k", artist_level=True),
     "hetrec_lastfm_2k": Source("musicrec.ingest.hetrec", artist_level=True),
+    "msd_tutorial": Source("musicrec.ingest.msd_tutorial"),  # 10000.txt merged with the Turi song_data.csv
+    "audioscrobbler": Source("musicrec.ingest.audioscrobbler", artist_level=True),  # the 2005 Last.fm dump
 }
 
 

@@ -112,6 +112,12 @@ class Catalog:
     join: tuple[str, str] | None = None
 
 
+#: For sources whose items come from the plays (``Catalog(items=None)``): the plays columns that
+#: carry an item's metadata, and the item column each fills (from the item's first kept play).
+#: ``_name`` and ``_artist`` are always there; ``_year`` where the source has it (MSD tutorial table).
+DERIVED_ITEM_COLUMNS = {"_name": "name", "_artist": "artist", "_year": "year"}
+
+
 @dataclass
 class PlaysBatch:
     """One chunk of one plays file.
@@ -119,7 +125,8 @@ class PlaysBatch:
     ``plays``: ``user_id``, ``item_id`` (raw, before any mapping), ``playcount``,
     ``timestamp``, ``_line``, ``_dedup`` (normalised row text used to find exact
     duplicates) and, for sources whose items come from the plays, ``_name`` and
-    ``_artist``. ``rejects``: ``line``, ``reason``, ``raw``.
+    ``_artist`` (and the other :data:`DERIVED_ITEM_COLUMNS` the source has).
+    ``rejects``: ``line``, ``reason``, ``raw``.
     """
 
     file: str
@@ -127,6 +134,7 @@ class PlaysBatch:
     plays: pa.Table
     rejects: pa.Table
     reader: dict[str, Any] | None = None  # reader stats, set on the file's last batch
+    notes: dict[str, Any] | None = None  # adapter notes for the file's report (e.g. alias merges), on the last batch
 
 
 def make_items(n: int, **cols: Any) -> pa.Table:
@@ -208,6 +216,8 @@ def read_table(inp: "InputFile", spec: "TableSpec", ctx: Context, report: FileRe
     return table, quarantine, np.concatenate(lines), pa.concat_arrays([r for r in raws]) if raws else pa.array([], pa.string())
 
 
+# Tar archives (a source published as one, e.g. Audioscrobbler's profiledata_06-May-2005.tar.gz, is read extracted).
+_TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 # Names never looked for compressed: archives, and SQLite databases (they need random access).
 _NOT_COMPRESSED = (".zip", ".db")
 
@@ -240,6 +250,9 @@ def find_file(input_dir: Path, names: tuple[str, ...], what: str, required: bool
                   and Path(f).name in {n + s for s in COMPRESSED_SUFFIXES}]
         hint = (f" ({', '.join(packed)}: archives and SQLite databases are not read compressed; decompress it "
                 f"first)" if packed else "")
+        tars = [f for f in found if f.lower().endswith(_TAR_SUFFIXES)]
+        hint += (f" ({', '.join(tars)}: tar archives are not read in place; extract it first, e.g. `tar xzf "
+                 f"{Path(tars[0]).name}` in {input_dir}, and keep the extracted files)" if tars else "")
         raise InputFormatError(
             f"{input_dir}: {' or '.join(repr(n) for n in names)} ({what}) not found in the folder or its "
             f"sub-folders (also looked for {', '.join(COMPRESSED_SUFFIXES)} copies){hint}. Found: {found}"

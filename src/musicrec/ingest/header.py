@@ -3,14 +3,17 @@
 Column names are matched by name (case-insensitive, quotes stripped, aliases allowed, any
 order, extra columns where the spec allows them; the canonical name wins over an alias).
 A wrong, ambiguous or missing header is refused with :class:`InputFormatError`, with a
-hint when the file looks separated by another character.
+hint when the file looks separated by another character; a missing column's message names
+the other names accepted for it. :func:`peek_header` reads the names of a file's first line,
+for adapters that choose between two published layouts of one file name.
 """
 
 from __future__ import annotations
 
 from musicrec.ingest.fields import split_record
-from musicrec.ingest.inputs import InputFormatError
-from musicrec.ingest.spec import SEPARATOR_NAMES, ReaderStats, TableSpec
+from musicrec.ingest.inputs import InputFile, InputFormatError, InputPolicy
+from musicrec.ingest.lines import iter_line_blocks
+from musicrec.ingest.spec import ReaderStats, TableSpec, other_separator
 
 
 def _norm_name(s: str) -> str:
@@ -38,8 +41,8 @@ def resolve_header(first: str, line_no: int, spec: TableSpec, name: str,
         return default, False, len(spec.columns)
     if not headerish:
         if len(fields) == 1 and len(spec.columns) > 1:
-            other = [s for s in SEPARATOR_NAMES if s != spec.sep and s in first]
-            hint = f" (it looks {SEPARATOR_NAMES[other[0]]}-separated)" if other else ""
+            other = other_separator(spec, first)
+            hint = f" (it looks {other}-separated)" if other else ""
             raise InputFormatError(
                 f"{name}: line {line_no}: expected a {spec.layout()} header with columns "
                 f"{','.join(spec.columns)}; found {first[:200]!r}{hint}"
@@ -78,9 +81,11 @@ def resolve_header(first: str, line_no: int, spec: TableSpec, name: str,
             f"{','.join(spec.columns)}. Remove or rename the duplicate column"
         )
     if missing or (not spec.extra_columns and len(fields) != len(spec.columns)):
-        other = [s for s in SEPARATOR_NAMES if s != spec.sep and s in first]
-        hint = f" (it looks {SEPARATOR_NAMES[other[0]]}-separated)" if other and len(fields) == 1 else ""
+        other = other_separator(spec, first)
+        hint = f" (it looks {other}-separated)" if other and len(fields) == 1 else ""
         what = f"missing column(s) {', '.join(missing)}" if missing else f"{len(fields)} columns instead of {len(spec.columns)}"
+        accepted = [f"{col} may also be named {', '.join(spec.aliases[col])}" for col in missing if spec.aliases.get(col)]
+        what += f" ({'; '.join(accepted)})" if accepted else ""
         raise InputFormatError(
             f"{name}: line {line_no}: header has {what}; expected a {spec.layout()} header with columns "
             f"{','.join(spec.columns)}{' (extra columns allowed)' if spec.extra_columns else ''}; found "
@@ -91,3 +96,18 @@ def resolve_header(first: str, line_no: int, spec: TableSpec, name: str,
                           f"ignored as an extra column: the file also has the column {col}, which is used"
                           for i, col in shadowed]
     return positions, True, len(fields)
+
+
+def peek_header(inp: InputFile, spec: TableSpec, policy: InputPolicy) -> list[str]:
+    """The column names (normalised: stripped, unquoted, lower-case) of the first non-blank line of
+    ``inp``, split as ``spec`` says; ``[]`` for a file with no such line. Only the first block is read
+    when the first line is in it."""
+    fh = inp.open(policy)
+    try:
+        for _, text, _ in iter_line_blocks(fh, inp.name, spec.encoding, ReaderStats(), policy.max_line_bytes):
+            for line in text.split("\n"):
+                if line.strip():
+                    return [_norm_name(f) for f in (split_record(line, spec) or [line])]
+    finally:
+        fh.close()
+    return []

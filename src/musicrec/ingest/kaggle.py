@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from musicrec.ingest.inputs import InputFile
-from musicrec.ingest.spec import TableSpec
+from musicrec.ingest.spec import TableSpec, play_count_aliases
 from musicrec.schema import AUDIO_FEATURES, KAGGLE_HISTORY, KAGGLE_HISTORY_COLUMNS, KAGGLE_MUSIC_INFO, KAGGLE_MUSIC_INFO_COLUMNS
 from musicrec.ingest.values import TOKEN_ID, Checks, empty_to_null, normalise_tags, parse_numbers, parse_playcount
 from musicrec.ingest.contract import (
@@ -47,7 +47,7 @@ INFO_SPEC = TableSpec(
 HISTORY_SPEC = TableSpec(
     columns=KAGGLE_HISTORY_COLUMNS, sep=",", header="required", quoting=True,
     aliases={"track_id": ("item_id", "trackid", "song_id"), "user_id": ("user", "userid"),
-             "playcount": ("play_count", "plays", "count")},
+             "playcount": play_count_aliases("playcount")},
     description="Kaggle listening history",
 )
 assert set(INFO_SPEC.columns) <= set(KAGGLE_MUSIC_INFO_COLUMNS)

@@ -33,7 +33,7 @@ from musicrec.ingest.contract import Catalog, Context, PlaysBatch, find_file, pl
 from musicrec.ingest.inputs import InputFile
 from musicrec.ingest.keys import dedup_text
 from musicrec.ingest.lastfm_1k import item_keys
-from musicrec.ingest.spec import TableSpec
+from musicrec.ingest.spec import TableSpec, play_count_aliases
 
 PLAYS_NAME = "usersha1-artmbid-artname-plays.tsv"
 PROFILE_NAME = "usersha1-profile.tsv"
@@ -41,7 +41,7 @@ PROFILE_NAME = "usersha1-profile.tsv"
 PLAYS_SPEC = TableSpec(
     columns=("user", "artist_mbid", "artist_name", "plays"), sep="\t", header="none",
     aliases={"user": ("usersha1", "user_id", "userid"), "artist_mbid": ("artmbid", "artist_id"),
-             "artist_name": ("artname", "artist"), "plays": ("playcount", "play_count", "count")},
+             "artist_name": ("artname", "artist"), "plays": play_count_aliases("plays")},
     text_columns=("artist_name",), description="Last.fm 360K user-artist play counts",
 )
 

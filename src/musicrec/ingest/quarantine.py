@@ -49,6 +49,10 @@ REASONS: dict[str, str] = {
     "duplicate_tag_conflict": "tag id seen before with a different tag value (first kept)",
     "malformed_id": "an auxiliary id (HetRec user/artist/tag) is not numeric",
     "invalid_date": "day / month / year fields that are not integers forming a real calendar date",
+    "duplicate_alias_conflict": "an alias bad id (Audioscrobbler artist_alias.txt) seen before with another good id "
+                                "(first kept)",
+    "alias_cycle": "an artist alias whose chain of aliases never ends (it comes back to an id on it, a -> a "
+                   "included); the id is left unresolved",
 }
 
 

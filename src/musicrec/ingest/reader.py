@@ -81,7 +81,7 @@ from musicrec.ingest.fields import split_record, split_records
 from musicrec.ingest.header import resolve_header
 from musicrec.ingest.inputs import DEFAULT_POLICY, InputFile, InputFormatError, InputPolicy
 from musicrec.ingest.lines import RecordAssembler, iter_line_blocks
-from musicrec.ingest.spec import SEPARATOR_NAMES, ReaderStats, TableSpec
+from musicrec.ingest.spec import ReaderStats, TableSpec, other_separator
 
 SNIFF_RECORDS = 1000
 
@@ -241,8 +241,8 @@ class _Chunker:
             return
         row, spec = self.first_wrong, self.spec
         n = len(split_record(row["raw"], spec) or [])
-        other = [s for s in SEPARATOR_NAMES if s != spec.sep and s in row["raw"]]
-        hint = f" (it looks {SEPARATOR_NAMES[other[0]]}-separated)" if other else ""
+        other = other_separator(spec, row["raw"])
+        hint = f" (it looks {other}-separated)" if other else ""
         raise InputFormatError(
             f"{self.name}: line {row['line']}: expected {self.width} {spec.layout()} fields "
             f"({','.join(spec.columns)}); found {n} field(s) in {row['raw'][:200]!r}{hint}, and no "

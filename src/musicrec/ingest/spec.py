@@ -12,7 +12,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-SEPARATOR_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe", "<SEP>": "<SEP>"}
+SEPARATOR_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe", "<SEP>": "<SEP>", " ": "space"}
+
+#: The header names of a play-count column, in every source whose header names it (generic
+#: triplet tables, the MSD tutorial table): a spec's canonical name plus
+#: :func:`play_count_aliases` of it. The one list; the header error names them.
+PLAY_COUNT_NAMES = ("playcount", "play_count", "listen_count", "plays", "count")
+
+
+def play_count_aliases(canonical: str) -> tuple[str, ...]:
+    """The accepted play-count header names other than ``canonical`` (a spec's own name for the column)."""
+    return tuple(n for n in PLAY_COUNT_NAMES if n != canonical)
+
+
+def other_separator(spec: "TableSpec", text: str) -> str | None:
+    """The name of another separator ``text`` holds (for the "it looks X-separated" hints), or None.
+
+    A space is only suggested when no other separator is there: names and titles hold spaces.
+    """
+    other = [s for s in SEPARATOR_NAMES if s != spec.sep and s in text]
+    return SEPARATOR_NAMES[other[0]] if other else None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,15 @@ is used (in that order). Metadata, the first found of:
 1. ``track_metadata.db`` (SQLite, table ``songs``: track_id, song_id, title,
    artist_name, duration, year),
 2. ``unique_tracks.txt`` (``TR<SEP>SO<SEP>artist<SEP>title``, no header),
-3. ``song_data.csv`` (10k subset, CSV with a leading unnamed index column),
+3. ``song_data.csv``, in either of its two published layouts, told apart by its header:
+   the MSD 10k subset's (CSV with a leading unnamed index column, ``track_id``, ``song_id``
+   and audio features: :data:`SONG_DATA_SPEC`), or the Turi/GraphLab one that MSD tutorials
+   download next to ``10000.txt`` (``song_id,title,release,artist_name,year``, ~1M rows, no TR
+   ids, no audio features: :data:`TURI_SONG_DATA_SPEC`). The Turi file keys its metadata by
+   SO id: plays keep their SO ids (no SO -> TR mapping); ``year`` 0 means unknown (null);
+   ``release`` (the album) is not part of the cleaned schema. Its song ids repeat (about
+   1,000 of the 1M rows): the first row is kept, a later one is ``duplicate_row`` (same
+   values) or ``duplicate_item_conflict`` (other title, artist or year);
 4. ``subset_unique_tracks.txt`` (10k subset; the uploaded copy has a header).
 
 Files are looked for in the input folder and one level of sub-folders.
@@ -43,16 +51,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from musicrec.ingest.values import (
-    MSD_SONG_ID, MSD_TRACK_ID, SHA1_ID, Checks, empty_to_null, parse_numbers, parse_playcount,
+    MSD_SONG_ID, MSD_TRACK_ID, SHA1_ID, Checks, empty_to_null, parse_numbers, parse_playcount, zero_to_null,
 )
 from musicrec.ingest.contract import (
     Catalog, Context, FileReport, PlaysBatch, find_file, make_items, plays_table, read_table, stream_plays,
 )
 from musicrec.ingest.fields import strip_fields
+from musicrec.ingest.header import peek_header
 from musicrec.ingest.inputs import InputFile, InputFormatError
 from musicrec.ingest.keys import dedup_text
 from musicrec.ingest.quarantine import dedupe_items, quarantine_table
-from musicrec.ingest.spec import ReaderStats, TableSpec
+from musicrec.ingest.spec import ReaderStats, TableSpec, play_count_aliases
 
 PLAYS_NAMES = ("train_triplets.txt", "10000.txt")
 META_NAMES = ("track_metadata.db", "unique_tracks.txt", "song_data.csv", "subset_unique_tracks.txt")
@@ -60,7 +69,7 @@ META_NAMES = ("track_metadata.db", "unique_tracks.txt", "song_data.csv", "subset
 TRIPLETS_SPEC = TableSpec(
     columns=("user", "song", "play_count"), sep="\t", header="none",
     aliases={"user": ("user_id", "userid", "user_sha1"), "song": ("song_id", "songid", "item_id"),
-             "play_count": ("playcount", "plays", "count")},
+             "play_count": play_count_aliases("play_count")},
     description="Taste Profile triplets",
 )
 UNIQUE_TRACKS_SPEC = TableSpec(
@@ -74,6 +83,11 @@ SONG_DATA_SPEC = TableSpec(
              "loudness", "mode", "tempo", "time_signature"),
     sep=",", header="required", quoting=True, extra_columns=True, text_columns=("artist_name", "title"),
     description="MSD subset song metadata",
+)
+TURI_SONG_DATA_SPEC = TableSpec(
+    columns=("song_id", "title", "artist_name", "year"), sep=",", header="required", quoting=True,
+    extra_columns=True, aliases={"artist_name": ("artist",)}, text_columns=("artist_name", "title"),
+    description="Turi/GraphLab song metadata (SO ids)",
 )
 #: The ``songs`` table of ``track_metadata.db``, in the order selected (``_raw``: the values joined with tabs).
 SONGS_DB_SPEC = TableSpec(
@@ -107,23 +121,42 @@ def _build_unique_tracks(f: pa.Table, checks: Checks) -> pa.Table:
     return items.append_column("_song", f["song_id"])
 
 
-def _zero_to_null(arr: pa.Array) -> pa.Array:
-    return pc.if_else(pc.equal(arr, 0), pa.scalar(None, arr.type), arr)
-
-
 def _build_song_data(f: pa.Table, checks: Checks) -> pa.Table:
     _ids(f, checks)
     num = {c: parse_numbers(f[c], checks) for c in ("danceability", "energy", "key", "loudness",
                                                       "mode", "tempo", "time_signature")}
     items = make_items(
         f.num_rows, item_id=f["track_id"], name=empty_to_null(f["title"]), artist=empty_to_null(f["artist_name"]),
-        year=_zero_to_null(parse_numbers(f["year"], checks, "int")),
+        year=zero_to_null(parse_numbers(f["year"], checks, "int")),
         duration_ms=parse_numbers(f["duration"], checks, "int", scale=1000.0),
-        danceability=_zero_to_null(num["danceability"]), energy=_zero_to_null(num["energy"]),
+        danceability=zero_to_null(num["danceability"]), energy=zero_to_null(num["energy"]),
         key=num["key"], loudness=num["loudness"], mode=num["mode"], tempo=num["tempo"],
         time_signature=num["time_signature"],
     )
     return items.append_column("_song", f["song_id"])
+
+
+def _build_turi_song_data(f: pa.Table, checks: Checks) -> pa.Table:
+    checks.check_id(f["song_id"], "item_id", MSD_SONG_ID)
+    items = make_items(f.num_rows, item_id=f["song_id"], name=empty_to_null(f["title"]),
+                       artist=empty_to_null(f["artist_name"]),
+                       year=zero_to_null(parse_numbers(f["year"], checks, "int")))
+    return items.append_column("_song", f["song_id"])
+
+
+def _song_data_spec(inp: InputFile, ctx: Context) -> TableSpec:
+    """Which published ``song_data.csv`` this is, from its header: the MSD subset's (with ``track_id``)
+    or the Turi one (``song_id`` without ``track_id``); neither is refused naming both."""
+    names = peek_header(inp, SONG_DATA_SPEC, ctx.policy)
+    if "track_id" in names:
+        return SONG_DATA_SPEC
+    if "song_id" in names:
+        return TURI_SONG_DATA_SPEC
+    raise InputFormatError(
+        f"{inp.name}: line 1: header {','.join(names)[:300]!r} is neither published song_data.csv layout; expected the "
+        f"MSD 10k subset's (columns {','.join(SONG_DATA_SPEC.columns)}, extra columns allowed) or the Turi one "
+        f"(columns {','.join(TURI_SONG_DATA_SPEC.columns)}, e.g. song_id,title,release,artist_name,year)"
+    )
 
 
 def _read_sqlite(inp: InputFile, ctx: Context, rep: FileReport) -> tuple[pa.Table | None, list[pa.Table], np.ndarray, pa.Array]:
@@ -159,7 +192,7 @@ def _read_sqlite(inp: InputFile, ctx: Context, rep: FileReport) -> tuple[pa.Tabl
             dur = parse_numbers(f["duration"], checks, "int", scale=1000.0)
             year = parse_numbers(f["year"], checks, "int")
             t = make_items(f.num_rows, item_id=f["track_id"], name=empty_to_null(f["title"]),
-                           artist=empty_to_null(f["artist"]), year=_zero_to_null(year),
+                           artist=empty_to_null(f["artist"]), year=zero_to_null(year),
                            duration_ms=dur).append_column("_song", f["song_id"])
             ok = pa.array(checks.ok)
             rej = checks.rejects(f["_line"], f["_raw"])
@@ -183,10 +216,14 @@ def _read_sqlite(inp: InputFile, ctx: Context, rep: FileReport) -> tuple[pa.Tabl
 def load_catalog(inputs: Inputs, ctx: Context) -> Catalog:
     rep = FileReport(role="items")
     name = inputs.meta.published_name
+    keyed_by_song = False  # the Turi song_data.csv: items keyed by SO id, no SO -> TR mapping
     if name == "track_metadata.db":
         table, quarantine, lines, raws = _read_sqlite(inputs.meta, ctx, rep)
     elif name == "song_data.csv":
-        table, quarantine, lines, raws = read_table(inputs.meta, SONG_DATA_SPEC, ctx, rep, _build_song_data)
+        spec = _song_data_spec(inputs.meta, ctx)
+        build = _build_song_data if spec is SONG_DATA_SPEC else _build_turi_song_data
+        table, quarantine, lines, raws = read_table(inputs.meta, spec, ctx, rep, build)
+        keyed_by_song = spec is TURI_SONG_DATA_SPEC
     else:
         table, quarantine, lines, raws = read_table(inputs.meta, UNIQUE_TRACKS_SPEC, ctx, rep, _build_unique_tracks)
     if table is None:
@@ -196,6 +233,10 @@ def load_catalog(inputs: Inputs, ctx: Context) -> Catalog:
     rep.quarantined += dups.num_rows
     rep.reasons.update(dups["reason"].to_pylist())
     rep.kept = items.num_rows
+    if keyed_by_song:
+        return Catalog(items=items, files={inputs.meta.name: rep}, quarantine=[*quarantine, dups],
+                       join=(f"{inputs.plays.name}: song (SO id)", f"{inputs.meta.name}: song_id"),
+                       stats={"metadata_file": inputs.meta.name, "metadata_layout": "turi_song_data"})
     # SO -> TR: first track listed per song, among rows kept (not quarantined as TR duplicates)
     pairs = pd.DataFrame({"song": songs.to_numpy(zero_copy_only=False),
                           "track": table["item_id"].combine_chunks().to_numpy(zero_copy_only=False),

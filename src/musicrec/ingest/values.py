@@ -177,5 +177,10 @@ def normalise_tags(col: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pa.array(out, pa.string())
 
 
+def zero_to_null(arr: pa.Array) -> pa.Array:
+    """0 -> null (MSD years and audio features use 0 for "unknown" / "not computed")."""
+    return pc.if_else(pc.equal(arr, 0), pa.scalar(None, arr.type), arr)
+
+
 def empty_to_null(col: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)

@@ -49,7 +49,7 @@ import pyarrow.parquet as pq
 from musicrec.config import CleanParams, DataParams, Params
 from musicrec.ingest import get_adapter
 from musicrec.ingest.contract import (
-    ITEM_SCHEMA, PLAYS_SCHEMA, Catalog, Context, FileReport, check_quarantine_share, make_items,
+    DERIVED_ITEM_COLUMNS, ITEM_SCHEMA, PLAYS_SCHEMA, Catalog, Context, FileReport, check_quarantine_share, make_items,
 )
 from musicrec.ingest.inputs import DEFAULT_POLICY, InputFormatError, InputPolicy
 from musicrec.ingest.quarantine import QUARANTINE_SCHEMA, REASONS, with_file
@@ -160,6 +160,7 @@ def clean(source: str, input_dir: Path, out_dir: Path, config: CleanConfig = Cle
                 rep = files.setdefault(batch.file, FileReport(role="plays"))
                 if batch.plays is None:  # end of the file
                     rep.reader = batch.reader or {}
+                    rep.notes.update(batch.notes or {})
                     check_quarantine_share(batch.file, rep, policy)
                     continue
                 rep.rows_read += batch.rows_read
@@ -250,7 +251,7 @@ class _Accumulator:
         self.playcount_sum += int(pc.sum(plays["playcount"]).as_py())
         self.with_ts += plays.num_rows - plays["timestamp"].null_count
         if self.derived:
-            meta = plays.select(["item_id", "_name", "_artist"]).to_pandas()
+            meta = plays.select(["item_id", *(c for c in DERIVED_ITEM_COLUMNS if c in plays.column_names)]).to_pandas()
             self.derived_items.append(pa.Table.from_pandas(meta.drop_duplicates("item_id"), preserve_index=False))
         pq.write_table(_plays_out(plays), plays_dir / f"part-{self.parts:05d}.parquet", **PARQUET_OPTS)
         self.parts += 1
@@ -262,7 +263,7 @@ class _Accumulator:
                 return make_items(0).sort_by("item_id").combine_chunks()
             df = pa.concat_tables(self.derived_items).to_pandas().drop_duplicates("item_id", keep="first")
             items = make_items(len(df), item_id=pa.array(df["item_id"], pa.string()),
-                               name=pa.array(df["_name"], pa.string()), artist=pa.array(df["_artist"], pa.string()))
+                               **{col: pa.array(df[c]) for c, col in DERIVED_ITEM_COLUMNS.items() if c in df})
         else:
             items = self.catalog.items
             if self.unmatched == "keep" and self.unmatched_ids:

@@ -45,6 +45,7 @@ from musicrec.ingest.inputs import DEFAULT_POLICY, InputFormatError  # noqa: E40
 from musicrec.ingest.lines import BLOCK_BYTES  # noqa: E402
 from musicrec.schema import AUDIO_FEATURES, KAGGLE_HISTORY, KAGGLE_MUSIC_INFO, KAGGLE_MUSIC_INFO_COLUMNS  # noqa: E402
 from musicrec.ingest.keys import name_key  # noqa: E402
+from musicrec.ingest import SOURCES  # noqa: E402
 from musicrec.ingest.quarantine import REASONS  # noqa: E402
 
 # --------------------------------------------------------------------------- outcomes
@@ -416,6 +417,47 @@ def _long_line_quarantined(out: Path, rep: dict) -> None:
     q = pd.read_parquet(out / "quarantine.parquet")
     assert q["line"].tolist() == [3] and q["reason"].tolist() == ["malformed_user_id"]
     assert len(q["raw"].iloc[0]) == LONG_FIELD_BYTES + len("TRB,") + len(",1")  # the whole line, nothing cut
+
+
+# ---- round 3 builders (#15, formats people have): the MSD tutorial table, the Turi song_data.csv, Audioscrobbler
+
+TUT = "song_df.csv"
+TUT_HEADER = "user_id,song_id,listen_count,title,release,artist_name,year"
+U3 = "c" * 40
+
+
+def tut(*rows: str, header: str = TUT_HEADER) -> dict[str, FileData]:
+    return {TUT: lines(header, *rows)}
+
+
+TUT_ROWS = (f"{U1},{SO1},1,The Cove,Thicker Than Water,Jack Johnson,0",
+            f"{U1},{SO2},2,Nothing from Nothing,To Die For,Billy Preston,1974",
+            f"{U2},{SO1},5,The Cove,Thicker Than Water,Jack Johnson,0")
+TURI_HEADER = "song_id,title,release,artist_name,year"
+AS_PLAYS, AS_ART, AS_ALIAS = "user_artist_data.txt", "artist_data.txt", "artist_alias.txt"
+AS_PLAYS_OK = lines("1000002 1 55", "1000002 1000006 33", "1000019 1000010 238")
+AS_ART_OK = lines("1\tu2", "1000010\tAerosmith", "1000006\tU 2")
+AS_ALIAS_OK = lines("1000006\t1")
+
+
+def ascrob(plays: FileData = AS_PLAYS_OK, art: FileData = AS_ART_OK, alias: FileData | None = AS_ALIAS_OK) -> dict[str, FileData]:
+    return {AS_PLAYS: plays, AS_ART: art, **({AS_ALIAS: alias} if alias is not None else {})}
+
+
+def aliases(**want: int) -> Callable[[Path, dict], None]:
+    """The plays file's alias-merge counts (``files[user_artist_data.txt].aliases``)."""
+    def check(out: Path, rep: dict) -> None:
+        got = rep["files"][AS_PLAYS]["aliases"]
+        assert {k: got[k] for k in want} == want, got
+    return check
+
+
+def play_items(*want: tuple[str, str, int]) -> Callable[[Path, dict], None]:
+    """The kept plays as sorted (user_id, item_id, playcount) triples."""
+    def check(out: Path, rep: dict) -> None:
+        p = pd.read_parquet(out / "plays")
+        assert sorted(zip(p["user_id"], p["item_id"], p["playcount"])) == sorted(want)
+    return check
 
 
 # --------------------------------------------------------------------------- the corpus
@@ -1001,6 +1043,93 @@ CASES: list[Case] = [
     Case("kaggle_history_share_below_limit", "kaggle", kaggle(hist=lambda: _many_rows(1500, bad_every=3)),
          Quarantined({INFO: 3, HIST: 1000}, {HIST: {"playcount_not_integer": 500}}),
          note="a third of the rows bad: below the default share of 0.5, quarantined"),
+    # ---- round 3 (#15): formats people actually have
+    # the MSD tutorial table (10000.txt merged with the Turi song_data.csv), one file, as the notebooks write it
+    Case("tutorial_table_as_published", "msd_tutorial", {TUT: lines("," + TUT_HEADER, *(f"{i},{r}" for i, r in
+                                                                                   enumerate(TUT_ROWS)))},
+         Parsed({TUT: 3}), check=all_of(item_field(SO1, "name", "The Cove"), item_field(SO2, "year", 1974),
+                                        lambda out, rep: pd.isna(items(out).loc[SO1, "year"]), output(items=2, users=2)),
+         note="pandas to_csv's leading unnamed index column is an ignored extra column; year 0 = unknown -> null"),
+    Case("tutorial_table_play_count_aliases", "msd_tutorial",
+         tut(*TUT_ROWS, header="user_id,song_id,play_count,title,release,artist_name,year"), Parsed({TUT: 3})),
+    Case("tutorial_table_any_csv_name", "msd_tutorial", {"triplets_merged.csv.gz": lambda: gzip.compress(
+        lines("artist_name,title,plays,song_id,user_id,year", f"Jack Johnson,The Cove,3,{SO1},{U1},0"), mtime=0)},
+         Parsed({"triplets_merged.csv.gz": 1}), note="the folder's only CSV file, columns in any order, compressed"),
+    Case("tutorial_table_two_csv_files", "msd_tutorial", {"a.csv": lines(TUT_HEADER), "b.csv": lines(TUT_HEADER)},
+         Error((r"2 CSV files and none named song_df\.csv or msd_tutorial\.csv", r"'a\.csv', 'b\.csv'",
+                r"Rename it to song_df\.csv"))),
+    Case("tutorial_table_no_count_column", "msd_tutorial",
+         tut(f"{U1},{SO1},1,The Cove,Thicker,Jack Johnson,0", header="user_id,song_id,listens,title,release,artist_name,year"),
+         Error((r"song_df\.csv", r"line 1\b", r"missing column\(s\) listen_count",
+                r"listen_count may also be named playcount, play_count, plays, count")), stage=True),
+    Case("tutorial_table_bad_rows", "msd_tutorial",
+         tut(*TUT_ROWS, f"{U1},{SO1},1,The Cove (Live),Thicker Than Water,Jack Johnson,2003",
+             f"{U3},{SO3},1,Song,Album,Artist,nineteen", f"user7,{SO3},1,Song,Album,Artist,1999",
+             f"{U3},SO-BAD,1,Song,Album,Artist,1999", f"{U3},{SO3},0,Song,Album,Artist,1999"),
+         Quarantined({TUT: 3}, {TUT: {"duplicate_row": 1, "invalid_numeric_field": 1, "malformed_user_id": 1,
+                                      "malformed_item_id": 1, "playcount_out_of_range": 1}}),
+         check=item_field(SO1, "name", "The Cove"),
+         note="a triplet repeated with other metadata (a merge without dropping the Turi duplicates) is the same "
+              "play: duplicate_row, the first row's metadata kept"),
+    # the Turi song_data.csv as Taste Profile metadata keyed by SO id
+    Case("taste_turi_song_data", "taste_profile",
+         taste(meta=lines(TURI_HEADER, f"{SO1},One,Album,Art,0", f"{SO2},\"Two, Live\",Album,Art2,1999",
+                          f"{SO2},Two,Album,Art2,1999", f"{SO2},\"Two, Live\",Album,Art2,1999"), meta_name=SONG_DATA),
+         Quarantined({TRIP: 3, SONG_DATA: 2}, {SONG_DATA: {"duplicate_item_conflict": 1, "duplicate_row": 1}}),
+         check=all_of(item_field(SO2, "name", "Two, Live"), join(plays_matched=3, plays_unmatched=0,
+                                                               metadata_layout="turi_song_data")),
+         note="plays keep their SO ids (no TR ids in the file); a repeated song id keeps its first row"),
+    Case("taste_song_data_unknown_layout", "taste_profile",
+         taste(meta=lines("id,name,artist", "1,One,Art"), meta_name=SONG_DATA),
+         Error((r"song_data\.csv: line 1\b", r"neither published song_data\.csv layout",
+                r"song_id,title,artist_name,year"))),
+    # a generic triplet table: every play-count alias, and the error names them
+    Case("kaggle_history_listen_count_header", "kaggle", kaggle(hist=lines("track_id,user_id,listen_count",
+                                                                          "TRA,u1,3", "TRB,u2,1")),
+         Parsed({INFO: 3, HIST: 2})),
+    Case("kaggle_history_unknown_count_header", "kaggle", kaggle(hist=lines("track_id,user_id,n_listens", "TRA,u1,3")),
+         Error((r"User Listening History\.csv", r"missing column\(s\) playcount",
+                r"playcount may also be named play_count, listen_count, plays, count"))),
+    # Audioscrobbler 2005: artist_data.txt, artist_alias.txt and user_artist_data.txt quirks of the real dump
+    Case("audioscrobbler_as_published", "audioscrobbler", ascrob(),
+         Parsed({AS_ART: 3, AS_ALIAS: 1, AS_PLAYS: 3}),
+         check=all_of(play_items(("1000002", "1", 55), ("1000002", "1", 33), ("1000019", "1000010", 238)),
+                      aliases(rows_resolved=1, artists_resolved=1, rows_merged=1, pairs_merged=1)),
+         note="the aliased row is kept under the good id (counted as kept); the transform sums the pair to 88"),
+    Case("audioscrobbler_artist_data_quirks", "audioscrobbler",
+         ascrob(art=lines("1\t  u2 ", "1000010 Aerosmith", "\tNobody", "abc\tLetters", "1000010\tAerosmith",
+                          "1000010\tAero Smith", "1000011\t", "1000012\tA\tB")),
+         Quarantined({AS_ART: 3, AS_ALIAS: 1, AS_PLAYS: 3},
+                     {AS_ART: {"wrong_field_count": 2, "missing_item_id": 1, "malformed_item_id": 1,
+                               "duplicate_item_conflict": 1}}),
+         check=all_of(item_field("1", "name", "u2"), lambda out, rep: pd.isna(items(out).loc["1000011", "name"])),
+         note="stray whitespace stripped; an id without a name kept with a null name"),
+    Case("audioscrobbler_alias_quirks", "audioscrobbler",
+         ascrob(plays=lines("1000002 7 1", "1000002 8 2", "1000002 5 4", "1000002 9 3", "1000002 3 1"),
+                art=lines("1\tu2", "2\tX", "3\tY"),
+                alias=lines("\t1", "7\t8", "8\t1", "7\t2", "7\t8", "5\t6", "6\t5", "9\t9", "x\t1", "4\t")),
+         Quarantined({AS_ART: 3, AS_ALIAS: 2, AS_PLAYS: 5},
+                     {AS_ALIAS: {"missing_item_id": 2, "malformed_item_id": 1, "duplicate_alias_conflict": 1,
+                                 "duplicate_row": 1, "alias_cycle": 3}}),
+         check=all_of(play_items(("1000002", "1", 1), ("1000002", "1", 2), ("1000002", "5", 4), ("1000002", "9", 3),
+                                 ("1000002", "3", 1)),
+                      aliases(rows_resolved=2, artists_resolved=2, rows_merged=1, pairs_merged=1),
+                      lambda out, rep: rep["files"][AS_ALIAS]["aliases_chained"] == 1),
+         note="7 -> 8 -> 1 resolved transitively to 1; 5 <-> 6 and 9 -> 9 never end: alias_cycle, left as they are"),
+    Case("audioscrobbler_plays_quirks", "audioscrobbler",
+         ascrob(plays=lines("1000002 1 55", "1000002  1 3", "u7 1 2", "1000002 1 0", "1000002 1 55", "1000002 x 1",
+                            "1000002 1000010 2.0")),
+         Quarantined({AS_ART: 3, AS_ALIAS: 1, AS_PLAYS: 2},
+                     {AS_PLAYS: {"wrong_field_count": 1, "malformed_user_id": 1, "playcount_out_of_range": 1,
+                                 "duplicate_row": 1, "malformed_item_id": 1}}),
+         check=play_items(("1000002", "1", 55), ("1000002", "1000010", 2))),
+    Case("audioscrobbler_plays_tab_separated", "audioscrobbler", ascrob(plays=lines("1000002\t1\t55", "1000019\t1\t3")),
+         Error((r"user_artist_data\.txt: line 1\b", r"expected 3 space-separated fields", r"looks tab-separated"))),
+    Case("audioscrobbler_without_alias_file", "audioscrobbler", ascrob(alias=None), Parsed({AS_ART: 3, AS_PLAYS: 3}),
+         check=all_of(aliases(rows_resolved=0, rows_merged=0), join(alias_file_present=False))),
+    Case("audioscrobbler_tar_not_extracted", "audioscrobbler", {"profiledata_06-May-2005.tar.gz": b"\x1f\x8b"},
+         Error((r"'user_artist_data\.txt'", r"not found", r"profiledata_06-May-2005\.tar\.gz: tar archives are not "
+                r"read in place; extract it first"))),
 ]
 
 
@@ -1110,7 +1239,7 @@ def test_corpus_covers_the_issue() -> None:
     assert len(CASES) >= 30
     assert len({c.name for c in CASES}) == len(CASES)
     sources = {c.source for c in CASES}
-    assert {"synthetic", "kaggle", "taste_profile", "lastfm_1k", "lastfm_360k", "hetrec_lastfm_2k"} <= sources
+    assert set(SOURCES) <= sources  # every registered source has cases
     kinds = Counter(type(c.expect).__name__ for c in CASES)
     assert all(kinds[k] >= 5 for k in ("Parsed", "Quarantined", "Error")), kinds
     assert len(STAGE_CASES) >= 3
