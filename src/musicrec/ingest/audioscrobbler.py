@@ -67,8 +67,8 @@ ARTISTS_NAME = "artist_data.txt"
 ALIAS_NAME = "artist_alias.txt"
 
 PLAYS_SPEC = TableSpec(
-    columns=("user", "artist", "playcount"), sep=" ", header="none",
-    aliases={"user": ("userid", "user_id"), "artist": ("artistid", "artist_id"),
+    columns=("userid", "artistid", "playcount"), sep=" ", header="none",
+    aliases={"userid": ("user", "user_id"), "artistid": ("artist", "artist_id"),
              "playcount": play_count_aliases("playcount")},
     description="Audioscrobbler user-artist play counts",
 )
@@ -181,8 +181,8 @@ def load_catalog(inputs: Inputs, ctx: Context) -> Catalog:
 
 
 def _build_plays(f: pa.Table, checks: Checks, max_playcount: int, aliases: Aliases) -> pa.Table:
-    users = numeric_ids(f["user"], checks, "user_id")
-    artists = numeric_ids(f["artist"], checks, "item_id")
+    users = numeric_ids(f["userid"], checks, "user_id")
+    artists = numeric_ids(f["artistid"], checks, "item_id")
     counts = parse_playcount(f["playcount"], checks, max_playcount)
     resolved = pc.coalesce(pc.take(aliases.good, pc.index_in(artists, value_set=aliases.bad)), artists)
     return plays_table(users, resolved, counts, None, f["_line"],

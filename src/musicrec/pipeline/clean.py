@@ -251,8 +251,9 @@ class _Accumulator:
         self.playcount_sum += int(pc.sum(plays["playcount"]).as_py())
         self.with_ts += plays.num_rows - plays["timestamp"].null_count
         if self.derived:
-            meta = plays.select(["item_id", *(c for c in DERIVED_ITEM_COLUMNS if c in plays.column_names)]).to_pandas()
-            self.derived_items.append(pa.Table.from_pandas(meta.drop_duplicates("item_id"), preserve_index=False))
+            meta = plays.select(["item_id", *(c for c in DERIVED_ITEM_COLUMNS if c in plays.column_names)])
+            self.derived_items.append(pa.Table.from_pandas(meta.to_pandas().drop_duplicates("item_id"),
+                                                           schema=meta.schema, preserve_index=False))
         pq.write_table(_plays_out(plays), plays_dir / f"part-{self.parts:05d}.parquet", **PARQUET_OPTS)
         self.parts += 1
 

@@ -13,6 +13,7 @@ import pytest
 
 from musicrec.pipeline.clean import CleanConfig, clean
 from musicrec.config import CleanParams
+from musicrec.ingest import SOURCES
 from musicrec.ingest.spec import TableSpec
 from musicrec.schema import ITEM_COLUMNS, PLAY_COLUMNS
 
@@ -44,9 +45,9 @@ def plays_ok(out: Path) -> pd.DataFrame:
 
 
 def source_specs() -> list[TableSpec]:
-    specs = [v for m in ("kaggle", "taste_profile", "lastfm_1k", "lastfm_360k", "hetrec")
-             for v in vars(importlib.import_module(f"musicrec.ingest.{m}")).values() if isinstance(v, TableSpec)]
-    assert len(specs) >= 10
+    specs = [v for m in sorted({s.adapter for s in SOURCES.values()})
+             for v in vars(importlib.import_module(m)).values() if isinstance(v, TableSpec)]
+    assert len(specs) >= 15
     return specs
 
 
