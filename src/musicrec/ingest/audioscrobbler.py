@@ -1,8 +1,10 @@
 """Audioscrobbler 2005 (the Last.fm predecessor dump of "Advanced Analytics with Spark"): artist-level plays.
 
-Files (from ``profiledata_06-May-2005.tar.gz``, extracted: tar archives are not read in place;
-each file may also be ``.gz``/``.bz2``/``.xz``/``.zip`` compressed; looked for in the folder
-and one level of sub-folders):
+Files, as extracted from ``profiledata_06-May-2005.tar.gz`` (each may also be
+``.gz``/``.bz2``/``.xz``/``.zip`` compressed; looked for in the folder and one level of
+sub-folders), or, when ``user_artist_data.txt`` is not there, read in place from that
+archive (:data:`TAR_NAMES`, streamed member by member, never extracted; the three files
+must then be in it):
 
 * ``user_artist_data.txt``: ``user artist playcount``, space-separated, numeric ids, no
   header (~24M lines, 400 MB; streamed in chunks);
@@ -65,6 +67,7 @@ from musicrec.ingest.values import Checks, empty_to_null, numeric_ids, parse_pla
 PLAYS_NAME = "user_artist_data.txt"
 ARTISTS_NAME = "artist_data.txt"
 ALIAS_NAME = "artist_alias.txt"
+TAR_NAMES = ("profiledata_06-May-2005.tar.gz", "profiledata_06-May-2005.tar")  # as published (Audioscrobbler, AWS)
 
 PLAYS_SPEC = TableSpec(
     columns=("userid", "artistid", "playcount"), sep=" ", header="none",
@@ -94,7 +97,12 @@ class Inputs:
 
 
 def locate(input_dir: Path) -> Inputs:
-    plays = find_file(input_dir, (PLAYS_NAME,), "the Audioscrobbler user-artist play counts")
+    if find_file(input_dir, (PLAYS_NAME,), "plays", required=False) is None:
+        tar = find_file(input_dir, TAR_NAMES, "the Audioscrobbler archive", required=False)
+        if tar is not None:
+            return Inputs(InputFile(tar, PLAYS_NAME), InputFile(tar, ARTISTS_NAME), InputFile(tar, ALIAS_NAME))
+    plays = find_file(input_dir, (PLAYS_NAME,), "the Audioscrobbler user-artist play counts, or the archive "
+                      f"{TAR_NAMES[0]}")
     artists = find_file(input_dir, (ARTISTS_NAME,), "the Audioscrobbler artist names")
     alias = find_file(input_dir, (ALIAS_NAME,), "the Audioscrobbler artist aliases", required=False)
     assert plays is not None and artists is not None

@@ -29,7 +29,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from musicrec.ingest.values import Checks
-from musicrec.ingest.inputs import COMPRESSED_SUFFIXES, DEFAULT_POLICY, InputFile, InputFormatError, InputPolicy
+from musicrec.ingest.inputs import (
+    COMPRESSED_SUFFIXES, DEFAULT_POLICY, TAR_SUFFIXES, InputFile, InputFormatError, InputPolicy,
+)
 from musicrec.ingest.quarantine import with_file
 from musicrec.ingest.reader import iter_records
 from musicrec.ingest.spec import ReaderStats, TableSpec
@@ -216,10 +218,8 @@ def read_table(inp: "InputFile", spec: "TableSpec", ctx: Context, report: FileRe
     return table, quarantine, np.concatenate(lines), pa.concat_arrays([r for r in raws]) if raws else pa.array([], pa.string())
 
 
-# Tar archives (a source published as one, e.g. Audioscrobbler's profiledata_06-May-2005.tar.gz, is read extracted).
-_TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
-# Names never looked for compressed: archives, and SQLite databases (they need random access).
-_NOT_COMPRESSED = (".zip", ".db")
+# Names never looked for compressed: archives (zip, tar), and SQLite databases (they need random access).
+_NOT_COMPRESSED = (".zip", ".db", *TAR_SUFFIXES)
 
 
 def find_file(input_dir: Path, names: tuple[str, ...], what: str, required: bool = True) -> Path | None:
@@ -250,9 +250,9 @@ def find_file(input_dir: Path, names: tuple[str, ...], what: str, required: bool
                   and Path(f).name in {n + s for s in COMPRESSED_SUFFIXES}]
         hint = (f" ({', '.join(packed)}: archives and SQLite databases are not read compressed; decompress it "
                 f"first)" if packed else "")
-        tars = [f for f in found if f.lower().endswith(_TAR_SUFFIXES)]
-        hint += (f" ({', '.join(tars)}: tar archives are not read in place; extract it first, e.g. `tar xzf "
-                 f"{Path(tars[0]).name}` in {input_dir}, and keep the extracted files)" if tars else "")
+        tars = [f for f in found if f.lower().endswith(TAR_SUFFIXES)]
+        hint += (f" ({', '.join(tars)}: this source does not read a tar archive in place; extract it first, e.g. "
+                 f"`tar xf {Path(tars[0]).name}` in {input_dir}, and keep the extracted files)" if tars else "")
         raise InputFormatError(
             f"{input_dir}: {' or '.join(repr(n) for n in names)} ({what}) not found in the folder or its "
             f"sub-folders (also looked for {', '.join(COMPRESSED_SUFFIXES)} copies){hint}. Found: {found}"

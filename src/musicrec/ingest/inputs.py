@@ -1,7 +1,7 @@
 """Raw input files: where they may be (:class:`InputPolicy`) and how they are opened (:class:`InputFile`).
 
-An input is a plain file, a ``.gz``/``.bz2``/``.xz`` file (decompressed by name) or a
-member of a ``.zip`` archive; compressed data is read streaming, through a wrapper
+An input is a plain file, a ``.gz``/``.bz2``/``.xz`` file (decompressed by name), a
+member of a ``.zip`` archive or a member of a tar archive (``.tar``, ``.tar.gz``, ...: read as a stream); compressed data is read streaming, through a wrapper
 that enforces the ``data.*`` size and ratio limits while it is read and turns broken
 data into :class:`InputFormatError` naming the file (and member). Encrypted members
 and unsupported zip methods are refused with what to do; gzip data and zip archives
@@ -16,6 +16,7 @@ import gzip
 import io
 import lzma
 import os
+import tarfile
 import zipfile
 import zlib
 from dataclasses import dataclass, fields
@@ -98,12 +99,22 @@ COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zip")
 RATIO_MIN_BYTES = 1 << 20
 
 
+#: Tar archives (plain or compressed): read in place as a stream, one member at a time (:class:`InputFile`
+#: with a ``member``); a source published as one (Audioscrobbler) looks for it by name.
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+
+
+def is_tar(path: Path) -> bool:
+    return path.name.lower().endswith(TAR_SUFFIXES)
+
+
 @dataclass(frozen=True)
 class InputFile:
-    """A raw input file: a path (plain, ``.gz``, ``.bz2``, ``.xz`` or ``.zip``), or a member of a zip.
+    """A raw input file: a path (plain, ``.gz``, ``.bz2``, ``.xz`` or ``.zip``), or a member of a zip or tar archive.
 
     A ``.zip`` path without ``member`` reads the member named like the path
-    without ``.zip`` (any folder), or else the archive's only file.
+    without ``.zip`` (any folder), or else the archive's only file. A tar path
+    (:data:`TAR_SUFFIXES`) needs a ``member``: the first regular file of that base name.
     """
 
     path: Path
@@ -128,13 +139,18 @@ class InputFile:
             raise InputFormatError(f"{self.path}: file not found")
         if not self.path.is_file():
             raise InputFormatError(f"{self.path}: expected a file, found a directory or special file")
-        return (policy or DEFAULT_POLICY).check_path(self.path, "the zip archive" if self.member else "the input file")
+        what = ("the tar archive" if is_tar(self.path) else "the zip archive") if self.member else "the input file"
+        return (policy or DEFAULT_POLICY).check_path(self.path, what)
 
     def open(self, policy: InputPolicy | None = None) -> BinaryIO:
         """Open for binary reading, decompressing by name; refuse compressed-under-wrong-name and binary files."""
         policy = policy or DEFAULT_POLICY
         path = self.checked_path(policy)
         suffix = self.path.suffix.lower()
+        if is_tar(self.path):
+            if self.member is None:
+                raise ValueError(f"{self.path}: a tar archive is read one member at a time; give the member")
+            return _open_tar_member(self.path, path, self.member, policy)
         if self.member is not None or suffix == ".zip":
             return _open_zip_member(self.path, path, self.member or self.published_name, policy,
                                     any_file=self.member is None)
@@ -167,7 +183,8 @@ _DECOMPRESSORS = {
     ".xz": ("xz", lambda fh: lzma.LZMAFile(fh, "rb")),
 }
 # what a broken compressed stream raises (gzip.BadGzipFile and bz2's "Invalid data stream" are OSErrors)
-_DATA_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, NotImplementedError)
+_DATA_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, NotImplementedError,
+                tarfile.TarError)
 
 
 class _Counting(io.RawIOBase):
@@ -333,3 +350,42 @@ def _open_zip_member(path: Path, full: Path, member: str, policy: InputPolicy, a
         raise
     raw.count = 0  # count only the member's own compressed bytes from here
     return _Guarded(inner, raw, where, "zip member", policy, closers=(zf,))  # type: ignore[return-value]
+
+
+def _open_tar_member(path: Path, full: Path, member: str, policy: InputPolicy) -> BinaryIO:
+    """Open the first regular file named ``member`` (base name, any folder; ``__MACOSX`` and hidden files
+    aside) of the tar archive ``path`` (resolved: ``full``; plain or gzip/bzip2/xz-compressed), as a stream:
+    the members before it are read past, never extracted. Limits and corrupt data as for zip members."""
+    raw = _Counting(open(full, "rb"))
+    name = path.name.lower()
+    suffix = ".gz" if name.endswith(".tgz") else Path(name).suffix
+    try:  # our decompressors, not tarfile's: they detect a compressed stream cut short (tarfile would just stop)
+        stream = _DECOMPRESSORS[suffix][1](raw) if suffix in _DECOMPRESSORS else raw
+        tf = tarfile.open(fileobj=stream, mode="r|")
+    except _DATA_ERRORS as err:
+        raw.close()
+        if not isinstance(err, tarfile.TarError):
+            raise _corrupt(f"{path}", "tar archive", err) from None
+        raise InputFormatError(f"{path}: not a valid tar archive ({type(err).__name__}: {err}); expected the "
+                               f"archive as published. Download it again and check its checksum") from None
+    try:
+        seen: list[str] = []
+        try:
+            for info in tf:
+                base = info.name.rsplit("/", 1)[-1]
+                if info.isfile() and base == member and "__MACOSX" not in info.name and not base.startswith("."):
+                    where = f"{path}: member {info.name!r}"
+                    _check_limits(where, info.size, full.stat().st_size, policy)
+                    inner = tf.extractfile(info)
+                    assert inner is not None  # a regular file
+                    return _Guarded(inner, raw, where, "tar member", policy, closers=(tf,))  # type: ignore[arg-type]
+                if info.isfile() and len(seen) < 30:
+                    seen.append(info.name)
+        except _DATA_ERRORS as err:
+            raise _corrupt(f"{path}", "tar archive", err) from None
+        raise InputFormatError(f"{path}: no member named {member!r} in the tar archive; expected the archive as "
+                               f"published, with that file. Found: {seen}")
+    except BaseException:
+        tf.close()
+        raw.close()
+        raise

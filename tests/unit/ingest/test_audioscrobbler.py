@@ -80,3 +80,42 @@ def test_published_fixture_reports_the_alias_merge(tmp_path: Path) -> None:
     assert rep["files"]["user_artist_data.txt"]["aliases"] == {"rows_resolved": 2, "artists_resolved": 2,
                                                                "rows_merged": 1, "pairs_merged": 1}
     assert rep["join"]["plays_unmatched"] == 0 and rep["join"]["alias_file_present"] is True
+
+
+def _tar_gz(path: Path, files: dict[str, bytes]) -> Path:
+    import io
+    import tarfile
+
+    path.parent.mkdir(parents=True)
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in {"README.txt": b"readme\n", **files}.items():
+            info = tarfile.TarInfo(f"profiledata_06-May-2005/{name}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_the_published_tar_is_read_in_place_like_the_extracted_files(tmp_path: Path) -> None:
+    base = clean("audioscrobbler", write(tmp_path / "plain", MANY), tmp_path / "out1", CleanConfig(chunk_rows=2))
+    tar = _tar_gz(tmp_path / "tar" / "profiledata_06-May-2005.tar.gz", MANY)
+    rep = clean("audioscrobbler", tar.parent, tmp_path / "out2", CleanConfig(chunk_rows=2))
+    assert {f.split(":", 1)[1]: (r["rows_read"], r["kept"]) for f, r in rep["files"].items()} == \
+        {f: (r["rows_read"], r["kept"]) for f, r in base["files"].items()}
+    assert rep["files"][f"{tar.name}:user_artist_data.txt"]["aliases"] == MERGES
+    for part in ("plays", "items.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "out2" / part), pd.read_parquet(tmp_path / "out1" / part))
+
+
+def test_a_tar_cut_short_inside_the_plays_is_refused_naming_it(tmp_path: Path) -> None:
+    import random
+
+    from musicrec.ingest.inputs import InputFormatError
+
+    rng = random.Random(3)
+    plays = "".join(f"{rng.randrange(10**6)} {rng.randrange(10**7)} {rng.randrange(1, 999)}\n" for _ in range(30_000))
+    tar = _tar_gz(tmp_path / "tar" / "profiledata_06-May-2005.tar.gz",
+                  {**MANY, "user_artist_data.txt": plays.encode()})
+    tar.write_bytes(tar.read_bytes()[:len(tar.read_bytes()) * 2 // 3])
+    with pytest.raises(InputFormatError, match=r"profiledata_06-May-2005\.tar\.gz.*corrupt or cut short") as err:
+        clean("audioscrobbler", tar.parent, tmp_path / "out", CleanConfig(chunk_rows=5_000))
+    assert "Download it again" in str(err.value) and not (tmp_path / "out").exists()

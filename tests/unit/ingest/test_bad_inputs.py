@@ -444,12 +444,33 @@ def ascrob(plays: FileData = AS_PLAYS_OK, art: FileData = AS_ART_OK, alias: File
     return {AS_PLAYS: plays, AS_ART: art, **({AS_ALIAS: alias} if alias is not None else {})}
 
 
-def aliases(**want: int) -> Callable[[Path, dict], None]:
-    """The plays file's alias-merge counts (``files[user_artist_data.txt].aliases``)."""
+def aliases_in(file: str, **want: int) -> Callable[[Path, dict], None]:
+    """A plays file's alias-merge counts (``files[file].aliases``)."""
     def check(out: Path, rep: dict) -> None:
-        got = rep["files"][AS_PLAYS]["aliases"]
+        got = rep["files"][file]["aliases"]
         assert {k: got[k] for k in want} == want, got
     return check
+
+
+def aliases(**want: int) -> Callable[[Path, dict], None]:
+    return aliases_in(AS_PLAYS, **want)
+
+
+AS_TAR = "profiledata_06-May-2005.tar.gz"
+
+
+def tar_gz(files: dict[str, FileData], folder: str = "profiledata_06-May-2005") -> bytes:
+    """A gzipped tar of ``files`` under ``folder``/ with a README.txt first, as the dump is published."""
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in {"README.txt": b"Audioscrobbler data\n", **files}.items():
+            payload = data() if callable(data) else data
+            info = tarfile.TarInfo(f"{folder}/{name}")
+            info.size, info.mtime = len(payload), 1115337600
+            tf.addfile(info, io.BytesIO(payload))
+    return buf.getvalue()
 
 
 def play_items(*want: tuple[str, str, int]) -> Callable[[Path, dict], None]:
@@ -1127,9 +1148,19 @@ CASES: list[Case] = [
          Error((r"user_artist_data\.txt: line 1\b", r"expected 3 space-separated fields", r"looks tab-separated"))),
     Case("audioscrobbler_without_alias_file", "audioscrobbler", ascrob(alias=None), Parsed({AS_ART: 3, AS_PLAYS: 3}),
          check=all_of(aliases(rows_resolved=0, rows_merged=0), join(alias_file_present=False))),
-    Case("audioscrobbler_tar_not_extracted", "audioscrobbler", {"profiledata_06-May-2005.tar.gz": b"\x1f\x8b"},
-         Error((r"'user_artist_data\.txt'", r"not found", r"profiledata_06-May-2005\.tar\.gz: tar archives are not "
-                r"read in place; extract it first"))),
+    Case("audioscrobbler_tar_read_in_place", "audioscrobbler", {AS_TAR: lambda: tar_gz(ascrob())},
+         Parsed({f"{AS_TAR}:{AS_ART}": 3, f"{AS_TAR}:{AS_ALIAS}": 1, f"{AS_TAR}:{AS_PLAYS}": 3}),
+         check=aliases_in(f"{AS_TAR}:{AS_PLAYS}", rows_resolved=1, rows_merged=1),
+         note="the published profiledata_06-May-2005.tar.gz (a folder, README.txt and the three files), streamed"),
+    Case("audioscrobbler_tar_without_alias_member", "audioscrobbler",
+         {AS_TAR: lambda: tar_gz({AS_PLAYS: AS_PLAYS_OK, AS_ART: AS_ART_OK})},
+         Error((re.escape(AS_TAR), r"no member named 'artist_alias\.txt' in the tar archive",
+                r"profiledata_06-May-2005/user_artist_data\.txt"))),
+    Case("audioscrobbler_tar_cut_short", "audioscrobbler", {AS_TAR: lambda: tar_gz(ascrob())[:-40]},
+         Error((re.escape(AS_TAR), r"corrupt or cut short", r"Download it again"))),
+    Case("lastfm_360k_tar_not_extracted", "lastfm_360k", {"lastfm-dataset-360K.tar.gz": lambda: tar_gz({P360: b""})},
+         Error((r"'usersha1-artmbid-artname-plays\.tsv'", r"not found", r"lastfm-dataset-360K\.tar\.gz: this source "
+                r"does not read a tar archive in place; extract it first"))),
 ]
 
 
