@@ -161,3 +161,11 @@ def test_lastfm_1k_excerpt(tmp_path: Path) -> None:
     assert set(plays["user_id"]) == {"user_000001", "user_000002"}
     assert plays["item_id"].str.startswith("name:").any()  # empty MBIDs fall back to a name key
     assert rep["output"]["plays_with_timestamp"] == 5_000
+
+
+def test_the_params_comment_names_every_source() -> None:
+    """params.yaml's comment above ``data.source`` lists the values a user may choose: all of SOURCES."""
+    text = (Path(__file__).resolve().parents[3] / "params.yaml").read_text()
+    comment = text[text.index("data:"):text.index("  source:")]
+    named = set(re.findall(r"[a-z][a-z0-9_]+", comment.split("#", 1)[1]))
+    assert set(SOURCES) <= named, sorted(set(SOURCES) - named)
