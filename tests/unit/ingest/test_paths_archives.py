@@ -112,6 +112,18 @@ def test_zip_archive_symlinked_out_of_the_repo_is_refused(tmp_path: Path, foreig
     _assert_refused(_stage(repo, Path("data/raw/hetrec_lastfm_2k")), "hetrec2011-lastfm-2k.zip", "the zip archive")
 
 
+def test_tar_archive_symlinked_out_of_the_repo_is_refused(tmp_path: Path, foreign: Path) -> None:
+    import tarfile
+
+    repo = _repo(tmp_path, "audioscrobbler")
+    raw = repo / "data" / "raw" / "audioscrobbler"
+    raw.mkdir()
+    with tarfile.open(foreign / "p.tar.gz", "w:gz") as tf:
+        tf.add(foreign / "passwd", arcname="profiledata_06-May-2005/user_artist_data.txt")
+    (raw / "profiledata_06-May-2005.tar.gz").symlink_to(foreign / "p.tar.gz")
+    _assert_refused(_stage(repo, Path("data/raw/audioscrobbler")), "profiledata_06-May-2005.tar.gz", "the tar archive")
+
+
 def test_absolute_input_folder_outside_the_repo_is_refused(tmp_path: Path, foreign: Path) -> None:
     repo = _repo(tmp_path)
     _assert_refused(_stage(repo, foreign), str(foreign))
