@@ -79,6 +79,12 @@ def locate(input_dir: Path) -> Inputs:
                 f"{[str(p.relative_to(input_dir)) for p in found][:30]}; expected the MSD tutorial table (header "
                 f"user_id,song_id,listen_count,title,release,artist_name,year) under one of those names, or as the "
                 f"folder's only CSV file. Rename it to {TABLE_NAMES[0]} or move the other files")
+        if len(found) == 1 and found[0].name.lower().startswith("song_data.csv"):
+            raise InputFormatError(
+                f"{found[0]}: this is song_data.csv (the Turi song metadata, or the MSD subset's), not the merged "
+                f"tutorial table; expected {' or '.join(TABLE_NAMES)} with header user_id,song_id,listen_count,title,"
+                f"release,artist_name,year. To read song_data.csv with the triplets file 10000.txt, set data.source: "
+                f"taste_profile and place both files in its folder")
         if not found:
             find_file(input_dir, TABLE_NAMES, "the MSD tutorial table, header user_id,song_id,listen_count,title,"
                       "release,artist_name,year; or the folder's only CSV file")

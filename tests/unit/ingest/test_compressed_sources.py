@@ -1,4 +1,5 @@
-"""Every source reads its files compressed in place: ``<name>.gz`` and ``<name>.zip`` (a member named as published).
+"""Every source reads its files compressed in place: ``<name>.gz`` (``.bz2``, ``.xz``) and ``<name>.zip`` (a member
+named as published, at the top or in a folder next to other files).
 
 Parametrised over every ``SOURCES`` entry with its small published-shape fixture
 (:mod:`published`), so a newly registered source is covered (and fails here until it has a
@@ -9,8 +10,10 @@ compressed again.
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
+import lzma
 import sys
 import zipfile
 from pathlib import Path
@@ -27,15 +30,21 @@ from musicrec.pipeline.clean import CleanConfig, clean  # noqa: E402
 AS_PUBLISHED = (".zip", ".db")  # never compressed again (find_file does not look for them compressed)
 
 
-def _zip(member: str, data: bytes) -> bytes:
+def _zip_members(members: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr(zipfile.ZipInfo(member, date_time=(2005, 5, 6, 0, 0, 0)), data)
+        for member, data in members.items():
+            z.writestr(zipfile.ZipInfo(member, date_time=(2005, 5, 6, 0, 0, 0)), data)
     return buf.getvalue()
 
 
+def _zip(member: str, data: bytes) -> bytes:
+    return _zip_members({member: data})
+
+
 def _write(folder: Path, files: dict[str, bytes], mode: str) -> dict[str, str]:
-    """Write ``files`` into ``folder`` as ``mode`` (plain | gz | zip); returns published name -> name written."""
+    """Write ``files`` into ``folder`` as ``mode`` (plain, gz, bz2, xz, zip, zip_in_folder); returns published
+    name -> name written."""
     folder.mkdir(parents=True)
     names = {}
     for name, data in files.items():
@@ -43,8 +52,14 @@ def _write(folder: Path, files: dict[str, bytes], mode: str) -> dict[str, str]:
             out, payload = name, data
         elif mode == "gz":
             out, payload = name + ".gz", gzip.compress(data, mtime=0)
-        else:
+        elif mode == "bz2":
+            out, payload = name + ".bz2", bz2.compress(data)
+        elif mode == "xz":
+            out, payload = name + ".xz", lzma.compress(data)
+        elif mode == "zip":
             out, payload = name + ".zip", _zip(name, data)
+        else:  # zip_in_folder: the member inside a folder, next to a README, as archives are often made
+            out, payload = name + ".zip", _zip_members({f"download/{name}": data, "download/README.txt": b"readme"})
         (folder / out).write_bytes(payload)
         names[name] = out
     return names
@@ -58,7 +73,7 @@ def test_every_source_has_a_published_fixture() -> None:
     assert set(PUBLISHED) == set(SOURCES)
 
 
-@pytest.mark.parametrize("mode", ["gz", "zip"])
+@pytest.mark.parametrize("mode", ["gz", "bz2", "xz", "zip", "zip_in_folder"])
 @pytest.mark.parametrize("source", sorted(SOURCES))
 def test_source_reads_compressed_files_in_place(source: str, mode: str, tmp_path: Path) -> None:
     files = PUBLISHED[source]
