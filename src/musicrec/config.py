@@ -171,12 +171,15 @@ class DaskParams(Section):
 
 
 class SplitParams(Section):
-    method: Literal["random", "temporal", "cold_users"] = "random"
+    method: Literal["random", "temporal", "cold_users", "strong_generalization"] = "random"
     test_fraction: float = Field(0.2, gt=0, lt=1)
     validation_fraction: float = Field(0.1, ge=0, lt=1)
     min_user_items: int = Field(5, ge=2, le=1_000_000)
     cold_user_fraction: float = Field(0.1, gt=0, lt=1)
     cold_known_items: int = Field(3, ge=0, le=1_000_000)
+    heldout_users: int | None = Field(None, ge=1, le=2**31 - 1)
+    heldout_fraction: float = Field(0.1, gt=0, lt=0.5)
+    query_fraction: float = Field(0.8, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _fractions(self) -> "SplitParams":
@@ -257,6 +260,10 @@ class MlflowParams(Section):
     timeout_s: float = Field(10, gt=0, le=3600)
 
 
+# the cut-offs of the MSD strong-generalisation protocol (Liang et al. 2018): Recall@20, Recall@50, NDCG@100
+STRONG_GENERALIZATION_KS = (20, 50, 100)
+
+
 class Params(Section):
     seed: int = Field(ge=0, le=2**32 - 1)  # numpy RandomState (implicit's random_state) takes 32 bits
     data: DataParams
@@ -268,6 +275,15 @@ class Params(Section):
     train: TrainParams
     evaluate: EvaluateParams = EvaluateParams()
     mlflow: MlflowParams = MlflowParams()
+
+    @model_validator(mode="after")
+    def _protocol_cutoffs(self) -> "Params":
+        missing = [k for k in STRONG_GENERALIZATION_KS if k not in self.evaluate.k]
+        if self.interactions.split.method == "strong_generalization" and missing:
+            raise ValueError(
+                "interactions.split.method=strong_generalization reports Recall@20, Recall@50 and NDCG@100: "
+                f"add {missing} to evaluate.k (e.g. k: [20, 50, 100])")
+        return self
 
 
 def _yaml_kind(value: Any) -> str:

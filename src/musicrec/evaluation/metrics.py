@@ -27,6 +27,10 @@ With ``hit_i`` = 1 when the item at rank ``i`` (1-based) is relevant, ``H_k`` =
   ``IDCG_k = sum_{i <= min(R, k)} 1 / log2(i + 1)`` (binary gains)
 * ``ap@k = sum_{i<=k} hit_i * (H_i / i) / min(R, k)``; MAP@k is its mean over users
 * ``hit_rate@k = 1 if H_k > 0 else 0``
+* ``recall_capped@k = H_k / min(R, k)``: the Recall@k of the MSD strong-generalisation
+  protocol (Liang et al. 2018, ``Recall_at_k_batch``; Steck 2019), which can reach 1
+  when a user has more than k relevant items. Reported when the split is
+  ``strong_generalization`` (:func:`recall_capped_at_k`), not in ``ACCURACY_METRICS``.
 
 An item recommended twice to the same user counts as a hit only at its first rank,
 so every metric stays in ``[0, 1]``.
@@ -63,10 +67,12 @@ __all__ = [
     "n_relevant",
     "precision_at_k",
     "recall_at_k",
+    "recall_capped_at_k",
     "ndcg_at_k",
     "average_precision_at_k",
     "hit_rate_at_k",
     "accuracy_metrics",
+    "capped_recall_metrics",
     "implicit_precision",
 ]
 
@@ -190,6 +196,12 @@ def recall_at_k(hits: np.ndarray, nrel: np.ndarray, k: int) -> np.ndarray:
         return _nan_where_empty(_upto(hits, k).sum(axis=1) / nrel, nrel)
 
 
+def recall_capped_at_k(hits: np.ndarray, nrel: np.ndarray, k: int) -> np.ndarray:
+    """``H_k / min(R, k)`` per user (Liang et al.'s Recall@k)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _nan_where_empty(_upto(hits, k).sum(axis=1) / np.minimum(nrel, k), nrel)
+
+
 def _idcg(nrel: np.ndarray, k: int) -> np.ndarray:
     cum = np.concatenate([[np.nan], np.cumsum(_discount(k))])  # cum[0]=NaN: no relevant items
     return cum[np.minimum(nrel, k)]
@@ -261,6 +273,13 @@ def accuracy_metrics(
     for v in out.values():
         v[empty] = np.nan
     return out
+
+
+def capped_recall_metrics(recs: np.ndarray, relevant: sp.spmatrix, ks: int | Sequence[int]) -> dict[str, np.ndarray]:
+    """``{"recall_capped@k": per-user array}`` for every k (NaN: no relevant item)."""
+    hits = hits_matrix(recs, relevant)
+    nrel = n_relevant(relevant)
+    return {f"recall_capped@{k}": recall_capped_at_k(hits, nrel, k) for k in cutoffs(ks)}
 
 
 def implicit_precision(hits_at_k: np.ndarray, nrel: np.ndarray, k: int) -> float:

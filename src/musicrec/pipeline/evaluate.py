@@ -59,7 +59,8 @@ class Assessment:
 
 
 def assess(models: Mapping[str, Any], inter: Interactions, *, ks: list[int], main_k: int, bootstrap: int,
-           seed: int, item_vectors: Any = None) -> Assessment:
+           seed: int, item_vectors: Any = None, capped_recall: bool = False) -> Assessment:
+    """Score every model on test (and validation); ``capped_recall`` adds ``recall_capped@k`` (MSD protocol)."""
     ks = sorted(set(int(k) for k in ks))
     kmax = max(ks)
     query = inter.query_rows()
@@ -75,6 +76,8 @@ def assess(models: Mapping[str, Any], inter: Interactions, *, ks: list[int], mai
         recs = recs_by_model[name] = recommend_batched(model, test_users, query, kmax)
         rel = inter.test[test_users]
         pu = M.accuracy_metrics(recs, rel, ks)
+        if capped_recall:
+            pu.update(M.capped_recall_metrics(recs, rel, ks))
         per_user[name] = pu
         results[name] = E.evaluate_model(recs, inter.test, train_all, ks=ks, item_vectors=item_vectors,
                                          bootstrap=bootstrap, rng=rng, users=test_users, per_user=pu)
@@ -139,7 +142,8 @@ def assess_with_params(params: "Params", models: Mapping[str, Any], inter: Inter
 
     e = params.evaluate
     return assess(models, inter, ks=e.k, main_k=e.main_k, bootstrap=e.bootstrap, seed=params.seed,
-                  item_vectors=item_features_for(items, inter, params.train).vectors)
+                  item_vectors=item_features_for(items, inter, params.train).vectors,
+                  capped_recall=params.interactions.split.method == "strong_generalization")
 
 
 def run(params: "Params", paths: EvaluatePaths) -> dict[str, Any]:

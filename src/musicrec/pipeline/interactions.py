@@ -17,9 +17,15 @@
   - ``cold_users``: a ``cold_user_fraction`` of eligible users is removed from
     train; at query time ``cold_known_items`` of their items are revealed
     (``query``), the rest is split into validation and test.
+  - ``strong_generalization``: the MSD benchmark protocol of Liang et al. (2018)
+    and Steck (2019): ``heldout_users`` users each for validation and test, who
+    reveal ``query_fraction`` (80%) of their items at query time and are scored
+    on the rest (:func:`strong_generalization`).
 
 Every (user, item) pair ends in exactly one of train / validation / test /
-query (tested: disjoint, nothing lost).
+query (tested: disjoint, nothing lost), except, under ``strong_generalization``,
+held-out users' pairs on items no training user has (dropped and counted, as in
+the protocol).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import scipy.sparse as sp
 from musicrec.errors import DataError, MissingInputError, reading
 
 if TYPE_CHECKING:
-    from musicrec.config import InteractionsParams
+    from musicrec.config import InteractionsParams, SplitParams
 
 
 @dataclass(frozen=True)
@@ -179,19 +185,12 @@ def _select(m: sp.csr_matrix, mask: np.ndarray) -> sp.csr_matrix:
     return out
 
 
-def split(
-    counts: sp.csr_matrix,
-    *,
-    method: Literal["random", "temporal", "cold_users"],
-    test_fraction: float,
-    validation_fraction: float,
-    min_user_items: int,
-    rng: np.random.Generator,
-    last_ts: sp.csr_matrix | None = None,
-    cold_user_fraction: float = 0.1,
-    cold_known_items: int = 3,
-) -> Split:
-    """Split a users x items count matrix into train / validation / test / query."""
+def split(counts: sp.csr_matrix, params: "SplitParams", rng: np.random.Generator,
+          last_ts: sp.csr_matrix | None = None) -> Split:
+    """Split a users x items count matrix into train / validation / test / query (``interactions.split``)."""
+    method, test_fraction, validation_fraction = params.method, params.test_fraction, params.validation_fraction
+    min_user_items = params.min_user_items
+    cold_user_fraction, cold_known_items = params.cold_user_fraction, params.cold_known_items
     counts = sp.csr_matrix(counts)
     counts.sort_indices()
     n_users = counts.shape[0]
@@ -221,6 +220,8 @@ def split(
     n_val = np.minimum(n_val, np.maximum(lengths - n_test - 1, 0))  # train keeps at least one item
     query_mask = np.zeros(nnz, dtype=bool)
 
+    if method == "strong_generalization":
+        return strong_generalization(counts, params, rng)
     if method == "cold_users":
         cand = np.flatnonzero(eligible & (lengths > cold_known_items + 1))
         n_cold = int(round(len(cand) * cold_user_fraction))
@@ -250,6 +251,59 @@ def split(
         train=_select(counts, train_mask),
         validation=_select(counts, val_mask),
         test=_select(counts, test_mask),
+        query=_select(counts, query_mask),
+    )
+
+
+def heldout_user_count(n_eligible: int, params: "SplitParams") -> int:
+    """Users held out for validation, and as many for test, under ``strong_generalization``."""
+    n = params.heldout_users if params.heldout_users is not None else int(round(n_eligible * params.heldout_fraction))
+    if n < 1 or 2 * n >= n_eligible:
+        raise DataError(
+            f"interactions.split: strong_generalization holds out {n:,} users for validation and {n:,} for test, "
+            f"but {n_eligible:,} users have >= min_user_items={params.min_user_items} items and training needs the "
+            f"rest; set interactions.split.heldout_users below {max(n_eligible - 1, 0) // 2:,} (or heldout_fraction)")
+    return n
+
+
+def strong_generalization(counts: sp.csr_matrix, params: "SplitParams", rng: np.random.Generator) -> Split:
+    """Liang et al. (2018)'s strong-generalisation split of a users x items count matrix.
+
+    A seeded permutation of the users with >= ``min_user_items`` items picks
+    ``heldout_users`` validation users and as many test users (Liang et al.: the last
+    ``2 n`` of ``np.random.permutation(users)``); every other user is a training user
+    with all of their items. Each held-out user reveals ``query_fraction`` of their
+    items at query time (``query``) and keeps ``floor((1 - query_fraction) * n)``
+    random items to score (their ``validation`` or ``test`` rows; Liang et al.'s
+    ``int(0.2 * n)``). As in Liang et al., a held-out user's pairs on items no training
+    user has are dropped (the model cannot know them): the split report counts them
+    (``dropped_unseen_items``); every other pair lands in exactly one part.
+    """
+    n_users = counts.shape[0]
+    lengths = np.diff(counts.indptr)
+    rows = np.repeat(np.arange(n_users), lengths)
+    cand = np.flatnonzero(lengths >= params.min_user_items)
+    n_h = heldout_user_count(len(cand), params)
+    perm = rng.permutation(cand)
+    role = np.zeros(n_users, dtype=np.int8)  # 0 train, 1 validation, 2 test
+    role[perm[len(perm) - 2 * n_h:len(perm) - n_h]] = 1
+    role[perm[len(perm) - n_h:]] = 2
+    held = role[rows] > 0
+    train_mask = ~held
+    seen = np.zeros(counts.shape[1], dtype=bool)
+    seen[counts.indices[train_mask]] = True
+    keep = train_mask | seen[counts.indices]
+    # per held-out user: score a random floor((1 - q) n) of the items kept, reveal the rest
+    kept_len = np.bincount(rows[keep & held], minlength=n_users)
+    n_scored = np.floor(kept_len * (1.0 - params.query_fraction) + 1e-9).astype(np.int64)
+    keys = np.where(keep & held, rng.random(len(rows)), np.inf)
+    ranks = _row_ranks(counts.indptr, keys)
+    scored = held & keep & (ranks < n_scored[rows])
+    query_mask = held & keep & ~scored
+    return Split(
+        train=_select(counts, train_mask),
+        validation=_select(counts, scored & (role[rows] == 1)),
+        test=_select(counts, scored & (role[rows] == 2)),
         query=_select(counts, query_mask),
     )
 
@@ -313,11 +367,7 @@ def build_interactions(plays: "pd.DataFrame | pa.Table", params: "InteractionsPa
         micros = pc.cast(pc.cast(ts, pa.timestamp("us", tz="UTC")), pa.int64()).to_numpy()
         last_ts = _coo_to_csr(rows, cols, micros / 1e6, maps.shape)
     del table
-    parts = split(
-        counts, method=split_method, test_fraction=sp_.test_fraction, validation_fraction=sp_.validation_fraction,
-        min_user_items=sp_.min_user_items, rng=np.random.default_rng(seed), last_ts=last_ts,
-        cold_user_fraction=sp_.cold_user_fraction, cold_known_items=sp_.cold_known_items,
-    )
+    parts = split(counts, sp_, np.random.default_rng(seed), last_ts=last_ts)
     weighted_all = confidence(parts.train + parts.query, params.weighting, bm25_k1=params.bm25_k1, bm25_b=params.bm25_b)
     weighted = {
         "train": weighted_all.multiply(parts.train > 0).tocsr(),
@@ -346,6 +396,9 @@ def build_interactions(plays: "pd.DataFrame | pa.Table", params: "InteractionsPa
             "cold_users": int((np.diff(parts.query.indptr) > 0).sum()),
         },
     }
+    if split_method == "strong_generalization":
+        kept = parts.train.nnz + parts.validation.nnz + parts.test.nnz + parts.query.nnz
+        report["split"]["dropped_unseen_items"] = int(counts.nnz - kept)
     return BuiltInteractions(maps=maps, parts=parts, weighted=weighted, report=report)
 
 

@@ -53,6 +53,17 @@ def test_known_values():
     assert out["hit_rate"][0] == 1.0
 
 
+def test_capped_recall_divides_by_min_r_k():
+    # Liang et al.'s Recall@k: 5 relevant, k=2, both top-2 relevant -> 2 / min(5, 2) = 1 (plain recall: 2/5)
+    recs, rel = np.array([[0, 1, 9], [7, 3, 8]]), csr([[0, 1, 2, 3, 4], [3]], 10)
+    capped = M.capped_recall_metrics(recs, rel, [2, 3])
+    assert capped["recall_capped@2"].tolist() == [1.0, 1.0]
+    assert capped["recall_capped@3"][0] == pytest.approx(2 / 3)
+    assert M.accuracy_metrics(recs, rel, [2])["recall@2"][0] == pytest.approx(2 / 5)
+    empty = M.capped_recall_metrics(recs, csr([[], [3]], 10), [2])["recall_capped@2"]
+    assert math.isnan(empty[0]) and empty[1] == 1.0
+
+
 def test_ap_denominator_is_min_r_k():
     # 5 relevant, k=2, both top-2 relevant -> AP = (1 + 1) / min(5, 2) = 1
     out = one([[0, 1, 9]], [[0, 1, 2, 3, 4]], 10, 2)

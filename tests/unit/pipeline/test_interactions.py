@@ -5,7 +5,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from musicrec.config import InteractionsParams
+from musicrec.config import InteractionsParams, SplitParams
 from musicrec.pipeline.interactions import (
     build_id_maps,
     build_interactions,
@@ -68,11 +68,12 @@ def test_split_is_a_seeded_partition(method):
     counts = _random_counts(0)
     ts = counts.copy()
     ts.data = np.random.default_rng(1).integers(1_000_000, 2_000_000, ts.nnz).astype(float)
-    kw = dict(method=method, test_fraction=0.2, validation_fraction=0.1, min_user_items=5,
-              last_ts=ts if method == "temporal" else None, cold_user_fraction=0.2, cold_known_items=2)
-    a = split(counts, rng=np.random.default_rng(7), **kw)
-    b = split(counts, rng=np.random.default_rng(7), **kw)
-    c = split(counts, rng=np.random.default_rng(8), **kw)
+    params = SplitParams(method=method, test_fraction=0.2, validation_fraction=0.1, min_user_items=5,
+                         cold_user_fraction=0.2, cold_known_items=2)
+    last_ts = ts if method == "temporal" else None
+    a = split(counts, params, np.random.default_rng(7), last_ts=last_ts)
+    b = split(counts, params, np.random.default_rng(7), last_ts=last_ts)
+    c = split(counts, params, np.random.default_rng(8), last_ts=last_ts)
     _check_partition(counts, a)
     for name in ("train", "validation", "test", "query"):
         assert (getattr(a, name) != getattr(b, name)).nnz == 0, "same seed, same split"
@@ -95,8 +96,8 @@ def test_split_is_a_seeded_partition(method):
 def test_temporal_split_holds_out_the_latest_items():
     counts = sp.csr_matrix(np.ones((1, 10)))
     ts = sp.csr_matrix(np.arange(1, 11, dtype=float)[None, :])
-    parts = split(counts, method="temporal", test_fraction=0.2, validation_fraction=0.1, min_user_items=5,
-                  rng=np.random.default_rng(0), last_ts=ts)
+    parts = split(counts, SplitParams(method="temporal", test_fraction=0.2, validation_fraction=0.1,
+                                      min_user_items=5), np.random.default_rng(0), last_ts=ts)
     assert parts.test.indices.tolist() == [8, 9]
     assert parts.validation.indices.tolist() == [7]
     assert parts.train.indices.tolist() == list(range(7))
@@ -104,16 +105,15 @@ def test_temporal_split_holds_out_the_latest_items():
 
 def test_temporal_split_without_timestamps_is_a_clear_error():
     with pytest.raises(ValueError, match="needs timestamps"):
-        split(sp.csr_matrix(np.ones((2, 6))), method="temporal", test_fraction=0.2, validation_fraction=0.1,
-              min_user_items=5, rng=np.random.default_rng(0))
+        split(sp.csr_matrix(np.ones((2, 6))), SplitParams(method="temporal"), np.random.default_rng(0))
 
 
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 10_000), test_fraction=st.floats(0.05, 0.5), val=st.floats(0.0, 0.3))
 def test_split_partition_property(seed, test_fraction, val):
     counts = _random_counts(seed % 97, density=0.3)
-    parts = split(counts, method="random", test_fraction=test_fraction, validation_fraction=val,
-                  min_user_items=4, rng=np.random.default_rng(seed))
+    parts = split(counts, SplitParams(method="random", test_fraction=test_fraction, validation_fraction=val,
+                                      min_user_items=4), np.random.default_rng(seed))
     _check_partition(counts, parts)
 
 
