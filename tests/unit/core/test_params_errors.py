@@ -14,6 +14,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
+from musicrec.ingest import SOURCES
 from musicrec.models.hybrid import collaborative_models
 from musicrec.config import Params, load_params, parse_params, resolve_path
 from musicrec.params_file import MAX_DEPTH, MAX_ERRORS, MAX_FILE_BYTES, MAX_VALUE_CHARS, ParamsError
@@ -40,7 +41,7 @@ def mutate(path: str, value: Any = None, *, delete: bool = False, rename: str | 
 
 def test_the_repository_params_are_valid() -> None:
     p = load_params(ROOT / "params.yaml")
-    assert p.data.source in ("synthetic", "kaggle", "taste_profile", "lastfm_1k", "lastfm_360k", "hetrec_lastfm_2k")
+    assert p.data.source in SOURCES
 
 
 def _subset(raw: Any, loaded: Any) -> bool:
@@ -147,10 +148,8 @@ def test_missing_params_file(tmp_path: Path) -> None:
         load_params(tmp_path / "nope.yaml")
 
 
-@pytest.mark.parametrize("source, key", [("synthetic", "max_playcount"), ("kaggle", "max_playcount"),
-                                         ("taste_profile", "max_playcount"), ("lastfm_1k", "max_playcount"),
-                                         ("lastfm_360k", "max_artist_playcount"),
-                                         ("hetrec_lastfm_2k", "max_artist_playcount")])
+@pytest.mark.parametrize("source, key", [(name, "max_artist_playcount" if src.artist_level else "max_playcount")
+                                         for name, src in SOURCES.items()])
 def test_play_count_cap_depends_on_the_item_level_of_the_source(tmp_path: Path, source: str, key: str) -> None:
     raw = mutate("data.source", source)
     raw["clean"] = {"max_playcount": 7, "max_artist_playcount": 11}
