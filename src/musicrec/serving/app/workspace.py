@@ -24,6 +24,7 @@ weights out of range) raise :class:`~musicrec.serving.artifacts.ServingError`.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,8 @@ class Workspace:
         self.history_error = history_error
         self.items = items
         self._explore: dict[int, ExploreData] = {}
+        self._cold_servers: dict[tuple[float, float | None], ModelServer] = {}
+        self._lock = threading.Lock()
         base = servers[default]
         self.base = base
         self.catalog = base.catalog
@@ -122,6 +125,9 @@ class Workspace:
         self._collab_server = None if collab is None else base.with_model(self.collab_name, collab)
         self._cold = None if collab is None else HybridRecommender.from_components(
             collab, content, weight_collaborative=self.default_weights[0], weight_content=self.default_weights[1])
+        for server in (self._collab_server, self._content_server, self._blend_server):
+            if server is not None:  # fill the explainers' per-catalogue caches now, not on the first request
+                server.similar(str(self.item_ids[0]), 1)
 
     # ---- loading ----------------------------------------------------------------------
     @classmethod
@@ -257,12 +263,23 @@ class Workspace:
                 share = _unit("content weight", w)
             else:
                 share = 1.0 if mode == "content" else 0.0
-            model = self._cold.with_weights(1.0 - share, share, None if lam >= 1.0 else lam)
-            server = self.base.with_model("hybrid", model)
+            server = self._cold_server(share, None if lam >= 1.0 else lam)
         table = server.recommend_liked(liked, n, explain=False)
         ids = np.asarray([self.base.item_index(i) for i in table["item_id"]], dtype=np.int64)
         table["why"] = (explainer or server).explainer.why_recommended(self.base.liked_row(liked), ids)
         return self._cold_start_result(liked, self._with_previews(table))
+
+    def _cold_server(self, share: float, lam: float | None) -> ModelServer:
+        """The composed hybrid at these weights (kept for the last few settings: their explainers' caches too)."""
+        key = (share, lam)
+        with self._lock:  # one Workspace serves every session (threads)
+            server = self._cold_servers.get(key)
+            if server is None:
+                if len(self._cold_servers) >= 64:
+                    self._cold_servers.pop(next(iter(self._cold_servers)))
+                server = self.base.with_model("hybrid", self._cold.with_weights(1.0 - share, share, lam))
+                self._cold_servers[key] = server
+        return server
 
     def _cold_start_result(self, liked: Sequence[str], table: pd.DataFrame) -> ColdStart:
         liked_artists = {a for a in (self.catalog["artist"].iloc[self.base.item_index(t)] for t in liked)
@@ -277,6 +294,10 @@ class Workspace:
     # ---- explore ------------------------------------------------------------------------
     def explore(self, k: int = 10) -> ExploreData:
         """The statistics page's data (computed once per ``k``)."""
+        with self._lock:
+            return self._explore_locked(k)
+
+    def _explore_locked(self, k: int) -> ExploreData:
         if k not in self._explore:
             from musicrec.serving.app import stats
 
