@@ -15,6 +15,6 @@ APP_SCRIPT := src/musicrec/serving/app/streamlit_app.py
 
 app: $(VENV)/.installed
 	$(PY) -m streamlit run $(APP_SCRIPT) --server.address 127.0.0.1 --server.port $(APP_PORT) \
-	  --server.headless true --browser.gatherUsageStats false -- \
+	  --server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer -- \
 	  $(if $(APP_MODELS),--models '$(APP_MODELS)') $(if $(RUN_ID),--run-id '$(RUN_ID)') \
 	  $(if $(MODEL_URI),--model-uri '$(MODEL_URI)') $(if $(TRACKING_URI),--tracking-uri '$(TRACKING_URI)') $(APP_ARGS)

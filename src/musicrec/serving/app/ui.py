@@ -160,7 +160,7 @@ def songs_page() -> None:
     if query.strip() and found.empty:
         st.warning(f"No track or artist matches {query.strip()!r}.")
     picked = st.multiselect("Liked tracks", options, key="liked", format_func=ws.label,
-                            placeholder="choose from the search results")
+                            placeholder="choose from the search results", select_all=False)
     modes = ws.cold_start_modes()
     names = {"hybrid": "hybrid", "content": "content (tags + audio)",
              "collaborative": f"{ws.collab_name} fold-in" if ws.collab_name else "collaborative"}
