@@ -253,3 +253,23 @@ def test_model_comparison_reads_metrics_and_intervals(tmp_path):
     assert len(df) == 2 and len(notes) == 1 and str(tmp_path / "evaluation.json") in notes[0]
     df, notes = model_comparison(tmp_path / "nowhere", 10)
     assert df.empty and [("metrics.json" in n, "not found" in n) for n in notes][0] == (True, True)
+
+
+def test_a_registered_model_uri_resolves_to_its_run(tmp_path):
+    """``--model-uri models:/NAME@ALIAS`` (and ``/VERSION``) finds the run whose models the app downloads."""
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from musicrec.serving.app.source import model_uri_run
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run = client.create_run(client.create_experiment("app", artifact_location=str(tmp_path / "artifacts")))
+    client.create_registered_model("musicrec")
+    version = client.create_model_version("musicrec", str(tmp_path / "artifacts/model"), run_id=run.info.run_id)
+    client.set_registered_model_alias("musicrec", "champion", version.version)
+    assert model_uri_run("models:/musicrec@champion", uri) == run.info.run_id
+    assert model_uri_run(f"models:/musicrec/{version.version}", uri) == run.info.run_id
+    for bad in ("models:/nope@champion", "models:/musicrec@nobody"):
+        with pytest.raises(ServingError, match="not found in the model registry"):
+            model_uri_run(bad, uri)
