@@ -175,3 +175,12 @@ def test_bad_command_line_is_a_readable_page(monkeypatch):
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception and at.title[0].value == "musicrec: bad arguments"
     assert "--modles" in at.error[0].value
+
+
+def test_an_unreachable_mlflow_run_is_a_readable_page(tmp_path):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state[ui.SOURCE_KEY] = AppSource(run_id="0123456789abcdef0123456789abcdef",
+                                                tracking_uri=f"sqlite:///{tmp_path}/none.db")
+    at.run()
+    assert not at.exception and at.title[0].value == "musicrec: nothing to serve yet"
+    assert "no MLflow store at" in at.error[0].value and "MLflow run 0123456789abcdef" in at.caption[0].value
