@@ -273,3 +273,23 @@ def test_a_registered_model_uri_resolves_to_its_run(tmp_path):
     for bad in ("models:/nope@champion", "models:/musicrec@nobody"):
         with pytest.raises(ServingError, match="not found in the model registry"):
             model_uri_run(bad, uri)
+
+
+def test_the_composed_models_take_params_yaml_train_content_and_hybrid(root, tmp_path):
+    import yaml
+
+    doc = yaml.safe_load((Path(__file__).resolve().parents[3] / "params.yaml").read_text())
+    doc["train"]["content"] = {"tag_weight": 0.3, "audio_weight": 2.0}
+    doc["train"]["hybrid"].update({"weight_collaborative": 0.5, "weight_content": 0.5, "mmr_lambda": 0.7})
+    good = tmp_path / "params.yaml"
+    good.write_text(yaml.safe_dump(doc))
+    models = variant(root, tmp_path, drop=("content", "hybrid"))
+    ws = Workspace.load(source_for(root, models, params=str(good)))
+    assert ws.content.get_params() == {"tag_weight": 0.3, "audio_weight": 2.0}
+    assert (ws.default_weights, ws.default_mmr, ws.collab_name) == ((0.5, 0.5), 0.7, "als")
+    doc["train"]["content"]["tag_weight"] = -1  # invalid: the registry's defaults
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    ws = Workspace.load(source_for(root, models, params=str(bad)))
+    assert ws.content.get_params() == {"tag_weight": 1.0, "audio_weight": 0.5} and ws.default_weights == (0.8, 0.2)
+    assert ws.explore().provenance["data source"].startswith("unknown: ")

@@ -4,7 +4,8 @@
 RUN_ID`` (an MLflow run's artifact ``model/``) or ``--model-uri models:/NAME@ALIAS`` (a registered
 model version, ``models:/NAME/VERSION`` too), with ``--tracking-uri``. ``--matrices`` (users'
 histories; a run brings its own) and ``--items`` (the items table, for audio features) are
-optional. A bad argument is a :class:`~musicrec.serving.artifacts.ServingError` (the app shows it).
+optional, and so is ``--params`` (``params.yaml``: the ``train.content`` / ``train.hybrid``
+weights the app uses when the folder has no trained content model or hybrid). A bad argument is a :class:`~musicrec.serving.artifacts.ServingError` (the app shows it).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class AppSource:
     matrices: str | None = "data/processed/matrices"
     items: str | None = "data/processed/items.parquet"
     reports: str = "reports"
+    params: str | None = "params.yaml"
     run_id: str | None = None
     model_uri: str | None = None
     tracking_uri: str | None = None
@@ -39,6 +41,7 @@ class AppSource:
         ap.add_argument("--matrices", default=cls.matrices)
         ap.add_argument("--items", default=cls.items)
         ap.add_argument("--reports", default=cls.reports)
+        ap.add_argument("--params", default=cls.params)
         where = ap.add_mutually_exclusive_group()
         where.add_argument("--run-id", default=None)
         where.add_argument("--model-uri", default=None)
@@ -49,11 +52,12 @@ class AppSource:
             raise ServingError(f"app arguments: {err}") from None
         if rest:
             raise ServingError(f"app arguments: unknown {' '.join(rest)!r} (expected --models DIR, --run-id RUN_ID, "
-                               "--model-uri models:/NAME@ALIAS, --tracking-uri URI, --matrices DIR, --items FILE)")
+                               "--model-uri models:/NAME@ALIAS, --tracking-uri URI, --matrices DIR, --items FILE, "
+                               "--reports DIR, --params FILE)")
         if ns.model_uri is not None and not _MODEL_URI_RE.fullmatch(ns.model_uri.strip()):
             raise ServingError(f"--model-uri {ns.model_uri!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
-        return cls(ns.models, ns.matrices or None, ns.items or None, ns.reports, ns.run_id, ns.model_uri,
-                   ns.tracking_uri)
+        return cls(ns.models, ns.matrices or None, ns.items or None, ns.reports, ns.params or None, ns.run_id,
+                   ns.model_uri, ns.tracking_uri)
 
     @property
     def label(self) -> str:

@@ -114,7 +114,7 @@ def model_comparison(reports: Path | str, k: int = 10) -> tuple[pd.DataFrame, li
 
 
 def provenance(source_label: str, models_dir: Path, run_id: str | None, reports: Path | str,
-               repo_root: Path | str = ".") -> dict[str, str]:
+               params_path: Path | str | None = "params.yaml", repo_root: Path | str = ".") -> dict[str, str]:
     """Where the served models come from: source, MLflow run id, data source and md5s from ``dvc.lock``."""
     out = {"models": source_label, "models folder": str(models_dir)}
     reports = Path(reports)
@@ -129,7 +129,9 @@ def provenance(source_label: str, models_dir: Path, run_id: str | None, reports:
     from musicrec.errors import UserError
 
     try:
-        out["data source"] = load_params(root / "params.yaml").data.source
+        if params_path is None:
+            raise UserError("no params file given")
+        out["data source"] = load_params(params_path).data.source
     except UserError as exc:  # a page line, not a failure: params.yaml may be absent or invalid here
         out["data source"] = "unknown: " + str(exc).splitlines()[0]
     try:

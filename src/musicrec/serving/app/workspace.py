@@ -5,9 +5,9 @@ users' histories) and prepares the pieces the pages combine at request time:
 
 * **content**: the trained ``content`` model, else the hybrid's content part, else one built
   here from the items table (tags + audio features; the catalogue's tags alone when the items
-  table is absent), with the registry's default ``train.content`` weights;
+  table is absent), with ``params.yaml``'s ``train.content`` weights (the registry's defaults without it);
 * **cold start**: a :class:`~musicrec.models.hybrid.HybridRecommender` composed of the
-  collaborative model (the hybrid's, else ALS, else the first collaborative model) and that
+  collaborative model (the hybrid's, else ``train.hybrid.collaborative``, else ALS, else the first) and that
   content model (:meth:`~musicrec.models.hybrid.HybridRecommender.from_components`);
   each request re-weights it and re-ranks by MMR (:meth:`~musicrec.models.hybrid.HybridRecommender.with_weights`),
   so the sliders act live without refitting;
@@ -99,7 +99,7 @@ class Workspace:
         else:
             from musicrec.models.features import build_item_features
 
-            p = MODELS["content"].Params()
+            p = train_section("content", self.source.params)
             table = items if items is not None else self.catalog
             features = build_item_features(table, self.item_ids, tag_weight=p.tag_weight, audio_weight=p.audio_weight)
             content = ContentRecommender(**p.model_dump()).fit(fit_rows, item_features=features)
@@ -116,10 +116,11 @@ class Workspace:
             self.default_weights = (hybrid.weight_collaborative, hybrid.weight_content)
             self.default_mmr = 1.0 if hybrid.mmr_lambda is None else hybrid.mmr_lambda
         else:
+            hp = train_section("hybrid", self.source.params)
             collab_names = [n for n in servers if MODELS[n].is_collaborative and n != "popularity"]
-            self.collab_name = "als" if "als" in collab_names else (collab_names[0] if collab_names else None)
+            preferred = [n for n in (hp.collaborative, "als") if n in collab_names] + collab_names
+            self.collab_name = preferred[0] if preferred else None
             collab = servers[self.collab_name].model if self.collab_name else None
-            hp = MODELS["hybrid"].Params()
             self.default_weights = (hp.weight_collaborative, hp.weight_content)
             self.default_mmr = 1.0 if hp.mmr_lambda is None else hp.mmr_lambda
         self._collab_server = None if collab is None else base.with_model(self.collab_name, collab)
@@ -306,7 +307,8 @@ class Workspace:
                 stats.long_tail(self.popularity),
                 stats.listener_activity(self.base.history()) if self.has_history else None,
                 stats.top_tags(self.catalog), stats.audio_features(self.items), comparison, notes,
-                stats.provenance(self.source.label, self.models_dir, self.run_id, self.source.reports),
+                stats.provenance(self.source.label, self.models_dir, self.run_id, self.source.reports,
+                                 self.source.params),
                 {"tracks": int(self.base.n_items), "listeners": int(len(self.base.user_ids)),
                  "plays (user, track pairs)": int(self.base.history().nnz) if self.has_history else 0})
         return self._explore[k]
@@ -334,6 +336,21 @@ class ExploreData:
     notes: list[str]
     provenance: dict[str, str]
     summary: dict[str, int]
+
+
+def train_section(name: str, params_path: str | None) -> Any:
+    """``train.<name>`` of ``params_path`` (the workspace's ``params.yaml``) when it is readable and valid, else the
+    registry's defaults: the content model and hybrid weights the app composes when none was trained."""
+    from musicrec.config import load_params
+    from musicrec.errors import UserError
+    from musicrec.models import MODELS
+
+    if params_path and Path(params_path).is_file():
+        try:
+            return getattr(load_params(params_path).train, name)
+        except UserError:
+            pass
+    return MODELS[name].Params()
 
 
 def _count(n: Any) -> int:
