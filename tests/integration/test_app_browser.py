@@ -155,10 +155,12 @@ def _input(driver, label: str):
                  f"the input {label!r}")
 
 
-def _page(driver, url: str, path: str) -> None:
-    driver.get(f"{url}/{path}")
-    _wait(driver, lambda d: "Serving" in _text(d) or "Start from songs" in _text(d) or len(_text(d)) > 40,
-          f"the page {path}")
+def _charts(driver, n: int) -> None:
+    """Wait until ``n`` Vega-Lite charts have drawn (they render after the script run ends)."""
+    from selenium.webdriver.common.by import By
+
+    sel = '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg'
+    _wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, sel)) >= n, f"{n} drawn charts")
 
 
 def test_the_app_in_chromium_picks_a_user_and_the_diversity_slider_changes_the_list(browser, app_url, workspace, shots):
@@ -199,6 +201,7 @@ def test_the_app_in_chromium_picks_a_user_and_the_diversity_slider_changes_the_l
     _idle(d)
     after = _tables(d)[0]
     assert after != before and float(thumb.get_attribute("value")) == pytest.approx(0.3)
+    _charts(d, 2)  # the balance and popularity charts
     d.execute_script("window.scrollTo(0, 0)")
     d.save_screenshot(str(shots / "app-start-from-songs.png"))
 
@@ -210,6 +213,7 @@ def test_the_app_in_chromium_picks_a_user_and_the_diversity_slider_changes_the_l
     d.find_element(By.CSS_SELECTOR, '[data-testid="stSidebarNav"] a[href$="/explore"]').click()
     _wait(d, lambda d: "Provenance" in _text(d), "the explore page")
     _idle(d)
+    _charts(d, 3)  # long tail, listener activity, tags
     d.save_screenshot(str(shots / "app-explore.png"))
     assert {p.name for p in shots.glob("app-*.png")} >= {"app-listener.png", "app-start-from-songs.png",
                                                           "app-more-like-this.png", "app-explore.png"}
