@@ -96,6 +96,9 @@ def test_start_from_songs_picks_tracks_and_the_sliders_re_rank(root):
     assert not at.exception and table_names(at, 0) != plain  # the diversity slider re-ranks
     at.slider(key="mmr_lambda").set_value(1.0).run()
     assert table_names(at, 0) == plain
+    at.slider(key="cold_n").set_value(4).run()
+    assert table_names(at, 0) == plain[:4]  # n: the same ranking, shorter
+    at.slider(key="cold_n").set_value(10).run()
     at.slider(key="content_weight").set_value(1.0).run()
     assert table_names(at, 0) != plain  # the collaborative-vs-content slider re-ranks
     at.radio(key="cold_mode").set_value("content").run()
@@ -134,6 +137,15 @@ def test_more_like_this_shows_three_lists_side_by_side(root):
 
 
 # ---- previews --------------------------------------------------------------------------------
+def test_listener_recommendations_with_previews_get_players_and_no_preview_lines(root, tmp_path):
+    at = app(root, models=variant(root, tmp_path, catalog=with_previews))
+    user = sorted(pd.read_parquet(root / "data/models/users.parquet")["user_id"].astype(str))[0]
+    at.text_input(key="user_prefix").input(user).run()
+    assert not at.exception and len(at.table[1].value) == 10
+    assert all(a.proto.url.startswith("https://p.scdn.co/mp3-preview/") for a in at.get("audio"))
+    assert len(at.get("audio")) + captions(at).count("no preview") == 10  # one line per track
+
+
 def test_a_catalogue_with_previews_gets_audio_players(root, tmp_path):
     at = app(root, "more_like_this", models=variant(root, tmp_path, catalog=with_previews))
     audio = at.get("audio")
