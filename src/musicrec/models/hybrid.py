@@ -11,6 +11,10 @@ With ``mmr_lambda`` set, ``recommend`` re-ranks a candidate pool (the
 ``rel`` is the blended score divided by the weight sum (so in [0, 1]) and
 ``v`` are the content vectors. The returned scores are these MMR values at
 selection time (made non-increasing). ``mmr_lambda = 1`` gives the plain ranking.
+
+Serving re-weights and re-ranks at request time with the public pieces: :func:`blend_scores`,
+:func:`mmr_rerank`, :meth:`HybridRecommender.from_components` (a hybrid over fitted components,
+e.g. a trained ALS and content model) and :meth:`HybridRecommender.with_weights`.
 """
 
 from __future__ import annotations
@@ -97,13 +101,43 @@ class HybridRecommender(Recommender):
     def _has_signal(self, userids, X) -> np.ndarray:
         return np.ones(len(userids), dtype=bool)  # the components apply their own fallbacks
 
+    @classmethod
+    def from_components(cls, collab: Recommender, content: ContentRecommender, *, weight_collaborative: float,
+                        weight_content: float, mmr_lambda: float | None = None) -> HybridRecommender:
+        """A hybrid over already fitted components, nothing refitted (serving: re-weight and re-rank at request time).
+
+        ``collab`` is a fitted collaborative model, ``content`` a fitted content model over the
+        same items; ties are broken by ``collab``'s popularity.
+        """
+        if collab.name not in collaborative_models():
+            raise ValueError(f"collab must be one of {collaborative_models()} (got {collab.name!r})")
+        if not isinstance(content, ContentRecommender):
+            raise ValueError(f"content must be a ContentRecommender (got {type(content).__name__})")
+        collab._check_fitted()
+        content._check_fitted()
+        if collab.n_items != content.n_items:
+            raise ValueError(f"the components cover {collab.n_items} and {content.n_items} items")
+        model = cls(collab.name, weight_collaborative, weight_content, mmr_lambda, seed=collab.seed,
+                    num_threads=collab.num_threads,
+                    component_params={collab.name: collab.get_params(), "content": content.get_params()})
+        model.collab, model.content = collab, content
+        model.n_users, model.n_items = collab.n_users, collab.n_items
+        model._set_popularity(collab.item_popularity)
+        model._fitted = True
+        return model
+
+    def with_weights(self, weight_collaborative: float, weight_content: float,
+                     mmr_lambda: float | None = None) -> HybridRecommender:
+        """The same fitted components blended with other weights and MMR lambda (a new model; this one unchanged)."""
+        self._check_fitted()
+        return type(self).from_components(self.collab, self.content, weight_collaborative=weight_collaborative,
+                                          weight_content=weight_content, mmr_lambda=mmr_lambda)
+
     def _score(self, userids, X) -> np.ndarray:
-        s = np.zeros((len(userids), self.n_items), dtype=np.float32)
-        if self.weight_collaborative > 0:
-            s += self.weight_collaborative * minmax_rows(self.collab._score_checked(userids, X))
-        if self.weight_content > 0:
-            s += self.weight_content * minmax_rows(self.content._score_checked(userids, X))
-        return s
+        return blend_scores(
+            self.collab._score_checked(userids, X) if self.weight_collaborative > 0 else None,
+            self.content._score_checked(userids, X) if self.weight_content > 0 else None,
+            self.weight_collaborative, self.weight_content, shape=(len(userids), self.n_items))
 
     def _item_similarity(self, itemids) -> np.ndarray:
         s = np.zeros((len(itemids), self.n_items), dtype=np.float32)
@@ -121,33 +155,8 @@ class HybridRecommender(Recommender):
         return self._mmr(pool_ids, pool_scores, N)
 
     def _mmr(self, pool_ids: np.ndarray, pool_scores: np.ndarray, N: int) -> tuple[np.ndarray, np.ndarray]:
-        lam = self.mmr_lambda
-        n = pool_ids.shape[0]
-        out_ids = np.full((n, N), -1, dtype=np.int64)
-        out_scores = np.full((n, N), -np.inf, dtype=np.float32)
-        V = self.content.features.vectors
-        total = self.weight_collaborative + self.weight_content
-        for r in range(n):
-            valid = pool_ids[r] >= 0
-            cand = pool_ids[r][valid]
-            if len(cand) == 0:
-                continue
-            rel = pool_scores[r][valid].astype(np.float64) / total
-            sim = np.asarray((V[cand] @ V[cand].T).toarray(), dtype=np.float64)
-            max_sim = np.full(len(cand), -np.inf)
-            chosen = np.zeros(len(cand), dtype=bool)
-            prev = np.inf
-            for slot in range(min(N, len(cand))):
-                penalty = np.where(np.isfinite(max_sim), max_sim, 0.0)
-                gain = lam * rel - (1.0 - lam) * penalty
-                gain[chosen] = -np.inf
-                j = int(np.argmax(gain))  # first max: ties keep the blended order
-                chosen[j] = True
-                prev = min(prev, gain[j])
-                out_ids[r, slot] = cand[j]
-                out_scores[r, slot] = prev
-                max_sim = np.maximum(max_sim, sim[:, j])
-        return out_ids, out_scores
+        return mmr_rerank(pool_ids, pool_scores, self.content.features.vectors, self.mmr_lambda, N,
+                          relevance_scale=self.weight_collaborative + self.weight_content)
 
     def _get_state(self):
         return {"component_params": self.component_params}, {}
@@ -188,3 +197,49 @@ class HybridRecommender(Recommender):
         model._set_popularity(bundle.array("item_popularity", dtype=np.float32, shape=(model.n_items,)))
         model._fitted = True
         return model
+
+
+def blend_scores(collab: np.ndarray | None, content: np.ndarray | None, weight_collaborative: float,
+                 weight_content: float, *, shape: tuple[int, int]) -> np.ndarray:
+    """``weight_collaborative * minmax(collab) + weight_content * minmax(content)`` per row (a ``None`` part is left out)."""
+    s = np.zeros(shape, dtype=np.float32)
+    if collab is not None and weight_collaborative > 0:
+        s += weight_collaborative * minmax_rows(collab)
+    if content is not None and weight_content > 0:
+        s += weight_content * minmax_rows(content)
+    return s
+
+
+def mmr_rerank(pool_ids: np.ndarray, pool_scores: np.ndarray, vectors, mmr_lambda: float, N: int, *,
+               relevance_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy MMR over each row's candidate pool (``pool_ids`` padded with -1), ``N`` picks per row.
+
+    ``gain = lambda * rel - (1 - lambda) * max_{j chosen} cos(v_i, v_j)`` with ``rel = score /
+    relevance_scale`` and ``v`` the rows of ``vectors`` (L2-normalised CSR); returns ``(ids, scores)``
+    padded like ``Recommender.recommend``, scores the gains at selection time made non-increasing.
+    """
+    lam = float(mmr_lambda)
+    n = pool_ids.shape[0]
+    out_ids = np.full((n, N), -1, dtype=np.int64)
+    out_scores = np.full((n, N), -np.inf, dtype=np.float32)
+    for r in range(n):
+        valid = pool_ids[r] >= 0
+        cand = pool_ids[r][valid]
+        if len(cand) == 0:
+            continue
+        rel = pool_scores[r][valid].astype(np.float64) / relevance_scale
+        sim = np.asarray((vectors[cand] @ vectors[cand].T).toarray(), dtype=np.float64)
+        max_sim = np.full(len(cand), -np.inf)
+        chosen = np.zeros(len(cand), dtype=bool)
+        prev = np.inf
+        for slot in range(min(N, len(cand))):
+            penalty = np.where(np.isfinite(max_sim), max_sim, 0.0)
+            gain = lam * rel - (1.0 - lam) * penalty
+            gain[chosen] = -np.inf
+            j = int(np.argmax(gain))  # first max: ties keep the blended order
+            chosen[j] = True
+            prev = min(prev, gain[j])
+            out_ids[r, slot] = cand[j]
+            out_scores[r, slot] = prev
+            max_sim = np.maximum(max_sim, sim[:, j])
+    return out_ids, out_scores

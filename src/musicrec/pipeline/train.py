@@ -20,7 +20,8 @@ import pandas as pd
 from musicrec.config import TrainParams
 from musicrec.pipeline.interactions import Interactions
 
-CATALOG_COLUMNS = ("item_id", "name", "artist", "tags", "genre", "year")
+PREVIEW_COLUMN = "spotify_preview_url"  # kept when the items table has it (the app's audio previews)
+CATALOG_COLUMNS = ("item_id", "name", "artist", "tags", "genre", "year", PREVIEW_COLUMN)
 
 
 @dataclass

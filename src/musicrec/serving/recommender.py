@@ -26,6 +26,7 @@ when called) or Dask, so the CLI starts fast.
 
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Sequence
 from pathlib import Path
@@ -151,6 +152,15 @@ class ModelServer:
         models_dir, history = download_run(run_id, tracking_uri=tracking_uri, cache_dir=cache_dir)
         return cls.load(models_dir, model, matrices_dir=history if history is not None else matrices_dir)
 
+    def with_model(self, model_name: str, model: Any) -> ModelServer:
+        """This server's catalogue, ids and user histories (shared, not reloaded) answering with another model."""
+        if model.n_items != self.n_items:
+            raise ServingError(f"model {model_name!r} covers {model.n_items} items, the catalogue {self.n_items}")
+        other = copy.copy(self)
+        other.model_name, other.model = model_name, model
+        other.explainer = Explainer(model_name, model, self._names, self._artists, self.catalog["tags"])
+        return other
+
     @property
     def n_items(self) -> int:
         return len(self.item_ids)
@@ -191,6 +201,9 @@ class ModelServer:
                 sugg.append((self.item_ids[p], self.explainer.label(p)))
         raise UnknownIdError("track", str(track_id), sugg[:6])
 
+    def has_item(self, track_id: str) -> bool:
+        return str(track_id).strip() in self._item_index
+
     def user_index(self, user_id: str) -> int:
         if self._user_index is None:
             self._user_index = {v: i for i, v in enumerate(self.user_ids)}
@@ -209,12 +222,15 @@ class ModelServer:
 
     def recommend_liked(self, track_ids: Sequence[str], n: int = 10, *, explain: bool = True) -> pd.DataFrame:
         """Cold start: top-``n`` for a new listener who likes ``track_ids`` (one-row CSR, weight 1 each)."""
+        return self._recommend(np.asarray([-1]), self.liked_row(track_ids), n, explain)
+
+    def liked_row(self, track_ids: Sequence[str]) -> sp.csr_matrix:
+        """The one-row history of a new listener who likes ``track_ids`` (weight 1 each)."""
         if not track_ids:
             raise ServingError("give at least one liked track id")
         cols = sorted({self.item_index(t) for t in track_ids})
-        row = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), (np.zeros(len(cols), dtype=np.int64), cols)),
-                            shape=(1, self.n_items))
-        return self._recommend(np.asarray([-1]), row, n, explain)
+        return sp.csr_matrix((np.ones(len(cols), dtype=np.float32), (np.zeros(len(cols), dtype=np.int64), cols)),
+                             shape=(1, self.n_items))
 
     def similar(self, track_id: str, n: int = 10, *, explain: bool = True) -> pd.DataFrame:
         """The ``n`` tracks the model finds most similar to ``track_id``."""
