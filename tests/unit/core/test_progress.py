@@ -1,0 +1,101 @@
+"""musicrec.progress: a bar on a terminal, periodic plain lines otherwise, and per-step durations."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from musicrec.progress import Progress, StepTimer, mode, progress
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture(autouse=True)
+def no_override(monkeypatch):
+    monkeypatch.delenv("MUSICREC_PROGRESS", raising=False)
+
+
+def test_mode_follows_the_stream_and_the_override(monkeypatch):
+    assert mode(io.StringIO()) == "lines"
+    assert mode(Tty()) == "bar"
+    monkeypatch.setenv("MUSICREC_PROGRESS", "off")
+    assert mode(Tty()) == "off"
+    monkeypatch.setenv("MUSICREC_PROGRESS", "lines")
+    assert mode(Tty()) == "lines"
+
+
+def test_plain_lines_come_every_interval_and_at_the_end():
+    out, clock = io.StringIO(), Clock()
+    with Progress("clean: reading", 300, unit="rows", interval=10, stream=out, clock=clock) as bar:
+        for _ in range(3):
+            clock.t += 4
+            bar.update(100)
+    lines = out.getvalue().splitlines()
+    # 4 s, 8 s: nothing; 12 s: a line; the end: the last line
+    assert lines == ["clean: reading: 300/300 rows, 12 s ...", "clean: reading: 300/300 rows, 12 s"]
+    assert "\r" not in out.getvalue()
+
+
+def test_a_step_shorter_than_the_interval_prints_nothing():
+    out, clock = io.StringIO(), Clock()
+    with Progress("clean: reading", unit="rows", interval=10, stream=out, clock=clock) as bar:
+        clock.t = 9.9
+        bar.update(2)
+    assert out.getvalue() == ""
+
+
+def test_progress_wraps_an_iterable_and_counts_it():
+    out, clock = io.StringIO(), Clock()
+
+    def slow():
+        for i in range(5):
+            clock.t += 3
+            yield i
+
+    items = progress(slow(), "evaluate: als", total=5, unit="batches", interval=10, stream=out, clock=clock)
+    assert list(items) == [0, 1, 2, 3, 4]
+    assert out.getvalue().splitlines() == ["evaluate: als: 4/5 batches, 12 s ...", "evaluate: als: 5/5 batches, 15 s"]
+
+
+def test_a_terminal_gets_a_tqdm_bar():
+    out = Tty()
+    with Progress("train: als", 3, unit="iterations", stream=out) as bar:
+        bar.update(3)
+    text = out.getvalue()
+    assert "train: als" in text and "3/3" in text and "\r" in text
+
+
+def test_off_prints_nothing(monkeypatch):
+    monkeypatch.setenv("MUSICREC_PROGRESS", "off")
+    out = io.StringIO()
+    list(progress(range(3), "x", stream=out))
+    timer = StepTimer("x", stream=out)
+    timer.lap("a")
+    assert out.getvalue() == "" and list(timer.durations) == ["a"]
+
+
+def test_step_timer_logs_and_keeps_durations():
+    out, clock = io.StringIO(), Clock()
+    timer = StepTimer("transform", stream=out, clock=clock)
+    clock.t = 1.5
+    timer.lap("aggregate")
+    with timer.step("filter"):
+        clock.t = 4.75
+    clock.t = 5.0
+    timer.lap("write")
+    assert timer.durations == {"aggregate": 1.5, "filter": 3.25, "write": 0.25}
+    assert timer.total() == 5.0
+    assert out.getvalue().splitlines() == ["transform: aggregate: 1.5 s", "transform: filter: 3.2 s",
+                                           "transform: write: 0.25 s"]
