@@ -38,10 +38,14 @@ services-status: $(VENV)/.installed ## are the local services running and answer
 check-remote: $(VENV)/.installed ## one line: is the DVC remote reachable with these keys
 	@$(SERVICES) check-remote
 
-push: check-remote ## dvc push every out of dvc.lock to the remote
+push: check-remote ## dvc push every out of dvc.lock to the remote, then check that the remote has them all
 	$(DVC) push $(DVC_ARGS)
+	@if [ -z "$(DVC_ARGS)" ]; then $(SERVICES) check-pull; fi
 
+# check-pull: which cached outs of dvc.lock the remote lacks (one line each, with what to run), before
+# `dvc pull` and after `dvc push`; with DVC_ARGS (targets or options for dvc) that check is left to dvc.
 pull: check-remote ## dvc pull; first one line per out of dvc.lock missing from the remote
+	@if [ -z "$(DVC_ARGS)" ]; then $(SERVICES) check-pull; fi
 	$(DVC) pull $(DVC_ARGS)
 
 # The tracking server's UI when one is configured or running; else a local `mlflow ui` on ./mlflow.db.
