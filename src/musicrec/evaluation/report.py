@@ -16,14 +16,9 @@ import pandas as pd
 
 from musicrec.formatting import number
 from musicrec.formatting import pvalue
-from musicrec.models import MODELS
+from musicrec.models import model_color
 from musicrec.pipeline.evaluate import Assessment
 from musicrec.pipeline.interactions import Interactions
-
-
-def model_color(name: str) -> str:
-    """The model's colour in every figure (the registry's ``ModelSpec.color``)."""
-    return MODELS[name].color if name in MODELS else "#000000"
 
 
 def data_summary(inter: Interactions) -> dict[str, Any]:

@@ -118,6 +118,11 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
+def model_color(name: str) -> str:
+    """The colour of model ``name`` in every figure (black for a name the registry does not know)."""
+    return MODELS[name].color if name in MODELS else "#000000"
+
+
 def collaborative_models() -> tuple[str, ...]:
     """The registered models a hybrid can use as its collaborative part."""
     return tuple(name for name, spec in MODELS.items() if spec.is_collaborative)
