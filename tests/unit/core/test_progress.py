@@ -99,3 +99,34 @@ def test_step_timer_logs_and_keeps_durations():
     assert timer.total() == 5.0
     assert out.getvalue().splitlines() == ["transform: aggregate: 1.5 s", "transform: filter: 3.2 s",
                                            "transform: write: 0.25 s"]
+
+
+def _sparse(seed: int = 0):
+    import numpy as np
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    return sp.random(30, 20, density=0.3, format="csr", random_state=rng, dtype=np.float32)
+
+
+def test_the_long_steps_report_progress(monkeypatch, capsys):
+    """ALS iterations, the filter passes and evaluation batches go through musicrec.progress (bar forced)."""
+    import numpy as np
+    import pandas as pd
+
+    from musicrec.models.mf import ALSRecommender
+    from musicrec.pipeline.evaluate import recommend_batched
+    from musicrec.pipeline.transform import FilterSpec, filter_pairs_in_memory
+
+    monkeypatch.setenv("MUSICREC_PROGRESS", "bar")
+    X = _sparse()
+    model = ALSRecommender(factors=4, iterations=3, seed=1).fit(X)
+    err = capsys.readouterr().err
+    assert "train: als" in err and "3/3" in err
+    pairs = pd.DataFrame({"user_id": ["u1", "u1", "u2", "u3"], "item_id": ["a", "b", "a", "c"],
+                          "playcount": [1, 2, 3, 4]})
+    filter_pairs_in_memory(pairs, FilterSpec(min_user_items=2, min_item_users=1, max_passes=5))
+    assert "transform: filter" in capsys.readouterr().err
+    recommend_batched(model, np.arange(5), X, 3)
+    assert "evaluate: als" in capsys.readouterr().err
+
