@@ -155,15 +155,12 @@ class OutStatus:
         return not self.stage.endswith(".dvc")
 
 
-class VersionAwareRemote(Exception):
-    """The remote is version-aware (or a worktree remote): DVC keeps no object store there to compare with."""
-
-
-def outs_status(repo_root: Path | str = ".", *, remote: str | None = None) -> list[OutStatus]:
+def outs_status(repo_root: Path | str = ".", *, remote: str | None = None) -> list[OutStatus] | None:
     """For every cached out of the repo's stages, whether the remote and the local cache hold all of it.
 
     A folder out counts as held only when its manifest (``.dir``) and every file it lists are there.
-    Raises :class:`VersionAwareRemote` for a version-aware remote (objects live under their paths).
+    None for a version-aware (or worktree) remote: objects live under their paths, there is no
+    object store to compare with.
     """
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
@@ -173,7 +170,7 @@ def outs_status(repo_root: Path | str = ".", *, remote: str | None = None) -> li
         with Repo(str(repo_root)) as repo:
             cloud = repo.cloud.get_remote(remote, "pull")
             if cloud.fs.version_aware or cloud.worktree:
-                raise VersionAwareRemote(cloud.name)
+                return None
             remote_odb = repo.cloud.get_remote_odb(remote, "pull")
             for stage in repo.index.stages:
                 for o in stage.outs:
@@ -228,9 +225,8 @@ def check_pull(repo_root: Path | str = ".", *, remote: str | None = None) -> str
     the ``dvc pull`` command for them.
     """
     name = remote or default_remote(Path(repo_root))
-    try:
-        statuses = outs_status(repo_root, remote=remote)
-    except VersionAwareRemote:
+    statuses = outs_status(repo_root, remote=remote)
+    if statuses is None:
         return f"DVC remote {name!r} is version-aware: dvc pull itself says what it cannot find"
     missing = [s for s in statuses if not s.in_remote and not s.in_cache]
     if not missing:

@@ -346,9 +346,11 @@ def model_summaries(models_dir: Path | str, metrics: dict[str, Any] | None, k: i
 
     ``metrics`` is ``reports/metrics.json`` (model -> {"ndcg@10": ...}), or None when unknown.
     """
+    from musicrec.serving import artifacts
+
     models_dir = Path(models_dir)
-    names = available_models(models_dir)
-    default = default_model(names) if names else None
+    names = artifacts.available_models(models_dir)
+    default = artifacts.default_model(names) if names else None
     out = []
     for name in names:
         folder = models_dir / name
