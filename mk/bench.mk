@@ -10,8 +10,8 @@ BENCH_ARGS ?=
 
 .PHONY: bench bench-full
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed-dev ## the benchmarks, 1M and 10M rows (SIZES=1m for a quick run; benchmarks/README.md)
 	$(PY) benchmarks/run.py --sizes $(SIZES) --workdir $(BENCH_DIR)/ $(BENCH_ARGS)
 
-bench-full: $(VENV)/.installed
+bench-full: $(VENV)/.installed-dev ## the benchmarks with 48M rows too (about 40 min on 2 cores)
 	$(PY) benchmarks/run.py --sizes 1m,10m,48m --workdir $(BENCH_DIR)/ $(BENCH_ARGS)

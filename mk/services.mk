@@ -26,26 +26,30 @@ endif
 
 .PHONY: services-up services-down services-status check-remote push pull ui
 
-services-up: $(VENV)/.installed
+services-up: $(VENV)/.installed ## start local S3 (SeaweedFS) + MLflow server, write .dvc/config.local
 	$(SERVICES) up
 
-services-down: $(VENV)/.installed
+services-down: $(VENV)/.installed ## stop the processes services-up started
 	$(SERVICES) down
 
-services-status: $(VENV)/.installed
+services-status: $(VENV)/.installed ## are the local services running and answering
 	$(SERVICES) status
 
-check-remote: $(VENV)/.installed
+check-remote: $(VENV)/.installed ## one line: is the DVC remote reachable with these keys
 	@$(SERVICES) check-remote
 
-push: check-remote
+push: check-remote ## dvc push every out of dvc.lock to the remote, then check that the remote has them all
 	$(DVC) push $(DVC_ARGS)
+	@if [ -z "$(DVC_ARGS)" ]; then $(SERVICES) check-pull; fi
 
-pull: check-remote
+# check-pull: which cached outs of dvc.lock the remote lacks (one line each, with what to run), before
+# `dvc pull` and after `dvc push`; with DVC_ARGS (targets or options for dvc) that check is left to dvc.
+pull: check-remote ## dvc pull; first one line per out of dvc.lock missing from the remote
+	@if [ -z "$(DVC_ARGS)" ]; then $(SERVICES) check-pull; fi
 	$(DVC) pull $(DVC_ARGS)
 
 # The tracking server's UI when one is configured or running; else a local `mlflow ui` on ./mlflow.db.
-ui: $(VENV)/.installed
+ui: $(VENV)/.installed ## the MLflow UI (tracking server, else mlflow ui on ./mlflow.db)
 	@if url=$$($(SERVICES) ui-url 2>/dev/null); then \
 	  echo "MLflow UI: $$url"; \
 	  case "$$url" in http://127.0.0.1:*) \

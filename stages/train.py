@@ -30,7 +30,8 @@ def main() -> None:
     root = pathlib.Path.cwd()
     with pipeline_run(p, root, run_id_file=pathlib.Path(args.run_id_file), new_run=True, run_name="pipeline",
                       dep_paths=[args.matrices, args.items]) as mlflow:
-        result = run(p.train, p.seed, inter, items, pathlib.Path(args.out), pathlib.Path(args.report))
+        result = run(p.train, p.seed, inter, items, pathlib.Path(args.out), pathlib.Path(args.report),
+                     source=p.data.source)
         trained, report = result.trained, result.report
         if mlflow is not None:
             from musicrec.tracking import logger as tracking

@@ -153,3 +153,25 @@ def test_compare_notebook_runs_without_mlflow_store(project, kernel_env, tmp_pat
     nb = execute(load("02_compare_models.ipynb"), src, project)
     assert "no MLflow store" in outputs_text(nb)
     assert not (tmp_path / "none.db").exists()
+
+
+def test_notebooks_find_the_repo_root_from_another_cwd_and_mlflow_from_the_environment(project, kernel_env,
+                                                                                       monkeypatch):
+    """With the parameters as committed (None): paths from the folder holding dvc.yaml, MLflow from the env."""
+    import shutil
+
+    shutil.copy(ROOT / "dvc.yaml", project / "dvc.yaml")  # what marks a checkout's root
+    cwd = project / "notebooks" / "deeper"
+    cwd.mkdir(parents=True, exist_ok=True)
+    elsewhere = project / "elsewhere.db"
+    shutil.copy(project / "mlflow.db", elsewhere)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{elsewhere}")
+    for name, needle in (("01_explore_data.ipynb", "(user, track) pairs"),
+                         ("02_compare_models.ipynb", f"MLflow store: sqlite:///{elsewhere}")):
+        nb = load(name)
+        committed = next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        assert "= None" in committed, f"{name}: commit the parameters as None (found from the repo root)"
+        text = outputs_text(execute(nb, committed, cwd))
+        assert needle in text, (name, text[-2000:])
+        assert "e+0" not in text, f"{name}: a number in scientific notation"
+    assert "1 run(s) in experiment 'musicrec'" in text

@@ -139,3 +139,101 @@ def check_remote(repo_root: Path | str = ".", *, timeout_s: float = 5.0, name: s
         ) from exc
     return f"DVC remote {rs.name!r} ({rs.url} at {rs.endpointurl or 'AWS'}) is reachable"
 
+
+
+@dataclass(frozen=True)
+class OutStatus:
+    """Where one cached out of the pipeline (dvc.lock / .dvc files) can be found."""
+
+    path: str
+    stage: str  # what `dvc repro` / `dvc pull` take: the stage name, or the .dvc file
+    in_remote: bool  # every object of it (a folder's manifest and files) is in the remote
+    in_cache: bool  # ... in this clone's cache
+
+    @property
+    def is_pipeline_stage(self) -> bool:
+        return not self.stage.endswith(".dvc")
+
+
+def outs_status(repo_root: Path | str = ".", *, remote: str | None = None) -> list[OutStatus] | None:
+    """For every cached out of the repo's stages, whether the remote and the local cache hold all of it.
+
+    A folder out counts as held only when its manifest (``.dir``) and every file it lists are there.
+    None for a version-aware (or worktree) remote: objects live under their paths, there is no
+    object store to compare with.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    out = []
+    try:
+        with Repo(str(repo_root)) as repo:
+            cloud = repo.cloud.get_remote(remote, "pull")
+            if cloud.fs.version_aware or cloud.worktree:
+                return None
+            remote_odb = repo.cloud.get_remote_odb(remote, "pull")
+            for stage in repo.index.stages:
+                for o in stage.outs:
+                    if not o.use_cache or not o.hash_info:
+                        continue  # cache: false outs live in git; an out without a hash was never built
+                    st = repo.cloud.status(_objects(o.hash_info, repo.cache.local, remote_odb), remote=remote)
+                    out.append(OutStatus(_relpath(o.fs_path, repo.root_dir), _address(stage, repo.root_dir),
+                                         in_remote=not (st.missing or st.new), in_cache=not (st.missing or st.deleted)))
+    except DvcException as exc:
+        raise ServiceError(f"dvc: cannot compare the outs with the remote: {' '.join(str(exc).split())}") from None
+    return out
+
+
+def _objects(hash_info, *odbs) -> list:
+    """The object of an out and, for a folder, those of the files its manifest lists (read where it is found)."""
+    from dvc_data.hashfile.tree import Tree
+
+    objs = [hash_info]
+    if hash_info.isdir:
+        odb = next((db for db in odbs if db.exists(hash_info.value)), None)
+        if odb is not None:
+            objs += [entry for _, _, entry in Tree.load(odb, hash_info)]
+    return objs
+
+
+def _relpath(path: str, root: str) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def _address(stage, root: str) -> str:
+    """The stage as `dvc repro` / `dvc pull` name it from the repo root: ``train``, ``sub/dvc.yaml:train``, ``x.dvc``."""
+    file = _relpath(stage.path, root)
+    name = getattr(stage, "name", None)
+    if not name or file.endswith(".dvc"):
+        return file
+    return name if file == "dvc.yaml" else f"{file}:{name}"
+
+
+def missing_out_line(s: OutStatus, remote: str) -> str:
+    """One line: which out cannot be pulled, why, and what to run."""
+    fix = (f"rebuild it with `dvc repro {s.stage}`, or run `make push` on the machine that built it"
+           if s.is_pipeline_stage else "run `make push` on the machine that has it")
+    recorded = "dvc.lock" if s.is_pipeline_stage else s.stage
+    return (f"{s.path} (stage {s.stage}): not in DVC remote {remote!r} nor in the local cache; "
+            f"{recorded} records a version that was never pushed: {fix}")
+
+
+def check_pull(repo_root: Path | str = ".", *, remote: str | None = None) -> str:
+    """Before ``dvc pull``: every cached out must be in the remote (or the cache); else one line per missing out.
+
+    Raises :class:`ServiceError` whose message has those lines and, when some outs can be pulled,
+    the ``dvc pull`` command for them.
+    """
+    name = remote or default_remote(Path(repo_root))
+    statuses = outs_status(repo_root, remote=remote)
+    if statuses is None:
+        return f"DVC remote {name!r} is version-aware: dvc pull itself says what it cannot find"
+    missing = [s for s in statuses if not s.in_remote and not s.in_cache]
+    if not missing:
+        return f"every out in dvc.lock can be pulled from DVC remote {name!r} ({len(statuses)} outs)"
+    lines = [missing_out_line(s, name) for s in missing]
+    bad = {s.stage for s in missing}
+    rest = list(dict.fromkeys(s.stage for s in statuses if s.stage not in bad))
+    if rest:
+        lines.append(f"the other stages' outs can be pulled with: dvc pull {' '.join(rest)}")
+    raise ServiceError("\n".join(lines))

@@ -1,6 +1,7 @@
 """Local S3 (SeaweedFS) and MLflow tracking server for the DVC remote and experiment tracking.
 
-Run as ``python -m musicrec.devservices up|down|status|check-remote|env``.
+Run as ``python -m musicrec.devservices up|down|status|check-remote|check-pull|env``
+(``check-pull``: which cached outs of dvc.lock the remote lacks, one line each with what to run; ``make pull``).
 
 * SeaweedFS: ``weed server -filer -s3`` with every listener bound to 127.0.0.1, data
   and logs under ``.services/`` (git-ignored) so they survive a restart, and S3
@@ -33,7 +34,7 @@ from pathlib import Path
 
 from musicrec.devservices.config import ENV_STATE_DIR, ServiceConfig, ServiceError
 from musicrec.devservices.credentials import ENV_MLFLOW_PASS, ENV_MLFLOW_USER, load_credentials, mlflow_login
-from musicrec.devservices.dvc_remote import check_remote, default_remote, write_dvc_config_local
+from musicrec.devservices.dvc_remote import check_pull, check_remote, default_remote, write_dvc_config_local
 from musicrec.devservices.mlflow_server import start_mlflow
 from musicrec.devservices.process import http_ok, read_pid_record, service_pid, stop_service
 from musicrec.devservices.s3errors import explain_s3_error
@@ -134,7 +135,7 @@ def _find_repo_root(start: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m musicrec.devservices", description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", choices=["up", "down", "status", "check-remote", "env", "ui-url"])
+    ap.add_argument("command", choices=["up", "down", "status", "check-remote", "check-pull", "env", "ui-url"])
     ap.add_argument("--dir", default=None, help=f"state folder (default ${ENV_STATE_DIR}, else <repo>/.services)")
     ap.add_argument("--repo", default=None, help="repository root (default: found from the cwd)")
     ap.add_argument("--s3-port", type=int, default=None)
@@ -166,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             print(url)
         elif a.command == "env":
             print("\n".join(env_lines(cfg)))
+        elif a.command == "check-pull":  # every cached out of dvc.lock in the remote? one line per missing out
+            print(check_pull(root))
         else:
             print(check_remote(root, timeout_s=a.timeout))
     except ServiceError as exc:

@@ -14,16 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from musicrec.formatting import number
+from musicrec.formatting import pvalue
+from musicrec.models import model_color
 from musicrec.pipeline.evaluate import Assessment
 from musicrec.pipeline.interactions import Interactions
-
-
-def _fmt(v: Any, nd: int = 4) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, (int, np.integer)):
-        return f"{int(v):,}"
-    return f"{float(v):.{nd}f}"
 
 
 def data_summary(inter: Interactions) -> dict[str, Any]:
@@ -68,8 +63,8 @@ def make_figures(fig_dir: Path, summary: dict[str, Any], a: Assessment, main_k: 
     if not curve.empty:
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
         for name, g in curve.groupby("model", sort=True):
-            axes[0].plot(g["k"], g["ndcg"], marker="o", label=name)
-            axes[1].plot(g["recall"], g["precision"], marker="o", label=name)
+            axes[0].plot(g["k"], g["ndcg"], marker="o", label=name, color=model_color(name))
+            axes[1].plot(g["recall"], g["precision"], marker="o", label=name, color=model_color(name))
         axes[0].set(xlabel="K", ylabel="nDCG@K", title="nDCG at K")
         axes[1].set(xlabel="recall@K", ylabel="precision@K", title="Precision-recall over K")
         for ax in axes:
@@ -90,7 +85,7 @@ def make_figures(fig_dir: Path, summary: dict[str, Any], a: Assessment, main_k: 
         width = 0.8 / max(len(models), 1)
         for i, m in enumerate(models):
             vals = seg[seg.model == m].set_index("segment").loc[["light", "medium", "heavy"], "ndcg"]
-            ax.bar(np.arange(3) + i * width, vals.to_numpy(), width, label=m)
+            ax.bar(np.arange(3) + i * width, vals.to_numpy(), width, label=m, color=model_color(m))
         ax.set_xticks(np.arange(3) + width * (len(models) - 1) / 2, ["light", "medium", "heavy"])
         ax.set(ylabel=f"nDCG@{main_k}", title="By listener segment (train activity terciles)")
         ax.legend(fontsize=8)
@@ -151,15 +146,15 @@ def render(summary: dict[str, Any], a: Assessment, *, ks: list[int], main_k: int
          "## Data", "",
          "| users | items | interactions | plays | sparsity | top 1% items' share | median items/user |",
          "|---:|---:|---:|---:|---:|---:|---:|",
-         f"| {_fmt(s['users'])} | {_fmt(s['items'])} | {_fmt(s['interactions'])} | {_fmt(s['plays'])} | "
+         f"| {number(s['users'])} | {number(s['items'])} | {number(s['interactions'])} | {number(s['plays'])} | "
          f"{s['sparsity']:.5f} | {s['top1pct_item_share']:.1%} | {s['median_items_per_user']:.0f} |", ""]
     if "long_tail" in figures:
         L += [f"![item popularity long tail]({fig_rel}/{figures['long_tail']})", ""]
     sp_ = s["split"]
     L += ["## Split", "",
-          f"Method **{split_method}**: train {_fmt(sp_['train'])}, validation {_fmt(sp_['validation'])}, "
-          f"test {_fmt(sp_['test'])}, cold-start query {_fmt(sp_['query'])} interactions; "
-          f"{_fmt(len(a.test_users))} test users. Models never see validation or test pairs; "
+          f"Method **{split_method}**: train {number(sp_['train'])}, validation {number(sp_['validation'])}, "
+          f"test {number(sp_['test'])}, cold-start query {number(sp_['query'])} interactions; "
+          f"{number(len(a.test_users))} test users. Models never see validation or test pairs; "
           "seen items are excluded from recommendations.", ""]
     L += [f"## Results at K={main_k}", "",
           f"95% bootstrap intervals over users in brackets. Δ vs popularity: mean per-user difference in "
@@ -171,7 +166,7 @@ def render(summary: dict[str, Any], a: Assessment, *, ks: list[int], main_k: int
         m, ci = a.results[name]["metrics"], a.results[name]["ci"]
 
         def cell(key: str) -> str:
-            v = _fmt(m.get(key))
+            v = number(m.get(key))
             if key in ci and ci[key][0] is not None:
                 v += f" [{ci[key][0]:.3f}, {ci[key][1]:.3f}]"
             return v
@@ -182,16 +177,16 @@ def render(summary: dict[str, Any], a: Assessment, *, ks: list[int], main_k: int
             c = comp.get("ci") or [None, None]
             p = comp.get("wilcoxon_p")
             delta = f"{comp['mean_diff']:+.4f}" + (f" [{c[0]:+.3f}, {c[1]:+.3f}]" if c[0] is not None else "") + \
-                (f" (p={p:.2g})" if p is not None and p >= 1e-3 else (" (p<0.001)" if p is not None else ""))
+                ("" if p is None else (f" (p{pvalue(p)})" if p < 1e-3 else f" (p={pvalue(p)})"))
         val = a.validation.get(name, {}).get(f"ndcg@{main_k}")
         L.append(f"| **{name}** | {cell(f'ndcg@{main_k}')} | {cell(f'recall@{main_k}')} | "
                  f"{cell(f'precision@{main_k}')} | {cell(f'map@{main_k}')} | {cell(f'hit_rate@{main_k}')} | "
-                 f"{_fmt(m.get(f'coverage@{main_k}'))} | {_fmt(m.get(f'novelty@{main_k}'), 2)} | "
-                 f"{_fmt(m.get(f'arp@{main_k}'), 1)} | {_fmt(val)} | {delta} |")
+                 f"{number(m.get(f'coverage@{main_k}'))} | {number(m.get(f'novelty@{main_k}'), 2)} | "
+                 f"{number(m.get(f'arp@{main_k}'), 1)} | {number(val)} | {delta} |")
     L += ["", "### nDCG at every K", "", "| model | " + " | ".join(f"K={k}" for k in ks) + " |",
           "|---|" + "---|" * len(ks)]
     for name in order:
-        L.append(f"| {name} | " + " | ".join(_fmt(a.results[name]["metrics"].get(f"ndcg@{k}")) for k in ks) + " |")
+        L.append(f"| {name} | " + " | ".join(number(a.results[name]["metrics"].get(f"ndcg@{k}")) for k in ks) + " |")
     L.append("")
     if "metrics_at_k" in figures:
         L += [f"![metrics at K]({fig_rel}/{figures['metrics_at_k']})", ""]
@@ -199,7 +194,7 @@ def render(summary: dict[str, Any], a: Assessment, *, ks: list[int], main_k: int
     for name in order:
         seg = a.results[name]["segments"]
         L.append(f"| {name} | " + " | ".join(
-            f"{_fmt(seg[s]['metrics'].get(f'ndcg@{main_k}'))} (n={seg[s]['n_users']})" for s in ("light", "medium", "heavy")) + " |")
+            f"{number(seg[s]['metrics'].get(f'ndcg@{main_k}'))} (n={number(seg[s]['n_users'])})" for s in ("light", "medium", "heavy")) + " |")
     thr = a.results[order[0]]["segments"].get("thresholds", {}) if order else {}
     L += ["", f"Segments are terciles of training interactions per user (light ≤ {thr.get('light_max')}, "
           f"medium ≤ {thr.get('medium_max')}).", ""]

@@ -101,20 +101,26 @@ class ModelSpec:
     Params: type[Section]  # its train.<name> section
     needs_item_features: bool = False  # fit() needs item content features (musicrec.models.features)
     is_collaborative: bool = True  # learns from interactions alone: a hybrid can blend it with content
+    color: str = "#7f7f7f"  # its colour in every figure (report PNGs, DVC plot templates, notebooks)
 
 
 MODELS: dict[str, ModelSpec] = {
-    "popularity": ModelSpec("musicrec.models.popularity:PopularityRecommender", PopularityParams),
-    "itemknn": ModelSpec("musicrec.models.itemknn:ItemKNNRecommender", ItemKNNParams),
-    "als": ModelSpec("musicrec.models.mf:ALSRecommender", ALSParams),
-    "bpr": ModelSpec("musicrec.models.mf:BPRRecommender", BPRParams),
-    "ease": ModelSpec("musicrec.models.ease:EASERecommender", EASEParams),
-    "rp3beta": ModelSpec("musicrec.models.rp3beta:RP3BetaRecommender", RP3BetaParams),
+    "popularity": ModelSpec("musicrec.models.popularity:PopularityRecommender", PopularityParams, color="#7f7f7f"),
+    "itemknn": ModelSpec("musicrec.models.itemknn:ItemKNNRecommender", ItemKNNParams, color="#1f77b4"),
+    "als": ModelSpec("musicrec.models.mf:ALSRecommender", ALSParams, color="#d62728"),
+    "bpr": ModelSpec("musicrec.models.mf:BPRRecommender", BPRParams, color="#ff7f0e"),
+    "ease": ModelSpec("musicrec.models.ease:EASERecommender", EASEParams, color="#2ca02c"),
+    "rp3beta": ModelSpec("musicrec.models.rp3beta:RP3BetaRecommender", RP3BetaParams, color="#9467bd"),
     "content": ModelSpec("musicrec.models.content:ContentRecommender", ContentParams,
-                         needs_item_features=True, is_collaborative=False),
+                         needs_item_features=True, is_collaborative=False, color="#8c564b"),
     "hybrid": ModelSpec("musicrec.models.hybrid:HybridRecommender", HybridParams,
-                        needs_item_features=True, is_collaborative=False),
+                        needs_item_features=True, is_collaborative=False, color="#e377c2"),
 }
+
+
+def model_color(name: str) -> str:
+    """The colour of model ``name`` in every figure (black for a name the registry does not know)."""
+    return MODELS[name].color if name in MODELS else "#000000"
 
 
 def collaborative_models() -> tuple[str, ...]:

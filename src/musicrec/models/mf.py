@@ -32,6 +32,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from musicrec.errors import ResourceUnavailable
+from musicrec.progress import Progress
+from musicrec.progress import mode as progress_mode
 from musicrec.models.base import Recommender
 from musicrec.models.checks import check_n
 from musicrec.models.persist import ArrayBundle
@@ -326,7 +328,8 @@ class ALSRecommender(_MFModel):
 
     def _fit(self, X, *, item_features, item_last_ts) -> None:
         model, on_gpu = self._new_implicit_model(self.use_gpu)
-        model.fit(X, show_progress=False)
+        with Progress(f"train: {self.name}", self.iterations, unit="iterations") as bar:
+            model.fit(X, show_progress=False, callback=lambda *_: bar.update(1))
         if on_gpu:  # pragma: no cover - needs CUDA; factors come back as numpy, the CPU model serves
             model = model.to_cpu()
         self.fitted_on_gpu = on_gpu
@@ -389,7 +392,7 @@ class BPRRecommender(_MFModel):
             num_threads=1,
             random_state=self.seed,
         )
-        model.fit(X, show_progress=False)
+        model.fit(X, show_progress=progress_mode() == "bar")  # implicit's own tqdm bar (no callback for BPR)
         self._keep_factors(model, X)
 
     def _fold_in(self, X: sp.csr_matrix) -> np.ndarray:

@@ -54,6 +54,7 @@ from musicrec.ingest.contract import (
 from musicrec.ingest.inputs import DEFAULT_POLICY, InputFormatError, InputPolicy
 from musicrec.ingest.quarantine import QUARANTINE_SCHEMA, REASONS, with_file
 from musicrec.io import atomic_path
+from musicrec.progress import Progress
 
 __all__ = ["clean", "CleanConfig", "InputFormatError", "REASONS"]
 
@@ -152,11 +153,13 @@ def clean(source: str, input_dir: Path, out_dir: Path, config: CleanConfig = Cle
     with atomic_path(Path(out_dir), directory=True) as tmp:
         (tmp / "plays").mkdir()
         qw = pq.ParquetWriter(tmp / "quarantine.parquet", QUARANTINE_SCHEMA, **PARQUET_OPTS)
+        reading = Progress("clean: reading", unit="rows")
         try:
             for q in catalog.quarantine:
                 if q.num_rows:
                     qw.write_table(q)
             for batch in adapter.iter_plays(inputs, ctx):
+                reading.update(batch.rows_read if batch.plays is not None else 0)
                 rep = files.setdefault(batch.file, FileReport(role="plays"))
                 if batch.plays is None:  # end of the file
                     rep.reader = batch.reader or {}
@@ -176,6 +179,7 @@ def clean(source: str, input_dir: Path, out_dir: Path, config: CleanConfig = Cle
             if acc.parts == 0:
                 pq.write_table(PLAYS_SCHEMA.empty_table(), tmp / "plays" / "part-00000.parquet", **PARQUET_OPTS)
         finally:
+            reading.close()
             qw.close()
         items = acc.items_table()
         pq.write_table(items.cast(ITEM_SCHEMA), tmp / "items.parquet", **PARQUET_OPTS)

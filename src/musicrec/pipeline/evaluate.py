@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from musicrec.evaluation import protocol as E
 from musicrec.evaluation import metrics as M
 from musicrec.pipeline.interactions import Interactions
+from musicrec.progress import StepTimer, progress
 
 if TYPE_CHECKING:
     from musicrec.config import Params
@@ -41,7 +42,7 @@ def recommend_batched(model: Any, users: np.ndarray, query: sp.csr_matrix, N: in
     n_items = query.shape[1]
     batch = max(1, BATCH_CELLS // max(n_items, 1))
     out = np.full((len(users), N), -1, dtype=np.int64)
-    for start in range(0, len(users), batch):
+    for start in progress(range(0, len(users), batch), f"evaluate: {getattr(model, 'name', 'model')}", unit="batches"):
         u = users[start:start + batch]
         ids, _ = model.recommend(u, query[u], N=N, filter_already_liked_items=True)
         out[start:start + len(u)] = ids
@@ -159,11 +160,14 @@ def run(params: "Params", paths: EvaluatePaths) -> dict[str, Any]:
     from musicrec.models.factory import load_model
     from musicrec.pipeline.interactions import load_interactions
 
+    timer = StepTimer("evaluate")
     inter = load_interactions(paths.matrices)
     with reading(paths.items, "run the transform stage first"):
         items = pd.read_parquet(paths.items)
     models = {name: load_model(Path(paths.models) / name) for name in params.train.models}
+    timer.lap("load")
     a = assess_with_params(params, models, inter, items)
+    timer.lap("assess")
     e = params.evaluate
     metrics = metrics_json(a)
     write_json(paths.metrics, metrics)
@@ -177,4 +181,5 @@ def run(params: "Params", paths: EvaluatePaths) -> dict[str, Any]:
         catalog = pd.read_parquet(catalog_path)
     write_report(Path(paths.report), Path(paths.figures), inter, a, catalog, ks=e.k, main_k=e.main_k,
                  sample_users=e.sample_users, seed=params.seed, split_method=params.interactions.split.method)
+    timer.lap("write metrics, plots and report")
     return metrics

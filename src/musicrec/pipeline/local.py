@@ -126,7 +126,7 @@ def run_local(params: "Params", paths: LocalPaths, *, start: Step = "generate", 
 
         inter, items = run.interactions(), run.items()
         run.trained = train_all(inter, items, params.train, params.seed)
-        save_models(paths.models, run.trained, inter, items)
+        save_models(paths.models, run.trained, inter, items, source=params.data.source)
     if "evaluate" in steps:
         from musicrec.pipeline.evaluate import assess_with_params
 

@@ -22,6 +22,8 @@ from musicrec.pipeline.interactions import Interactions
 
 PREVIEW_COLUMN = "spotify_preview_url"  # kept when the items table has it (the app's audio previews)
 CATALOG_COLUMNS = ("item_id", "name", "artist", "tags", "genre", "year", PREVIEW_COLUMN)
+# beside catalog.parquet: {"source": data.source, "item_kind": "track" | "artist"} (serving's wording)
+CATALOG_INFO = "catalog.json"
 
 
 @dataclass
@@ -72,9 +74,18 @@ def train_all(inter: Interactions, items: pd.DataFrame, params: TrainParams, see
     return out
 
 
-def save_models(out_dir: Path, trained: list[Trained], inter: Interactions, items: pd.DataFrame) -> None:
-    """Write the models folder atomically."""
-    from musicrec.io import atomic_path, write_parquet
+def catalog_info(source: str | None) -> dict[str, Any]:
+    """What the catalogue's items are: artists for an artist-level source (the source registry), else tracks."""
+    from musicrec.ingest import SOURCES
+
+    artists = source in SOURCES and SOURCES[source].artist_level
+    return {"source": source, "item_kind": "artist" if artists else "track"}
+
+
+def save_models(out_dir: Path, trained: list[Trained], inter: Interactions, items: pd.DataFrame, *,
+                source: str | None = None) -> None:
+    """Write the models folder atomically (``source``: the ``data.source`` its data came from)."""
+    from musicrec.io import atomic_path, write_json, write_parquet
 
     with atomic_path(Path(out_dir), directory=True) as tmp:
         for t in trained:
@@ -83,6 +94,7 @@ def save_models(out_dir: Path, trained: list[Trained], inter: Interactions, item
         write_parquet(users, tmp / "users.parquet")
         write_parquet(item_map, tmp / "items.parquet")
         write_parquet(catalog_frame(items, inter.maps.item_ids), tmp / "catalog.parquet")
+        write_json(tmp / CATALOG_INFO, catalog_info(source))
 
 
 @dataclass(frozen=True)
@@ -103,12 +115,12 @@ def load_inputs(matrices: Path, items_path: Path) -> tuple[Interactions, pd.Data
 
 
 def run(params: TrainParams, seed: int, inter: Interactions, items: pd.DataFrame, out_dir: Path,
-        report_path: Path) -> TrainResult:
+        report_path: Path, *, source: str | None = None) -> TrainResult:
     """Fit every model of ``params.models``, save the models folder and write the train report."""
     from musicrec.io import write_json
 
     trained = train_all(inter, items, params, seed)
-    save_models(Path(out_dir), trained, inter, items)
+    save_models(Path(out_dir), trained, inter, items, source=source)
     report = {
         "users": inter.train.shape[0], "items": inter.train.shape[1], "train_interactions": int(inter.train.nnz),
         "fit_seconds": {t.name: round(t.seconds, 3) for t in trained},

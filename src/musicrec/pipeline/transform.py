@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 
 from musicrec.errors import DataError, MissingInputError, ResourceUnavailable, reading
 from musicrec.io import atomic_path, write_parquet
+from musicrec.progress import StepTimer, progress
 from musicrec.schema import PROCESSED_PLAY_COLUMNS
 
 if TYPE_CHECKING:
@@ -198,7 +199,8 @@ def iterate_filter(
     users: pd.Index | None = None
     items: pd.Index | None = None
     passes: list[dict[str, int]] = []
-    for i in range(1, spec.max_passes + 1):
+    # iter(): the number of passes is not known in advance (max_passes is a bound)
+    for i in progress(iter(range(1, spec.max_passes + 1)), "transform: filter", unit="passes"):
         user_counts, item_counts = count_fn(users, items)
         new_users = pd.Index(user_counts.index[user_counts.to_numpy() >= spec.min_user_items]).sort_values()
         new_items = pd.Index(item_counts.index[item_counts.to_numpy() >= spec.min_item_users]).sort_values()
@@ -286,6 +288,7 @@ def run_transform(
         partitions = int(params.partitions)
     blocksize = dask_params.blocksize
     out_plays = Path(out_plays)
+    timer = StepTimer("transform")
     with dask_scheduler(dask_params.effective_scheduler, dask_params.num_workers), _bounded_memory(), \
             atomic_path(out_plays, directory=True) as tmp_out:
         spill = tmp_out.parent / f"{tmp_out.name}-pairs"
@@ -300,6 +303,7 @@ def run_transform(
             pairs = shuffled.map_partitions(_aggregate_partition, meta=_empty_pairs())
             n_rows_in, _ = dask.compute(n_rows, pairs.to_parquet(str(spill), write_index=False, compute=False,
                                                                  write_metadata_file=False))
+            timer.lap("read, aggregate and spill the pairs")
             spilled = dd.read_parquet(str(spill))
             ids = spilled[["user_id", "item_id"]]
 
@@ -310,6 +314,7 @@ def run_transform(
                 return uc, ic
 
             users, kept_items, passes = iterate_filter(count, spec)
+            timer.lap(f"filter ({len(passes)} passes)")
             final = spilled.map_partitions(_keep, _value_set(users), _value_set(kept_items), meta=spilled._meta)
             final = final.map_partitions(_sort_partition, meta=spilled._meta)
             # write and count in one pass over the data (computing the counts afterwards re-ran the graph)
@@ -318,6 +323,7 @@ def run_transform(
                 name_function=lambda i: f"part.{i:05d}.parquet", compute=False,
             )
             _, *stats = dask.compute(write, final["playcount"].sum(), final.shape[0])
+            timer.lap("write")
         finally:
             shutil.rmtree(spill, ignore_errors=True)
     n_pairs_total = passes[0]["pairs"]

@@ -20,6 +20,11 @@ folder as artifact ``model/`` and the user histories as ``model/history/``;
 
 >>> rec = ModelServer.from_run("3f1c...", tracking_uri="http://127.0.0.1:5000")
 
+:func:`search` finds tracks, artists and users by name or id prefix, and
+:func:`model_summaries` describes each trained model (params, size, metrics), for
+``musicrec search`` and ``musicrec models``. A models folder of an artist-level source
+(HetRec, Last.fm 360K: ``catalog.json`` ``item_kind``) holds artists, and results say so.
+
 Nothing here imports MLflow (only :func:`~musicrec.serving.artifacts.download_run`,
 when called) or Dask, so the CLI starts fast.
 """
@@ -28,7 +33,9 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +92,41 @@ def _close_matches(query: str, pool: pd.Series, n: int) -> list[int]:
     return out[:n]
 
 
+@dataclass(frozen=True)
+class Catalog:
+    """A models folder's catalogue (one row per matrix column), its user ids and what its items are."""
+
+    items: pd.DataFrame  # index, item_id, name, artist, tags, ...
+    user_ids: np.ndarray
+    item_kind: str = "track"  # "artist" for an artist-level source
+
+    @classmethod
+    def read(cls, models_dir: Path | str) -> Catalog:
+        from musicrec.pipeline.train import CATALOG_INFO
+
+        models_dir = Path(models_dir)
+        for f in ("catalog.parquet", "users.parquet"):
+            if not (models_dir / f).is_file():
+                raise ServingError(f"{models_dir / f}: missing (the models folder is incomplete; "
+                                   "re-run the train stage)")
+        with reading(models_dir / "catalog.parquet", "re-run the train stage"):
+            catalog = pd.read_parquet(models_dir / "catalog.parquet")
+        for col in ("name", "artist", "tags"):
+            if col not in catalog.columns:
+                catalog[col] = None
+        with reading(models_dir / "users.parquet", "re-run the train stage"):
+            users = pd.read_parquet(models_dir / "users.parquet")
+        kind = "track"
+        info = models_dir / CATALOG_INFO
+        if info.is_file():  # absent in folders trained before it was written: tracks
+            with reading(info, "re-run the train stage"):
+                kind = json.loads(info.read_text(encoding="utf-8")).get("item_kind", "track")
+            if kind not in ("track", "artist"):
+                raise ServingError(f"{info}: item_kind must be 'track' or 'artist' (got {kind!r}); "
+                                   "re-run the train stage")
+        return cls(catalog.reset_index(drop=True), users["user_id"].astype(str).to_numpy(), kind)
+
+
 class ModelServer:
     """Serves one trained model: the model plus the catalogue and id maps, ready to answer requests.
 
@@ -93,8 +135,9 @@ class ModelServer:
     """
 
     def __init__(self, models_dir: Path, model_name: str, model: Any, catalog: pd.DataFrame,
-                 user_ids: np.ndarray, matrices_dir: Path | None):
+                 user_ids: np.ndarray, matrices_dir: Path | None, item_kind: str = "track"):
         self.models_dir = models_dir
+        self.item_kind = item_kind  # "track", or "artist" for an artist-level source
         self.model_name = model_name
         self.model = model
         self.catalog = catalog.reset_index(drop=True)
@@ -123,23 +166,13 @@ class ModelServer:
             close = difflib.get_close_matches(name, names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ServingError(f"model {name!r} is not trained in {models_dir}{hint}; available: {', '.join(names)}")
-        for f in ("catalog.parquet", "users.parquet"):
-            if not (models_dir / f).is_file():
-                raise ServingError(f"{models_dir / f}: missing (the models folder is incomplete; "
-                                   "re-run the train stage)")
-        with reading(models_dir / "catalog.parquet", "re-run the train stage"):
-            catalog = pd.read_parquet(models_dir / "catalog.parquet")
-        for col in ("name", "artist", "tags"):
-            if col not in catalog.columns:
-                catalog[col] = None
-        with reading(models_dir / "users.parquet", "re-run the train stage"):
-            users = pd.read_parquet(models_dir / "users.parquet")
+        cat = Catalog.read(models_dir)
         loaded = load_model(models_dir / name, num_threads=1)
-        if loaded.n_items != len(catalog):
+        if loaded.n_items != len(cat.items):
             raise ServingError(f"{models_dir / name}: fitted on {loaded.n_items} items but the catalogue has "
-                               f"{len(catalog)}; the models folder is inconsistent")
-        return cls(models_dir, name, loaded, catalog, users["user_id"].astype(str).to_numpy(),
-                   None if matrices_dir is None else Path(matrices_dir))
+                               f"{len(cat.items)}; the models folder is inconsistent")
+        return cls(models_dir, name, loaded, cat.items, cat.user_ids,
+                   None if matrices_dir is None else Path(matrices_dir), cat.item_kind)
 
     @classmethod
     def from_run(cls, run_id: str, model: str | None = None, *, tracking_uri: str | None = None,
@@ -199,7 +232,7 @@ class ModelServer:
             if p not in seen:
                 seen.add(p)
                 sugg.append((self.item_ids[p], self.explainer.label(p)))
-        raise UnknownIdError("track", str(track_id), sugg[:6])
+        raise UnknownIdError(self.item_kind, str(track_id), sugg[:6])
 
     def has_item(self, track_id: str) -> bool:
         return str(track_id).strip() in self._item_index
@@ -271,6 +304,125 @@ class ModelServer:
         }, columns=list(COLUMNS))
 
 
+SEARCH_COLUMNS = ("kind", "id", "name", "artist", "tracks", "match")
+
+
+def search(catalog: Catalog, query: str, n: int = 10) -> pd.DataFrame:
+    """Tracks (or artists), artists and users whose id starts with ``query`` or whose name contains it.
+
+    Case-insensitive. Per kind, at most ``n`` rows, best first: an exact id or name, then an id
+    prefix, then a name that starts with ``query``, then one that contains it (catalogue order
+    within each). Columns :data:`SEARCH_COLUMNS`: ``artist`` for a track, ``tracks`` (how many the
+    catalogue has) for an artist of a track-level catalogue; ``match`` says which field matched.
+    """
+    q = str(query).strip().lower()
+    if not q:
+        raise ServingError("give a name or an id prefix to search for (e.g. musicrec search \"radiohead\")")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+        raise ServingError(f"-n must be a positive integer (got {n!r})")
+    items = catalog.items
+    ids = items["item_id"].astype(str)
+    names = items["name"].fillna("").astype(str)
+    rows: list[tuple[str, str | None, Any, Any, int | None, str]] = []
+    rank = _match_rank(ids, names, q)
+    for pos in _best(rank, n):
+        matched = "id" if ids.iat[pos].lower().startswith(q) else "name"
+        artist = items["artist"].iat[pos]
+        rows.append((catalog.item_kind, ids.iat[pos], names.iat[pos] or None,
+                     artist if isinstance(artist, str) and catalog.item_kind == "track" else None, None, matched))
+    if catalog.item_kind == "track":  # artists of a track-level catalogue: by name, with their track count
+        artists = items["artist"].dropna().astype(str)
+        counts = artists.groupby(artists, sort=False).size()
+        a_names = pd.Series(counts.index, dtype=object)
+        for pos in _best(_match_rank(pd.Series([""] * len(a_names)), a_names, q), n):
+            rows.append(("artist", None, a_names.iat[pos], None, int(counts.iat[pos]), "name"))
+    users = pd.Series(catalog.user_ids, dtype=object).astype(str)
+    for pos in _best(_match_rank(users, pd.Series([""] * len(users)), q), n):
+        rows.append(("user", users.iat[pos], None, None, None, "id"))
+    return pd.DataFrame(rows, columns=list(SEARCH_COLUMNS))
+
+
+def _match_rank(ids: pd.Series, names: pd.Series, q: str) -> np.ndarray:
+    """0 exact id or name, 1 id prefix, 2 name prefix, 3 name contains, 4 no match."""
+    low_ids, low_names = ids.str.lower(), names.str.lower()
+    rank = np.full(len(ids), 4, dtype=np.int8)
+    for level, hit in ((3, low_names.str.contains(q, regex=False)), (2, low_names.str.startswith(q)),
+                       (1, low_ids.str.startswith(q)), (0, (low_ids == q) | (low_names == q))):
+        rank[hit.to_numpy(dtype=bool)] = level
+    return rank
+
+
+def _best(rank: np.ndarray, n: int) -> np.ndarray:
+    hits = np.flatnonzero(rank < 4)
+    return hits[np.argsort(rank[hits], kind="stable")][:n]
+
+
+def model_summaries(models_dir: Path | str, metrics: dict[str, Any] | None, k: int = 10) -> list[dict[str, Any]]:
+    """Each trained model: name, whether it is the default, its params, its size on disk and its metrics at ``k``.
+
+    ``metrics`` is ``reports/metrics.json`` (model -> {"ndcg@10": ...}), or None when unknown.
+    """
+    from musicrec.serving import artifacts
+
+    models_dir = Path(models_dir)
+    names = artifacts.available_models(models_dir)
+    default = artifacts.default_model(names) if names else None
+    out = []
+    for name in names:
+        folder = models_dir / name
+        with reading(folder / "model.json", "re-run the train stage"):
+            doc = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        at_k = {key: v for key, v in ((metrics or {}).get(name) or {}).items()
+                if key.endswith(f"@{k}") and not key.startswith("arp_norm")}
+        out.append({"name": name, "default": name == default, "params": doc.get("params", {}),
+                    "size_bytes": size, "metrics": at_k})
+    return out
+
+
+def format_models(summaries: list[dict[str, Any]], k: int = 10) -> str:
+    """``musicrec models``: one block per model (params, size, headline metrics at ``k``)."""
+    from musicrec.formatting import bytes_size, number
+
+    headline = (f"ndcg@{k}", f"recall@{k}", f"precision@{k}", f"hit_rate@{k}", f"coverage@{k}")
+    lines = []
+    for s in summaries:
+        lines.append(f"{s['name']}{'  (default)' if s['default'] else ''}  {bytes_size(s['size_bytes'])}")
+        params = ", ".join(f"{key}={_param(v)}" for key, v in sorted(s["params"].items()))
+        lines.append(f"  params: {params or '(none)'}")
+        shown = [f"{key} {number(s['metrics'][key])}" for key in headline if key in s["metrics"]]
+        lines.append(f"  test: {', '.join(shown) if shown else '– (no reports/metrics.json entry)'}")
+    return "\n".join(lines)
+
+
+def _param(v: Any) -> str:
+    from musicrec.formatting import number
+
+    if isinstance(v, float):
+        return f"{v:,g}"  # 10.0 -> 10, 0.05 -> 0.05
+    return number(v) if isinstance(v, int) and not isinstance(v, bool) else str(v)
+
+
+def format_search(df: pd.DataFrame) -> str:
+    """A plain-text table of :func:`search` results."""
+    if df.empty:
+        return "no match"
+    from musicrec.formatting import number
+
+    def detail(r: Any) -> str:
+        if isinstance(r.artist, str):
+            return r.artist
+        return "" if pd.isna(r.tracks) else f"{number(int(r.tracks))} track{'' if r.tracks == 1 else 's'}"
+
+    text = lambda v: v if isinstance(v, str) else ""  # noqa: E731 (missing: None or NaN)
+    cells = [(r.kind, text(r.id), text(r.name), detail(r))
+             for r in df.itertuples(index=False)]
+    head = ("kind", "id", "name", "artist / tracks")
+    widths = [min(40, max(len(h), *(len(c[i]) for c in cells))) for i, h in enumerate(head)]
+    fmt = lambda row: "  ".join(v[:w].ljust(w) for v, w in zip(row, widths)).rstrip()  # noqa: E731
+    return "\n".join([fmt(head), fmt(tuple("-" * w for w in widths)), *(fmt(c) for c in cells)])
+
+
 def to_records(df: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-ready rows (NaN -> None)."""
     out = []
@@ -281,8 +433,12 @@ def to_records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def format_table(df: pd.DataFrame, *, width: int = 28, why_width: int = 60) -> str:
-    """A plain-text table of a result frame (names and explanations truncated)."""
+def format_table(df: pd.DataFrame, *, width: int = 28, why_width: int = 60, item_kind: str = "track") -> str:
+    """A plain-text table of a result frame (names and explanations truncated).
+
+    For an artist-level catalogue (``item_kind="artist"``) the name column is headed "artist" and the
+    artist column, the same name again, is left out.
+    """
     def cut(v: Any, w: int) -> str:
         s = "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
         return s if len(s) <= w else s[: w - 1] + "…"
@@ -290,7 +446,11 @@ def format_table(df: pd.DataFrame, *, width: int = 28, why_width: int = 60) -> s
     rows = [(str(r.rank), cut(r.item_id, 20), cut(r.name, width), cut(r.artist, 22), f"{r.score:.4f}",
              cut(r.why, why_width)) for r in df.itertuples(index=False)]
     head = ("#", "id", "track", "artist", "score", "why")
+    if item_kind == "artist":
+        rows = [r[:3] + r[4:] for r in rows]
+        head = ("#", "id", "artist", "score", "why")
     widths = [max(len(h), *(len(r[c]) for r in rows)) if rows else len(h) for c, h in enumerate(head)]
+    right = (0, head.index("score"))
     line = lambda cells: "  ".join(  # noqa: E731
-        (c.rjust(w) if k in (0, 4) else c.ljust(w)) for k, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        (c.rjust(w) if k in right else c.ljust(w)) for k, (c, w) in enumerate(zip(cells, widths))).rstrip()
     return "\n".join([line(head), line(tuple("-" * w for w in widths)), *(line(r) for r in rows)])

@@ -181,9 +181,11 @@ def test_bad_model_and_missing_folders_exit_2_without_traceback(out, ids, tmp_pa
 
 
 def test_models_command_lists_and_marks_the_default(out):
-    assert ok(cli(out, "models")).split() == ["als", "content", "hybrid", "(default)", "itemknn", "popularity"]
+    heads = [line.split()[0] + (" (default)" if "(default)" in line else "")
+             for line in ok(cli(out, "models")).splitlines() if not line.startswith(" ")]  # one block per model
+    assert heads == ["als", "content", "hybrid (default)", "itemknn", "popularity"]
     doc = json.loads(ok(cli(out, "models", "--json")))
-    assert doc == {"models": sorted(MODELS), "default": "hybrid"}
+    assert (doc["models"], doc["default"]) == (sorted(MODELS), "hybrid")
 
 
 def test_default_model_falls_back_to_als_then_first(tmp_path):
