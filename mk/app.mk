@@ -13,7 +13,7 @@ APP_SCRIPT := src/musicrec/serving/app/streamlit_app.py
 
 .PHONY: app
 
-app: $(VENV)/.installed
+app: $(VENV)/.installed ## the Streamlit app on http://127.0.0.1:$(APP_PORT) (README: The app; RUN_ID= / MODEL_URI= / APP_MODELS=)
 	$(PY) -m streamlit run $(APP_SCRIPT) --server.address 127.0.0.1 --server.port $(APP_PORT) \
 	  --server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer -- \
 	  $(if $(APP_MODELS),--models '$(APP_MODELS)') $(if $(RUN_ID),--run-id '$(RUN_ID)') \
