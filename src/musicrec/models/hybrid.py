@@ -19,17 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from musicrec.errors import DataError
 from musicrec.models import collaborative_models
-from musicrec.models.base import Recommender
-from musicrec.models.persist import ArrayBundle
-from musicrec.models.ranking import minmax_rows, top_n
-from musicrec.models.content import ContentRecommender
+from musicrec.models.composite import CompositeRecommender
+from musicrec.models.ranking import top_n
 
 
-
-class HybridRecommender(Recommender):
+class HybridRecommender(CompositeRecommender):
     name = "hybrid"
+
+    @classmethod
+    def roles(cls, params) -> dict[str, str]:
+        return {"collaborative": params["collaborative"], "content": "content"}
 
     def __init__(
         self,
@@ -58,24 +58,7 @@ class HybridRecommender(Recommender):
         self.weight_collaborative = float(weight_collaborative)
         self.weight_content = float(weight_content)
         self.mmr_lambda = None if mmr_lambda is None else float(mmr_lambda)
-        component_params = dict(component_params or {})
-        unknown = set(component_params) - {collaborative, "content"}
-        if unknown:
-            raise ValueError(
-                f"component_params has keys {sorted(unknown)}; expected only {collaborative!r} and/or 'content'"
-            )
-        from musicrec.models.factory import build_model, default_params
-
-        self.component_params = {
-            collaborative: component_params.get(collaborative, default_params(collaborative)),
-            "content": component_params.get("content", default_params("content")),
-        }
-        self.collab: Recommender = build_model(
-            collaborative, self.component_params[collaborative], seed=seed, num_threads=num_threads
-        )
-        self.content: ContentRecommender = build_model(  # type: ignore[assignment]
-            "content", self.component_params["content"], seed=seed, num_threads=num_threads
-        )
+        self._build_components(component_params)
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -85,34 +68,12 @@ class HybridRecommender(Recommender):
             "mmr_lambda": self.mmr_lambda,
         }
 
-    def _components(self) -> dict[str, Recommender]:
-        return {"collaborative": self.collab, "content": self.content}
-
-    def _fit(self, X, *, item_features, item_last_ts) -> None:
-        if item_features is None:
-            raise ValueError("the 'hybrid' model needs item_features at fit (for its content component)")
-        self.collab.fit(X, item_features=item_features, item_last_ts=item_last_ts)
-        self.content.fit(X, item_features=item_features)
-
-    def _has_signal(self, userids, X) -> np.ndarray:
-        return np.ones(len(userids), dtype=bool)  # the components apply their own fallbacks
-
     def _score(self, userids, X) -> np.ndarray:
-        s = np.zeros((len(userids), self.n_items), dtype=np.float32)
-        if self.weight_collaborative > 0:
-            s += self.weight_collaborative * minmax_rows(self.collab._score_checked(userids, X))
-        if self.weight_content > 0:
-            s += self.weight_content * minmax_rows(self.content._score_checked(userids, X))
-        return s
+        return self.blend(userids, X, {"collaborative": self.weight_collaborative, "content": self.weight_content})
 
     def _item_similarity(self, itemids) -> np.ndarray:
-        s = np.zeros((len(itemids), self.n_items), dtype=np.float32)
-        for w, model in ((self.weight_collaborative, self.collab), (self.weight_content, self.content)):
-            if w > 0:
-                sim = model._item_similarity(itemids).astype(np.float32, copy=True)
-                sim[np.arange(len(itemids)), itemids] = np.nan  # keep self out of the scaling
-                s += w * np.nan_to_num(minmax_rows(np.where(np.isnan(sim), -np.inf, sim)))
-        return s
+        return self.blend_similarity(itemids, {"collaborative": self.weight_collaborative,
+                                               "content": self.weight_content})
 
     def _rank(self, scores: np.ndarray, N: int) -> tuple[np.ndarray, np.ndarray]:
         if self.mmr_lambda is None:
@@ -148,43 +109,3 @@ class HybridRecommender(Recommender):
                 out_scores[r, slot] = prev
                 max_sim = np.maximum(max_sim, sim[:, j])
         return out_ids, out_scores
-
-    def _get_state(self):
-        return {"component_params": self.component_params}, {}
-
-    def _set_state(self, meta: dict[str, Any], arrays: ArrayBundle) -> None:
-        # the components are loaded by musicrec.models.load_model (sub-directories)
-        pass
-
-    @classmethod
-    def _from_saved(cls, directory, doc, *, num_threads: int, verify: bool = True):
-        from musicrec.models.persist import MODEL_JSON, read_model_json, verify_files
-
-        path = directory / MODEL_JSON
-        if verify:
-            verify_files(directory, doc)
-        comp = doc["meta"].get("component_params")
-        if not isinstance(comp, dict) or not all(isinstance(v, dict) for v in comp.values()):
-            raise DataError(f"{path}: meta.component_params missing or not a mapping of mappings")
-        try:
-            model = cls(**doc["params"], seed=doc["seed"], num_threads=num_threads, component_params=comp)
-        except (TypeError, ValueError) as err:
-            raise DataError(f"{path}: invalid params for model 'hybrid' ({err})") from None
-        parts = {}
-        for sub, expected in (("collaborative", model.collaborative), ("content", "content")):
-            sub_doc = read_model_json(directory / sub)
-            if sub_doc["model"] != expected:
-                raise DataError(f"{directory / sub / MODEL_JSON}: holds {sub_doc['model']!r}, expected {expected!r}")
-            from musicrec.models import model_class
-
-            parts[sub] = model_class(expected)._from_saved(directory / sub, sub_doc, num_threads=num_threads)
-            if (parts[sub].n_users, parts[sub].n_items) != (doc["n_users"], doc["n_items"]):
-                raise DataError(f"{directory / sub / MODEL_JSON}: shape differs from the hybrid's")
-        model.collab, model.content = parts["collaborative"], parts["content"]
-        model.n_users, model.n_items = doc["n_users"], doc["n_items"]
-        from musicrec.models.persist import load_bundle
-
-        bundle = load_bundle(directory)
-        model._set_popularity(bundle.array("item_popularity", dtype=np.float32, shape=(model.n_items,)))
-        model._fitted = True
-        return model
