@@ -57,6 +57,7 @@ class UserKNNRecommender(Recommender):
         self.shrink = float(shrink)
         self.X: sp.csr_matrix | None = None          # training matrix (users x items)
         self._A_T: sp.csr_matrix | None = None       # weighted training rows, transposed (items x users)
+        self._A_T_unit: sp.csr_matrix | None = None  # the same, each user's column of unit length
         self._norms: np.ndarray | None = None        # |a(v)| per training user
         self._idf: np.ndarray | None = None          # bm25: per item
         self._avg_len = 1.0                          # bm25: mean training row sum
@@ -80,6 +81,8 @@ class UserKNNRecommender(Recommender):
         A = self._weigh(X)
         self._norms = np.sqrt(np.asarray(A.multiply(A).sum(axis=1)).ravel()).astype(np.float32)
         self._A_T = sp.csr_matrix(A.T, dtype=np.float32)
+        inv = np.where(self._norms > 0, 1 / np.where(self._norms > 0, self._norms, 1), 0).astype(np.float32)
+        self._A_T_unit = sp.csr_matrix(self._A_T @ sp.diags(inv), dtype=np.float32)  # columns a(v) / |a(v)|
         col = np.sqrt(np.asarray(A.multiply(A).sum(axis=0)).ravel())
         scale = sp.diags(np.where(col > 0, 1.0 / np.where(col > 0, col, 1), 0).astype(np.float32))
         self._item_T = sp.csr_matrix(scale @ self._A_T, dtype=np.float32)
@@ -104,18 +107,23 @@ class UserKNNRecommender(Recommender):
 
     def _neighbours(self, ids: np.ndarray, X: sp.csr_matrix) -> sp.csr_matrix:
         A = self._weigh(X)
-        qnorm = np.sqrt(np.asarray(A.multiply(A).sum(axis=1)).ravel())
+        qnorm = np.sqrt(np.asarray(A.multiply(A).sum(axis=1)).ravel()).astype(np.float32)
+        if self.shrink == 0:  # cosine: normalise the query rows, the training side is normalised at fit
+            A = sp.csr_matrix(sp.diags(np.where(qnorm > 0, 1 / np.where(qnorm > 0, qnorm, 1), 0)) @ A,
+                              dtype=np.float32)
+        right = self._A_T_unit if self.shrink == 0 else self._A_T
         step = max(1, _BLOCK_FLOATS // max(self.n_users, 1))
         blocks = []
         for lo in range(0, len(ids), step):
             hi = min(lo + step, len(ids))
-            dots = np.asarray((A[lo:hi] @ self._A_T).toarray(), dtype=np.float64)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                sims = dots / (qnorm[lo:hi, None] * self._norms[None, :].astype(np.float64) + self.shrink)
-            sims = np.nan_to_num(sims, nan=0.0, posinf=0.0, neginf=0.0)
+            sims = np.asarray((A[lo:hi] @ right).toarray(), dtype=np.float32)
+            if self.shrink > 0:
+                den = np.multiply.outer(qnorm[lo:hi], self._norms)
+                den += np.float32(self.shrink)
+                sims /= den
             own = (ids[lo:hi] >= 0) & (ids[lo:hi] < self.n_users)
             sims[np.flatnonzero(own), ids[lo:hi][own]] = 0.0  # a training listener is not its own neighbour
-            blocks.append(topk_csr_rows(sims.astype(np.float32), self.k))
+            blocks.append(topk_csr_rows(sims, self.k))
         if not blocks:
             return sp.csr_matrix((0, self.n_users), dtype=np.float32)
         return sp.vstack(blocks, format="csr")
