@@ -8,9 +8,10 @@ A listener whose query row holds ``n`` items falls in tier ``t`` =
         + weights[t].popularity * minmax(popularity)
 
 with min-max scaling per listener, as in :mod:`~musicrec.models.hybrid`. The
-default leans on content and popularity for light listeners (a collaborative
-model knows little about them) and on the collaborative model above. A
-component is scored only for the rows whose tier gives it a weight.
+defaults (``train.adaptive_hybrid``: user-kNN; 60 % collaborative for 0-4 items,
+80 % for 5-19, 91 % above, the rest content and popularity) give light listeners
+more content and popularity, where a collaborative model knows least about them.
+A component is scored only for the rows whose tier gives it a weight.
 ``similar_items`` blends the components' item similarities with the weights of
 the last (most active) tier.
 """
@@ -52,7 +53,7 @@ class AdaptiveHybridRecommender(CompositeRecommender):
 
     def __init__(
         self,
-        collaborative: str = "als",
+        collaborative: str = "userknn",
         tiers: list[int] | tuple[int, ...] = (5, 20),
         weights: list[dict[str, float]] | None = None,
         *,

@@ -39,7 +39,7 @@ def data():
 
 
 def adaptive(tiers, weights, **kw) -> AdaptiveHybridRecommender:
-    params = {**default_params("adaptive_hybrid"), "tiers": tiers, "weights": weights, **kw}
+    params = {**default_params("adaptive_hybrid"), "collaborative": "als", "tiers": tiers, "weights": weights, **kw}
     fast = {"als": FAST_ALS} if params["collaborative"] == "als" else None
     return build_model("adaptive_hybrid", params, seed=0, component_params=fast)
 
@@ -77,7 +77,8 @@ def test_mixed_weights_are_a_weighted_minmax_sum(data):
 
 def test_component_params_come_from_their_sections(data):
     X, feats = data
-    assert component_names("adaptive_hybrid", default_params("adaptive_hybrid")) == ("als", "content", "popularity")
+    assert component_names("adaptive_hybrid", default_params("adaptive_hybrid")) == ("userknn", "content", "popularity")
+    assert component_names("adaptive_hybrid", {"collaborative": "als"}) == ("als", "content", "popularity")
     model = adaptive([5], [ONLY["popularity"], ONLY["collaborative"]]).fit(X, item_features=feats)
     assert model.collab.item_factors.shape == (N_ITEMS, 8)
     from musicrec.pipeline.local import params_for
