@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -123,7 +123,7 @@ class AdaptiveHybridParams(Section):
 
     # defaults chosen on validation nDCG@10 (default data, per tier) and on the cold-start study's seeds 1, 2
     collaborative: str = "userknn"  # one of collaborative_models()
-    tiers: list[int] = Field(default_factory=lambda: [5, 20], max_length=100)
+    tiers: list[Annotated[int, Field(ge=1, le=10**9)]] = Field(default_factory=lambda: [5, 20], max_length=100)
     weights: list[TierWeights] = Field(default_factory=lambda: [
         TierWeights(collaborative=0.6, content=0.2, popularity=0.2),
         TierWeights(collaborative=0.8, content=0.1, popularity=0.1),
@@ -138,8 +138,6 @@ class AdaptiveHybridParams(Section):
     @field_validator("tiers")
     @classmethod
     def _tiers(cls, v: list[int]) -> list[int]:
-        if any(t < 1 or t > 10**9 for t in v):
-            raise ValueError("must be item counts between 1 and 1e9")
         if any(b <= a for a, b in zip(v, v[1:])):
             raise ValueError("must be strictly ascending item counts (the lower bounds of tiers 2, 3, ...)")
         return v

@@ -126,7 +126,8 @@ def test_constructor_errors_name_the_argument(kw, message):
 
 @pytest.mark.parametrize("kw, message", [
     ({"tiers": [20, 5]}, r"train\.adaptive_hybrid\.tiers: must be strictly ascending"),
-    ({"tiers": [0]}, r"train\.adaptive_hybrid\.tiers: must be item counts between 1"),
+    ({"tiers": [0]}, r"train\.adaptive_hybrid\.tiers\.0: Input should be greater than or equal to 1"),
+    ({"tiers": [5, True]}, r"train\.adaptive_hybrid\.tiers\.1: Input should be a valid integer"),
     ({"tiers": [5]}, r"train\.adaptive_hybrid\.weights: must hold one weight set per tier: len\(tiers\) \+ 1 = 2 sets, 3"),
     ({"weights": [{"content": 1}, {"content": -1}, {"content": 1}]}, r"train\.adaptive_hybrid\.weights\.1\.content"),
     ({"weights": [{"content": 1}, {"content": 0}, {"content": 1}]},
