@@ -56,8 +56,7 @@ class UserKNNRecommender(Recommender):
         self.k = int(k)
         self.shrink = float(shrink)
         self.X: sp.csr_matrix | None = None          # training matrix (users x items)
-        self._A_T: sp.csr_matrix | None = None       # weighted training rows, transposed (items x users)
-        self._A_T_unit: sp.csr_matrix | None = None  # the same, each user's column of unit length
+        self._A_T: sp.csr_matrix | None = None       # a(training rows) transposed (items x users); shrink 0: unit columns
         self._norms: np.ndarray | None = None        # |a(v)| per training user
         self._idf: np.ndarray | None = None          # bm25: per item
         self._avg_len = 1.0                          # bm25: mean training row sum
@@ -80,12 +79,12 @@ class UserKNNRecommender(Recommender):
             self._avg_len = float(sums.mean()) if sums.mean() > 0 else 1.0
         A = self._weigh(X)
         self._norms = np.sqrt(np.asarray(A.multiply(A).sum(axis=1)).ravel()).astype(np.float32)
-        self._A_T = sp.csr_matrix(A.T, dtype=np.float32)
-        inv = np.where(self._norms > 0, 1 / np.where(self._norms > 0, self._norms, 1), 0).astype(np.float32)
-        self._A_T_unit = sp.csr_matrix(self._A_T @ sp.diags(inv), dtype=np.float32)  # columns a(v) / |a(v)|
-        col = np.sqrt(np.asarray(A.multiply(A).sum(axis=0)).ravel())
-        scale = sp.diags(np.where(col > 0, 1.0 / np.where(col > 0, col, 1), 0).astype(np.float32))
-        self._item_T = sp.csr_matrix(scale @ self._A_T, dtype=np.float32)
+        A_T = sp.csr_matrix(A.T, dtype=np.float32)
+        if self.shrink == 0:  # cosine: each training user's column of unit length
+            inv = np.where(self._norms > 0, 1 / np.where(self._norms > 0, self._norms, 1), 0).astype(np.float32)
+            A_T = sp.csr_matrix(A_T @ sp.diags(inv), dtype=np.float32)
+        self._A_T = A_T
+        self._item_T = None  # built on the first item_similarity call
 
     def _weigh(self, rows: sp.csr_matrix) -> sp.csr_matrix:
         """a(rows): the rows themselves (cosine) or their BM25 weighting with the training IDF and length."""
@@ -111,12 +110,11 @@ class UserKNNRecommender(Recommender):
         if self.shrink == 0:  # cosine: normalise the query rows, the training side is normalised at fit
             A = sp.csr_matrix(sp.diags(np.where(qnorm > 0, 1 / np.where(qnorm > 0, qnorm, 1), 0)) @ A,
                               dtype=np.float32)
-        right = self._A_T_unit if self.shrink == 0 else self._A_T
         step = max(1, _BLOCK_FLOATS // max(self.n_users, 1))
         blocks = []
         for lo in range(0, len(ids), step):
             hi = min(lo + step, len(ids))
-            sims = np.asarray((A[lo:hi] @ right).toarray(), dtype=np.float32)
+            sims = np.asarray((A[lo:hi] @ self._A_T).toarray(), dtype=np.float32)
             if self.shrink > 0:
                 den = np.multiply.outer(qnorm[lo:hi], self._norms)
                 den += np.float32(self.shrink)
@@ -138,6 +136,11 @@ class UserKNNRecommender(Recommender):
 
     def _item_similarity(self, itemids) -> np.ndarray:
         """Cosine of the items' listener columns (of the weighted training rows)."""
+        if self._item_T is None:
+            A_T = sp.csr_matrix(self._weigh(self.X).T, dtype=np.float32)
+            col = np.sqrt(np.asarray(A_T.multiply(A_T).sum(axis=1)).ravel())
+            scale = sp.diags(np.where(col > 0, 1.0 / np.where(col > 0, col, 1), 0).astype(np.float32))
+            self._item_T = sp.csr_matrix(scale @ A_T, dtype=np.float32)
         return np.asarray((self._item_T[itemids] @ self._item_T.T).toarray(), dtype=np.float32)
 
     # ---- persistence ------------------------------------------------------

@@ -128,3 +128,9 @@ def test_constructor_errors_name_the_argument(kw, message):
 def test_params_errors_name_the_key(kw, key):
     with pytest.raises(ValueError, match=key):
         validate_params("userknn", {**default_params("userknn"), **kw})
+
+
+def test_item_similarity_is_the_cosine_of_listener_columns():
+    # columns of X3: item 0 = (1, 1, 0), 1 = (1, 0, 1), 2 = (0, 1, 1), 3 = (0, 0, 1)
+    sims = knn(k=2).item_similarity(np.array([0, 3]))
+    np.testing.assert_allclose(sims, [[1, 0.5, 0.5, 0], [0, 1 / np.sqrt(2), 1 / np.sqrt(2), 1]], rtol=1e-6)
