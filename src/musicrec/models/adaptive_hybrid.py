@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from musicrec.models import collaborative_models
+from musicrec.models import TierWeights, collaborative_models
 from musicrec.models.composite import CompositeRecommender
 
-ROLES = ("collaborative", "content", "popularity")
+ROLES: tuple[str, ...] = tuple(TierWeights.model_fields)  # collaborative, content, popularity
 
 
 def _check_weight_set(t: int, w: Any) -> dict[str, float]:
@@ -49,7 +49,8 @@ class AdaptiveHybridRecommender(CompositeRecommender):
 
     @classmethod
     def roles(cls, params) -> dict[str, str]:
-        return {"collaborative": params["collaborative"], "content": "content", "popularity": "popularity"}
+        """collaborative: the chosen model; content and popularity: those models."""
+        return {role: params["collaborative"] if role == "collaborative" else role for role in ROLES}
 
     def __init__(
         self,
