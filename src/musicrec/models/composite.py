@@ -1,4 +1,4 @@
-"""Models that blend other registered models: :class:`CompositeRecommender`, the base of ``hybrid`` and ``adaptive_hybrid``.
+"""Models that blend other registered models: :class:`CompositeRecommender`, base of ``hybrid`` and ``adaptive_hybrid``.
 
 A composite names its components by role (``{"collaborative": "als", "content":
 "content"}``, :meth:`CompositeRecommender.roles`), builds them through the factory

@@ -56,7 +56,7 @@ class UserKNNRecommender(Recommender):
         self.k = int(k)
         self.shrink = float(shrink)
         self.X: sp.csr_matrix | None = None          # training matrix (users x items)
-        self._A_T: sp.csr_matrix | None = None       # a(training rows) transposed (items x users); shrink 0: unit columns
+        self._A_T: sp.csr_matrix | None = None       # a(training rows).T (items x users); shrink 0: unit columns
         self._norms: np.ndarray | None = None        # |a(v)| per training user
         self._idf: np.ndarray | None = None          # bm25: per item
         self._avg_len = 1.0                          # bm25: mean training row sum
