@@ -1,8 +1,9 @@
 """Cold-start study on generated data over several seeds; writes ``reports/cold_start.json``.
 
 The same study as ``tests/unit/evaluation/test_cold_start.py`` (:func:`musicrec.evaluation.cold_start.cold_start_study`):
-cold users reveal a few tracks at query time; popularity, ALS (folded in), content
-and the hybrid recommend from those only.
+cold users reveal a few tracks at query time; popularity, user-kNN (neighbours of the
+revealed tracks), ALS (folded in), content, the hybrid and the activity-adaptive hybrid
+recommend from those only.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/cold_start.py [--seeds 3,7,11] [--known 3,5]
 """
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         summary[f"known_{known}"] = {
             "mean_ndcg@10": mean,
             "hybrid_over_popularity": round(mean["hybrid"] / mean["popularity"], 3),
+            "over_popularity": {m: round(v / mean["popularity"], 3) for m, v in mean.items()},
             "seeds": [r["seed"] for r in rs],
         }
     write_json(a.out, {"study": "cold-start users on generated data (musicrec.evaluation.cold_start.cold_start_study)",

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-COLD_START_MODELS = ("popularity", "als", "content", "hybrid")
+COLD_START_MODELS = ("popularity", "userknn", "als", "content", "hybrid", "adaptive_hybrid")
 
 
 def cold_start_study(work: Path, *, seed: int, known: int = 5, k: int = 10, n_tracks: int = 1500,
@@ -40,7 +40,8 @@ def cold_start_study(work: Path, *, seed: int, known: int = 5, k: int = 10, n_tr
                   "n_artists": max(1, n_tracks // 5)},
         transform={"partitions": 1}, dask={"scheduler": "synchronous", "num_workers": 1},
         interactions={"weighting": "log1p", "split": split},
-        # the hyper-parameters of params.yaml's defaults
+        # the hyper-parameters of params.yaml's defaults (userknn and adaptive_hybrid: the registry
+        # defaults, which params.yaml repeats)
         train={"models": list(models), "als": {"factors": 32, "regularization": 1.0, "alpha": 10.0, "iterations": 15},
                "hybrid": {"collaborative": "als", "weight_collaborative": 0.8, "weight_content": 0.2},
                "content": {"tag_weight": 1.0, "audio_weight": 0.5}})

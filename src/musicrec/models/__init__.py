@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from musicrec.sections import Section
 
@@ -37,6 +37,12 @@ class PopularityParams(Section):
 class ItemKNNParams(Section):
     similarity: Literal["cosine", "bm25"] = "bm25"
     k: int = Field(100, gt=0, le=10_000)
+
+
+class UserKNNParams(Section):
+    similarity: Literal["cosine", "bm25"] = "cosine"
+    k: int = Field(100, gt=0, le=10_000)
+    shrink: float = Field(0.0, ge=0, le=1e6)
 
 
 class ALSParams(Section):
@@ -87,9 +93,62 @@ class HybridParams(Section):
     @field_validator("collaborative", mode="before")
     @classmethod
     def _collaborative(cls, v: Any) -> Any:
-        names = collaborative_models()
-        if not isinstance(v, str) or v not in names:
-            raise ValueError(f"must be one of the collaborative models {', '.join(map(repr, names))}")
+        return check_collaborative(v)
+
+
+def check_collaborative(v: Any) -> Any:
+    """A hybrid's ``collaborative`` param: one of :func:`collaborative_models`."""
+    names = collaborative_models()
+    if not isinstance(v, str) or v not in names:
+        raise ValueError(f"must be one of the collaborative models {', '.join(map(repr, names))}")
+    return v
+
+
+class TierWeights(Section):
+    """The blend weights of one activity tier of ``adaptive_hybrid`` (component role -> weight)."""
+
+    collaborative: float = Field(0.0, ge=0, le=1000)
+    content: float = Field(0.0, ge=0, le=1000)
+    popularity: float = Field(0.0, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> TierWeights:
+        if self.collaborative + self.content + self.popularity <= 0:
+            raise ValueError("collaborative, content and popularity must not all be 0")
+        return self
+
+
+class AdaptiveHybridParams(Section):
+    """Tier t holds the listeners with tiers[t-1] <= (items in their row) < tiers[t]; weights[t] blends them."""
+
+    # defaults chosen on validation nDCG@10 (default data, per tier) and on the cold-start study's seeds 1, 2
+    collaborative: str = "userknn"  # one of collaborative_models()
+    tiers: list[Annotated[int, Field(ge=1, le=10**9)]] = Field(default_factory=lambda: [5, 20], max_length=100)
+    weights: list[TierWeights] = Field(default_factory=lambda: [
+        TierWeights(collaborative=0.6, content=0.2, popularity=0.2),
+        TierWeights(collaborative=0.8, content=0.1, popularity=0.1),
+        TierWeights(collaborative=1.0, content=0.05, popularity=0.05),
+    ])
+
+    @field_validator("collaborative", mode="before")
+    @classmethod
+    def _collaborative(cls, v: Any) -> Any:
+        return check_collaborative(v)
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers(cls, v: list[int]) -> list[int]:
+        if any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError("must be strictly ascending item counts (the lower bounds of tiers 2, 3, ...)")
+        return v
+
+    @field_validator("weights")
+    @classmethod
+    def _one_set_per_tier(cls, v: list[TierWeights], info: ValidationInfo) -> list[TierWeights]:
+        tiers = info.data.get("tiers")
+        if tiers is not None and len(v) != len(tiers) + 1:
+            raise ValueError(f"must hold one weight set per tier: len(tiers) + 1 = {len(tiers) + 1} sets, "
+                             f"{len(v)} given")
         return v
 
 
@@ -107,6 +166,7 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     "popularity": ModelSpec("musicrec.models.popularity:PopularityRecommender", PopularityParams, color="#7f7f7f"),
     "itemknn": ModelSpec("musicrec.models.itemknn:ItemKNNRecommender", ItemKNNParams, color="#1f77b4"),
+    "userknn": ModelSpec("musicrec.models.userknn:UserKNNRecommender", UserKNNParams, color="#17becf"),
     "als": ModelSpec("musicrec.models.mf:ALSRecommender", ALSParams, color="#d62728"),
     "bpr": ModelSpec("musicrec.models.mf:BPRRecommender", BPRParams, color="#ff7f0e"),
     "ease": ModelSpec("musicrec.models.ease:EASERecommender", EASEParams, color="#2ca02c"),
@@ -115,6 +175,9 @@ MODELS: dict[str, ModelSpec] = {
                          needs_item_features=True, is_collaborative=False, color="#8c564b"),
     "hybrid": ModelSpec("musicrec.models.hybrid:HybridRecommender", HybridParams,
                         needs_item_features=True, is_collaborative=False, color="#e377c2"),
+    "adaptive_hybrid": ModelSpec("musicrec.models.adaptive_hybrid:AdaptiveHybridRecommender",
+                                 AdaptiveHybridParams, needs_item_features=True, is_collaborative=False,
+                                 color="#bcbd22"),
 }
 
 

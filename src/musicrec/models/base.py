@@ -71,6 +71,7 @@ class Recommender(ABC):
     """
 
     name: ClassVar[str] = ""  # its key in the registry (musicrec.models.MODELS) and in params.yaml (train.<name>)
+    has_components: ClassVar[bool] = False  # built from other models (models.composite): takes component_params
 
     def __init__(self, *, seed: int = 0, num_threads: int = 0):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -245,8 +246,21 @@ class Recommender(ABC):
     def _set_state(self, meta: dict[str, Any], arrays: ArrayBundle) -> None:
         ...
 
+    @classmethod
+    def component_names(cls, params: dict[str, Any]) -> tuple[str, ...]:
+        """The registered models this one is built from, given its params (composites: the hybrids)."""
+        return ()
+
     def _components(self) -> dict[str, Recommender]:
-        """Sub-models saved in sub-directories (hybrid)."""
+        """Sub-models saved in sub-directories, by role (composites)."""
+        return {}
+
+    def _set_component(self, role: str, model: Recommender) -> None:
+        raise AssertionError(f"{type(self).__name__} has no components")  # pragma: no cover
+
+    @classmethod
+    def _saved_kwargs(cls, meta: dict[str, Any], path: Path) -> dict[str, Any]:
+        """Extra constructor keywords read from a saved ``model.json``'s meta (composites: component_params)."""
         return {}
 
     def save(self, directory: Path | str) -> None:
@@ -294,12 +308,24 @@ class Recommender(ABC):
         if verify:
             verify_files(directory, doc)
         try:
-            model = cls(**doc["params"], seed=doc["seed"], num_threads=num_threads)
+            model = cls(**doc["params"], seed=doc["seed"], num_threads=num_threads,
+                        **cls._saved_kwargs(doc["meta"], path))
         except (TypeError, ValueError) as err:
+            if str(err).startswith(str(path)):
+                raise
             raise DataError(f"{path}: invalid params for model {cls.name!r} ({err})") from None
         if doc["n_users"] < 0 or doc["n_items"] <= 0:
             raise DataError(f"{path}: invalid n_users/n_items")
         model.n_users, model.n_items = doc["n_users"], doc["n_items"]
+        for role, part in model._components().items():
+            sub = directory / role
+            sub_doc = read_model_json(sub)
+            if sub_doc["model"] != part.name:
+                raise DataError(f"{sub / MODEL_JSON}: holds {sub_doc['model']!r}, expected {part.name!r}")
+            loaded = model_class(part.name)._from_saved(sub, sub_doc, num_threads=num_threads)
+            if (loaded.n_users, loaded.n_items) != (model.n_users, model.n_items):
+                raise DataError(f"{sub / MODEL_JSON}: shape differs from the {cls.name!r} model's")
+            model._set_component(role, loaded)
         bundle = load_bundle(directory)
         popularity = bundle.array("item_popularity", dtype=np.float32, shape=(model.n_items,))
         try:

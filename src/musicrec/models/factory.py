@@ -53,15 +53,23 @@ def build_model(
 ) -> Recommender:
     """An unfitted model from its ``train.<name>`` params (``Params.train.model_params(name)``).
 
-    ``component_params`` (hybrid only) gives the params of the collaborative
-    model (key: its name) and/or of ``"content"``; absent ones use the defaults.
+    ``component_params`` (the hybrids only: models with components) gives the
+    params of the models it is built from (key: the model name,
+    :func:`component_names`); absent ones use the defaults.
     """
     clean = validate_params(name, params)
-    if name == "hybrid":
-        return model_class(name)(**clean, seed=seed, num_threads=num_threads, component_params=component_params)
+    cls = model_class(name)
+    if cls.has_components:
+        return cls(**clean, seed=seed, num_threads=num_threads, component_params=component_params)
     if component_params is not None:
-        raise ValueError(f"component_params is only accepted by the hybrid model (got model {name!r})")
-    return model_class(name)(**clean, seed=seed, num_threads=num_threads)
+        raise ValueError(f"component_params is only accepted by the hybrid models, those with components "
+                         f"(got model {name!r})")
+    return cls(**clean, seed=seed, num_threads=num_threads)
+
+
+def component_names(name: str, params: dict[str, Any]) -> tuple[str, ...]:
+    """The registered models that model ``name`` with ``params`` is built from (empty for most models)."""
+    return model_class(name).component_names(validate_params(name, params))
 
 
 def load_model(directory: Path | str, *, num_threads: int = 0) -> Recommender:
@@ -77,6 +85,7 @@ __all__ = [
     "NotFittedError",
     "Recommender",
     "build_model",
+    "component_names",
     "default_params",
     "load_model",
     "validate_params",

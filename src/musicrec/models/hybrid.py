@@ -12,9 +12,9 @@ With ``mmr_lambda`` set, ``recommend`` re-ranks a candidate pool (the
 ``v`` are the content vectors. The returned scores are these MMR values at
 selection time (made non-increasing). ``mmr_lambda = 1`` gives the plain ranking.
 
-Serving re-weights and re-ranks at request time with the public pieces: :func:`blend_scores`,
-:func:`mmr_rerank`, :meth:`HybridRecommender.from_components` (a hybrid over fitted components,
-e.g. a trained ALS and content model) and :meth:`HybridRecommender.with_weights`.
+Serving re-weights and re-ranks at request time with the public pieces: :func:`mmr_rerank`,
+:meth:`HybridRecommender.from_components` (a hybrid over fitted components, e.g. a trained ALS
+and content model) and :meth:`HybridRecommender.with_weights`.
 """
 
 from __future__ import annotations
@@ -23,17 +23,19 @@ from typing import Any
 
 import numpy as np
 
-from musicrec.errors import DataError
 from musicrec.models import collaborative_models
 from musicrec.models.base import Recommender
-from musicrec.models.persist import ArrayBundle
-from musicrec.models.ranking import minmax_rows, top_n
+from musicrec.models.composite import CompositeRecommender
 from musicrec.models.content import ContentRecommender
+from musicrec.models.ranking import top_n
 
 
-
-class HybridRecommender(Recommender):
+class HybridRecommender(CompositeRecommender):
     name = "hybrid"
+
+    @classmethod
+    def roles(cls, params) -> dict[str, str]:
+        return {"collaborative": params["collaborative"], "content": "content"}
 
     def __init__(
         self,
@@ -62,24 +64,7 @@ class HybridRecommender(Recommender):
         self.weight_collaborative = float(weight_collaborative)
         self.weight_content = float(weight_content)
         self.mmr_lambda = None if mmr_lambda is None else float(mmr_lambda)
-        component_params = dict(component_params or {})
-        unknown = set(component_params) - {collaborative, "content"}
-        if unknown:
-            raise ValueError(
-                f"component_params has keys {sorted(unknown)}; expected only {collaborative!r} and/or 'content'"
-            )
-        from musicrec.models.factory import build_model, default_params
-
-        self.component_params = {
-            collaborative: component_params.get(collaborative, default_params(collaborative)),
-            "content": component_params.get("content", default_params("content")),
-        }
-        self.collab: Recommender = build_model(
-            collaborative, self.component_params[collaborative], seed=seed, num_threads=num_threads
-        )
-        self.content: ContentRecommender = build_model(  # type: ignore[assignment]
-            "content", self.component_params["content"], seed=seed, num_threads=num_threads
-        )
+        self._build_components(component_params)
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -89,17 +74,22 @@ class HybridRecommender(Recommender):
             "mmr_lambda": self.mmr_lambda,
         }
 
-    def _components(self) -> dict[str, Recommender]:
-        return {"collaborative": self.collab, "content": self.content}
+    def _score(self, userids, X) -> np.ndarray:
+        return self.blend(userids, X, {"collaborative": self.weight_collaborative, "content": self.weight_content})
 
-    def _fit(self, X, *, item_features, item_last_ts) -> None:
-        if item_features is None:
-            raise ValueError("the 'hybrid' model needs item_features at fit (for its content component)")
-        self.collab.fit(X, item_features=item_features, item_last_ts=item_last_ts)
-        self.content.fit(X, item_features=item_features)
+    def _item_similarity(self, itemids) -> np.ndarray:
+        return self.blend_similarity(itemids, {"collaborative": self.weight_collaborative,
+                                               "content": self.weight_content})
 
-    def _has_signal(self, userids, X) -> np.ndarray:
-        return np.ones(len(userids), dtype=bool)  # the components apply their own fallbacks
+    def _rank(self, scores: np.ndarray, N: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.mmr_lambda is None:
+            return top_n(scores, N, self._order)
+        pool_ids, pool_scores = top_n(scores, min(self.n_items, max(5 * N, 50)), self._order)
+        return self._mmr(pool_ids, pool_scores, N)
+
+    def _mmr(self, pool_ids: np.ndarray, pool_scores: np.ndarray, N: int) -> tuple[np.ndarray, np.ndarray]:
+        return mmr_rerank(pool_ids, pool_scores, self.content.features.vectors, self.mmr_lambda, N,
+                          relevance_scale=self.weight_collaborative + self.weight_content)
 
     @classmethod
     def from_components(cls, collab: Recommender, content: ContentRecommender, *, weight_collaborative: float,
@@ -113,14 +103,15 @@ class HybridRecommender(Recommender):
             raise ValueError(f"collab must be one of {collaborative_models()} (got {collab.name!r})")
         if not isinstance(content, ContentRecommender):
             raise ValueError(f"content must be a ContentRecommender (got {type(content).__name__})")
-        collab._check_fitted()
-        content._check_fitted()
+        for part in (collab, content):
+            if part.item_popularity is None:
+                raise ValueError(f"the {part.name!r} component is not fitted")
         if collab.n_items != content.n_items:
             raise ValueError(f"the components cover {collab.n_items} and {content.n_items} items")
         model = cls(collab.name, weight_collaborative, weight_content, mmr_lambda, seed=collab.seed,
                     num_threads=collab.num_threads,
                     component_params={collab.name: collab.get_params(), "content": content.get_params()})
-        model.collab, model.content = collab, content
+        model.parts = {"collaborative": collab, "content": content}
         model.n_users, model.n_items = collab.n_users, collab.n_items
         model._set_popularity(collab.item_popularity)
         model._fitted = True
@@ -132,82 +123,6 @@ class HybridRecommender(Recommender):
         self._check_fitted()
         return type(self).from_components(self.collab, self.content, weight_collaborative=weight_collaborative,
                                           weight_content=weight_content, mmr_lambda=mmr_lambda)
-
-    def _score(self, userids, X) -> np.ndarray:
-        return blend_scores(
-            self.collab._score_checked(userids, X) if self.weight_collaborative > 0 else None,
-            self.content._score_checked(userids, X) if self.weight_content > 0 else None,
-            self.weight_collaborative, self.weight_content, shape=(len(userids), self.n_items))
-
-    def _item_similarity(self, itemids) -> np.ndarray:
-        s = np.zeros((len(itemids), self.n_items), dtype=np.float32)
-        for w, model in ((self.weight_collaborative, self.collab), (self.weight_content, self.content)):
-            if w > 0:
-                sim = model._item_similarity(itemids).astype(np.float32, copy=True)
-                sim[np.arange(len(itemids)), itemids] = np.nan  # keep self out of the scaling
-                s += w * np.nan_to_num(minmax_rows(np.where(np.isnan(sim), -np.inf, sim)))
-        return s
-
-    def _rank(self, scores: np.ndarray, N: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.mmr_lambda is None:
-            return top_n(scores, N, self._order)
-        pool_ids, pool_scores = top_n(scores, min(self.n_items, max(5 * N, 50)), self._order)
-        return self._mmr(pool_ids, pool_scores, N)
-
-    def _mmr(self, pool_ids: np.ndarray, pool_scores: np.ndarray, N: int) -> tuple[np.ndarray, np.ndarray]:
-        return mmr_rerank(pool_ids, pool_scores, self.content.features.vectors, self.mmr_lambda, N,
-                          relevance_scale=self.weight_collaborative + self.weight_content)
-
-    def _get_state(self):
-        return {"component_params": self.component_params}, {}
-
-    def _set_state(self, meta: dict[str, Any], arrays: ArrayBundle) -> None:
-        # the components are loaded by musicrec.models.load_model (sub-directories)
-        pass
-
-    @classmethod
-    def _from_saved(cls, directory, doc, *, num_threads: int, verify: bool = True):
-        from musicrec.models.persist import MODEL_JSON, read_model_json, verify_files
-
-        path = directory / MODEL_JSON
-        if verify:
-            verify_files(directory, doc)
-        comp = doc["meta"].get("component_params")
-        if not isinstance(comp, dict) or not all(isinstance(v, dict) for v in comp.values()):
-            raise DataError(f"{path}: meta.component_params missing or not a mapping of mappings")
-        try:
-            model = cls(**doc["params"], seed=doc["seed"], num_threads=num_threads, component_params=comp)
-        except (TypeError, ValueError) as err:
-            raise DataError(f"{path}: invalid params for model 'hybrid' ({err})") from None
-        parts = {}
-        for sub, expected in (("collaborative", model.collaborative), ("content", "content")):
-            sub_doc = read_model_json(directory / sub)
-            if sub_doc["model"] != expected:
-                raise DataError(f"{directory / sub / MODEL_JSON}: holds {sub_doc['model']!r}, expected {expected!r}")
-            from musicrec.models import model_class
-
-            parts[sub] = model_class(expected)._from_saved(directory / sub, sub_doc, num_threads=num_threads)
-            if (parts[sub].n_users, parts[sub].n_items) != (doc["n_users"], doc["n_items"]):
-                raise DataError(f"{directory / sub / MODEL_JSON}: shape differs from the hybrid's")
-        model.collab, model.content = parts["collaborative"], parts["content"]
-        model.n_users, model.n_items = doc["n_users"], doc["n_items"]
-        from musicrec.models.persist import load_bundle
-
-        bundle = load_bundle(directory)
-        model._set_popularity(bundle.array("item_popularity", dtype=np.float32, shape=(model.n_items,)))
-        model._fitted = True
-        return model
-
-
-def blend_scores(collab: np.ndarray | None, content: np.ndarray | None, weight_collaborative: float,
-                 weight_content: float, *, shape: tuple[int, int]) -> np.ndarray:
-    """``weight_collaborative * minmax(collab) + weight_content * minmax(content)`` per row (a ``None`` part is left out)."""
-    s = np.zeros(shape, dtype=np.float32)
-    if collab is not None and weight_collaborative > 0:
-        s += weight_collaborative * minmax_rows(collab)
-    if content is not None and weight_content > 0:
-        s += weight_content * minmax_rows(content)
-    return s
 
 
 def mmr_rerank(pool_ids: np.ndarray, pool_scores: np.ndarray, vectors, mmr_lambda: float, N: int, *,

@@ -50,13 +50,12 @@ def item_features_for(items: pd.DataFrame, inter: Interactions, params: TrainPar
 
 
 def build(name: str, params: TrainParams, seed: int) -> Any:
-    from musicrec.models.factory import build_model
+    """Model ``name`` from its params; the hybrids' components take their own ``train.<name>`` params."""
+    from musicrec.models.factory import build_model, component_names
 
-    if name == "hybrid":
-        comp = params.hybrid.collaborative
-        return build_model(name, params.model_params(name), seed=seed,
-                           component_params={comp: params.model_params(comp), "content": params.model_params("content")})
-    return build_model(name, params.model_params(name), seed=seed)
+    own = params.model_params(name)
+    parts = {comp: params.model_params(comp) for comp in component_names(name, own)}
+    return build_model(name, own, seed=seed, component_params=parts or None)
 
 
 def train_all(inter: Interactions, items: pd.DataFrame, params: TrainParams, seed: int) -> list[Trained]:

@@ -73,12 +73,12 @@ class Explainer:
             return [f"popular: {int(pop[j]):,} listeners" for j in recs]
         parts: list[list[str]] = [[] for _ in recs]
         if name != "content":
-            collab = self.model.collab if name == "hybrid" else self.model
+            collab = getattr(self.model, "collab", self.model)  # the hybrids' collaborative component
             for k, (i, _) in enumerate(self._best_known(collab, row, recs)):
                 if i is not None:
                     parts[k].append(f"like {self.label(i)}")
         if MODELS[name].needs_item_features:
-            content = self.model.content if name == "hybrid" else self.model
+            content = getattr(self.model, "content", self.model)  # the hybrids' content component
             for k, feats in enumerate(self._shared_features(content, row, recs)):
                 tags = [f[len("tag:"):] for f in feats if f.startswith("tag:")]
                 audio = [f[len("audio:"):] for f in feats if f.startswith("audio:")]

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from musicrec.ingest import SOURCES
 from musicrec.models.hybrid import collaborative_models
-from musicrec.config import Params, load_params, parse_params, resolve_path
+from musicrec.config import MODELS, Params, load_params, parse_params, resolve_path
 from musicrec.params_file import MAX_DEPTH, MAX_ERRORS, MAX_FILE_BYTES, MAX_VALUE_CHARS, ParamsError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -444,6 +444,7 @@ FLOAT_KEYS = [k for k, ann in LEAVES if float in kinds(ann)]
 LITERAL_KEYS = [(k, ann) for k, ann in LEAVES if typing.get_origin(ann) is Literal]
 # a choice among registered models is checked by a validator (the registry is not known when the class is made)
 LITERAL_KEYS.append(("train.hybrid.collaborative", Literal[collaborative_models()]))
+LITERAL_KEYS.append(("train.adaptive_hybrid.collaborative", Literal[collaborative_models()]))
 STR_KEYS = [k for k, ann in LEAVES if str in kinds(ann)]
 
 
@@ -617,7 +618,7 @@ def test_dask_addresses_that_are_valid(value: str) -> None:
                                        r"3, 4, 5, 6, \.\.\.\]\)$"),
     ("evaluate.k", 10, r"Input should be a valid list \(got 10\)$"),
     ("train.models", ["popularity", "als", "popularity"], r"models listed twice: \['popularity'\]"),
-    ("train.models", ["popularity"] * 9, r"List should have at most 8 items"),
+    ("train.models", ["popularity"] * (len(MODELS) + 1), rf"List should have at most {len(MODELS)} items"),
 ], ids=["k_twice", "k_twice_two", "k_empty", "k_too_many", "k_scalar", "models_twice", "models_too_many"])
 def test_lists_that_are_sets_refuse_duplicates_and_are_bounded(tmp_path: Path, key: str, value: Any,
                                                                expected: str) -> None:

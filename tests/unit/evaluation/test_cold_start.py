@@ -48,6 +48,14 @@ def test_hybrid_beats_popularity_on_cold_users(cold):
     assert ndcg["hybrid"] > 2 * ndcg["content"], ndcg
 
 
+def test_userknn_and_adaptive_hybrid_serve_cold_users(cold):
+    """Neighbours of the revealed tracks (user-kNN) and the adaptive blend beat popularity, as README states."""
+    _, _, ndcg, _ = cold
+    assert ndcg["userknn"] > 1.15 * ndcg["popularity"], ndcg
+    assert ndcg["adaptive_hybrid"] > 1.15 * ndcg["popularity"], ndcg
+    assert ndcg["adaptive_hybrid"] > ndcg["content"] and ndcg["adaptive_hybrid"] > ndcg["popularity"], ndcg
+
+
 def test_content_uses_the_revealed_tracks(cold):
     _, _, ndcg, _ = cold
     assert ndcg["content"] > 5 * ndcg["random"], ndcg
