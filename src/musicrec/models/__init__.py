@@ -55,6 +55,9 @@ class ANNParams(Section):
     ef_search: int = Field(128, ge=1, le=65_536)  # raised to N (+ filtered items) when a query asks more
     ivf_nlist: int = Field(1024, ge=1, le=1_048_576)  # k-means cells (trained on the item vectors)
     nprobe: int = Field(32, ge=1, le=1_048_576)  # cells visited per query
+    # OpenMP threads building the index: 1 gives the same bytes on every run (DVC); 0 = all cores, faster
+    # (HNSW inserts in parallel: the graph, hence the file and near-tie answers, then differ from run to run)
+    build_threads: int = Field(1, ge=0, le=1024)
 
     @model_validator(mode="after")
     def _nprobe_within_nlist(self) -> ANNParams:

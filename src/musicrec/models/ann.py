@@ -12,8 +12,8 @@ embeddings for both. The kind and its parameters come from ``train.<model>.ann``
   cells, ``nprobe`` visited per query),
 * ``flat`` -- ``IndexFlatIP``, exact (a baseline for tests and benchmarks).
 
-Building runs FAISS on one OpenMP thread so that the index (and the saved file) is
-the same bytes on every run; the HNSW level generator (FAISS's own fixed seed) and
+Building runs FAISS on one OpenMP thread by default (``build_threads: 1``) so that the
+index (and the saved file) is the same bytes on every run; the HNSW level generator (FAISS's own fixed seed) and
 the k-means seed are fixed. Queries use FAISS's threads. Filtering (``exclude``, the items a user already
 played) over-fetches ``k + max excluded`` neighbours and drops the excluded ones
 afterwards, so every row still gets ``k`` results when the catalogue has them.
@@ -53,6 +53,7 @@ class ANNSettings:
     ef_search: int = 128
     ivf_nlist: int = 1024
     nprobe: int = 32
+    build_threads: int = 1
 
     @classmethod
     def from_params(cls, params: dict[str, Any] | ANNSettings | None) -> ANNSettings:
@@ -115,11 +116,11 @@ class ANNIndex:
         return int(self.index.d)
 
     @classmethod
-    def build(cls, vectors: np.ndarray, settings: ANNSettings, *, build_threads: int | None = 1) -> ANNIndex:
+    def build(cls, vectors: np.ndarray, settings: ANNSettings) -> ANNIndex:
         """Index the rows of ``vectors`` (float32, (n_items, d)).
 
-        ``build_threads``: OpenMP threads while building (1, the default, makes the
-        index reproducible; ``None`` keeps FAISS's setting, for benchmarks).
+        ``settings.build_threads`` OpenMP threads build it (1, the default, makes the
+        index reproducible; 0 = FAISS's default, all cores).
         """
         import faiss
 
@@ -129,7 +130,7 @@ class ANNIndex:
         if not np.isfinite(X).all():
             raise ValueError("vectors contain NaN or infinite values")
         n, d = X.shape
-        with _omp_threads(build_threads):
+        with _omp_threads(settings.build_threads or None):
             if settings.kind == "hnsw":
                 index = faiss.IndexHNSWFlat(d, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
                 index.hnsw.efConstruction = settings.ef_construction
@@ -191,12 +192,17 @@ class ANNIndex:
             take = min(k, fetch)
             ids[:, :take], scores[:, :take] = I[:, :take], D[:, :take]
         else:
+            if not exclude.has_sorted_indices:
+                exclude = exclude.copy()
+                exclude.sort_indices()
             for r in range(n):
                 lo, hi = exclude.indptr[r], exclude.indptr[r + 1]
                 row_i, row_d = I[r], D[r]
                 keep = row_i >= 0
-                if hi > lo:
-                    keep &= ~np.isin(row_i, exclude.indices[lo:hi])
+                if hi > lo:  # membership by binary search in the row's sorted item indices
+                    ex = exclude.indices[lo:hi]
+                    pos = np.minimum(np.searchsorted(ex, row_i), hi - lo - 1)
+                    keep &= ex[pos] != row_i
                 got_i, got_d = row_i[keep][:k], row_d[keep][:k]
                 ids[r, : len(got_i)], scores[r, : len(got_d)] = got_i, got_d
         missing = ids < 0
@@ -371,7 +377,9 @@ class ANNMixin:
             return ids, scores
         signal = np.linalg.norm(Q, axis=1) > 0
         rows = np.flatnonzero(signal)
-        if len(rows):
+        if len(rows) == n:
+            ids[:], scores[:] = index.search(Q, N, exclude=exclude)
+        elif len(rows):
             ids[rows], scores[rows] = index.search(Q[rows], N, exclude=None if exclude is None else exclude[rows])
         rest = np.flatnonzero(~signal)
         if len(rest):

@@ -257,3 +257,14 @@ def test_model_server_uses_the_index_above_the_threshold(interactions, tmp_path,
     assert len(sim) == len(rec) == 5 and "T3" not in set(sim["item_id"]) and not {"T1", "T2"} & set(rec["item_id"])
     assert calls[0] == ("ann_similar_items" if approximate else "similar_items")
     assert ("ann_recommend" in calls) is approximate
+
+
+def test_dense_embeddings_keep_a_small_vocabulary_and_zero_rows_without_metadata():
+    from musicrec.models.features import build_item_features, dense_embeddings
+
+    items = pd.DataFrame({"item_id": ["a", "b", "c"], "tags": ["rock, pop", "jazz", None]})
+    F = build_item_features(items, np.asarray(["a", "b", "c", "d"]), tag_weight=1.0, audio_weight=0.5)
+    E = dense_embeddings(F, 64, seed=0)  # 3 tags <= 64 components: the TF-IDF block is kept as it is
+    assert E.shape == (4, 3 + F.audio.shape[1]) and E.dtype == np.float32
+    np.testing.assert_allclose(E[:3] @ E[:3].T, (F.vectors[:3] @ F.vectors[:3].T).toarray(), atol=1e-6)
+    assert not E[3].any()  # "d" has no metadata
