@@ -19,6 +19,6 @@ bench-full: $(VENV)/.installed
 	$(PY) benchmarks/run.py --sizes 1m,10m,48m --workdir $(BENCH_DIR)/ $(BENCH_ARGS)
 
 # FAISS ANN vs exact top-10 over synthetic MF factors (benchmarks/bench_ann.py): reports/ann_benchmark.json and its
-# section of reports/benchmarks.md. All three sizes: ~10 min on 2 cores (one thread; ~2 GB at 375k).
+# section of reports/benchmarks.md. All three sizes: ~20 min on 2 cores (one thread; 4 GB peak at 375k).
 bench-ann: $(VENV)/.installed
 	$(PY) benchmarks/bench_ann.py --sizes $(ANN_SIZES) $(BENCH_ARGS)
