@@ -218,7 +218,20 @@ def render_md(doc: dict[str, Any]) -> str:
     names = [n for n in doc["sizes"] if "stages" in res.get(n, {})]  # the sizes that ran
     return "\n".join([*md_header(doc), *md_targets(doc), *md_growth(doc, names), *md_sizes(res, names),
                       *md_serving(res, names), *md_projection(doc, names), *md_als_published(doc, names),
-                      *md_dvc(doc.get("dvc"))])
+                      *md_dvc(doc.get("dvc")), *md_ann()])
+
+
+def md_ann() -> list[str]:
+    """The ANN section, from ``reports/ann_benchmark.json`` (``benchmarks/bench_ann.py``) when it exists."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "reports" / "ann_benchmark.json"
+    if not path.is_file():
+        return []
+    from bench_ann import render_section
+
+    return ["", *render_section(json.loads(path.read_text(encoding="utf-8")))]
 
 
 def md_header(doc: dict[str, Any]) -> list[str]:

@@ -8,10 +8,17 @@ SIZES ?= 1m,10m
 BENCH_DIR ?= bench-data
 BENCH_ARGS ?=
 
-.PHONY: bench bench-full
+ANN_SIZES ?= 20k,50k,375k
+
+.PHONY: bench bench-full bench-ann
 
 bench: $(VENV)/.installed-dev ## the benchmarks, 1M and 10M rows (SIZES=1m for a quick run; benchmarks/README.md)
 	$(PY) benchmarks/run.py --sizes $(SIZES) --workdir $(BENCH_DIR)/ $(BENCH_ARGS)
 
 bench-full: $(VENV)/.installed-dev ## the benchmarks with 48M rows too (about 40 min on 2 cores)
 	$(PY) benchmarks/run.py --sizes 1m,10m,48m --workdir $(BENCH_DIR)/ $(BENCH_ARGS)
+
+# FAISS ANN vs exact top-10 over synthetic MF factors (benchmarks/bench_ann.py): reports/ann_benchmark.json and its
+# section of reports/benchmarks.md. All three sizes: ~20 min on 2 cores (one thread; 4 GB peak at 375k).
+bench-ann: $(VENV)/.installed
+	$(PY) benchmarks/bench_ann.py --sizes $(ANN_SIZES) $(BENCH_ARGS)

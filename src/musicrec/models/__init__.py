@@ -45,12 +45,40 @@ class UserKNNParams(Section):
     shrink: float = Field(0.0, ge=0, le=1e6)
 
 
+class ANNParams(Section):
+    """``train.<model>.ann``: the FAISS index over a model's item vectors (:mod:`musicrec.models.ann`).
+
+    Built at fit when ``enabled`` and the catalogue has at least ``min_items`` items, saved
+    next to the model, and used by serving (``similar``/``recommend``) whenever the loaded
+    model has one; evaluation always scores exactly.
+    """
+
+    enabled: bool = False
+    kind: Literal["hnsw", "ivf", "flat"] = "hnsw"  # flat: exact FAISS inner product (a baseline)
+    min_items: int = Field(50_000, gt=0, le=100_000_000)  # smaller catalogues: no index, exact scoring
+    hnsw_m: int = Field(32, ge=4, le=256)  # graph neighbours per node
+    ef_construction: int = Field(100, ge=8, le=4096)
+    ef_search: int = Field(128, ge=1, le=65_536)  # raised to N (+ filtered items) when a query asks more
+    ivf_nlist: int = Field(1024, ge=1, le=1_048_576)  # k-means cells (trained on the item vectors)
+    nprobe: int = Field(32, ge=1, le=1_048_576)  # cells visited per query
+    # OpenMP threads building the index: 1 gives the same bytes on every run (DVC); 0 = all cores, faster
+    # (HNSW inserts in parallel: the graph, hence the file and near-tie answers, then differ from run to run)
+    build_threads: int = Field(1, ge=0, le=1024)
+
+    @model_validator(mode="after")
+    def _nprobe_within_nlist(self) -> ANNParams:
+        if self.nprobe > self.ivf_nlist:
+            raise ValueError(f"nprobe ({self.nprobe}) must be <= ivf_nlist ({self.ivf_nlist})")
+        return self
+
+
 class ALSParams(Section):
     factors: int = Field(64, gt=0, le=1024)
     regularization: float = Field(0.05, ge=0, le=1e6)
     alpha: float = Field(2.0, gt=0, le=1e6)
     iterations: int = Field(15, gt=0, le=10_000)
     use_gpu: bool | Literal["auto"] = False  # implicit.gpu: auto falls back to the CPU, true fails without CUDA
+    ann: ANNParams = ANNParams()
 
     @field_validator("use_gpu", mode="before")
     @classmethod
@@ -65,6 +93,7 @@ class BPRParams(Section):
     learning_rate: float = Field(0.01, gt=0, le=10)
     regularization: float = Field(0.01, ge=0, le=1e6)
     iterations: int = Field(100, gt=0, le=10_000)
+    ann: ANNParams = ANNParams()
 
 
 class EASEParams(Section):
@@ -82,6 +111,17 @@ class RP3BetaParams(Section):
 class ContentParams(Section):
     tag_weight: float = Field(1.0, ge=0, le=1000)
     audio_weight: float = Field(0.5, ge=0, le=1000)
+    # tfidf: sparse TF-IDF tag vectors; tfidf_svd: dense embeddings (truncated SVD of the TF-IDF, svd_dim
+    # components, concatenated with the standardised audio features), fitted at train time
+    embedding: Literal["tfidf", "tfidf_svd"] = "tfidf"
+    svd_dim: int = Field(64, gt=0, le=1024)
+    ann: ANNParams = ANNParams()
+
+    @model_validator(mode="after")
+    def _ann_needs_dense(self) -> ContentParams:
+        if self.ann.enabled and self.embedding != "tfidf_svd":
+            raise ValueError("ann.enabled needs embedding: tfidf_svd (FAISS indexes dense vectors)")
+        return self
 
 
 class HybridParams(Section):

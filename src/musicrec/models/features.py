@@ -16,6 +16,12 @@ one vector per matrix column:
 
 Items in ``item_ids`` that are missing from the frame get all-zero vectors (and
 do not take part in the idf, mean or standard deviation).
+
+:func:`dense_embeddings` turns these features into one dense vector per item (the
+content model's ``embedding: tfidf_svd``, what its FAISS index holds): a truncated
+SVD of the TF-IDF tag block, fitted on the catalogue with a fixed seed, in place of
+the sparse tags, concatenated with the standardised audio block, weighted and
+L2-normalised as above.
 """
 
 from __future__ import annotations
@@ -237,3 +243,25 @@ def _scatter_rows(block: sp.csr_matrix, rows: np.ndarray, n: int) -> sp.csr_matr
     out.sum_duplicates()
     out.sort_indices()
     return out
+
+
+def dense_embeddings(features: ItemFeatures, dim: int, *, seed: int) -> np.ndarray:
+    """Dense float32 ``(n_items, <= dim + n_audio)`` item embeddings with L2-normalised rows.
+
+    The tag block is reduced to ``dim`` components by scikit-learn's ``TruncatedSVD``
+    (randomized, ``random_state=seed``; a vocabulary of at most ``dim`` tags is kept
+    as it is), its rows L2-normalised, then weighted and joined with the audio block
+    like :attr:`ItemFeatures.vectors`. Items without metadata get zero rows.
+    """
+    tags = sp.csr_matrix(features.tags, dtype=np.float32)
+    if tags.shape[1] > dim and tags.shape[0] > dim:
+        from sklearn.decomposition import TruncatedSVD
+
+        svd = TruncatedSVD(n_components=dim, algorithm="randomized", n_iter=7, random_state=seed)
+        tag_block = np.asarray(svd.fit_transform(tags), dtype=np.float32)
+    else:
+        tag_block = tags.toarray()
+    tag_block = _l2_rows(sp.csr_matrix(tag_block)).toarray()
+    audio = features.audio.toarray().astype(np.float32)
+    combined = np.hstack([tag_block * np.float32(features.tag_weight), audio * np.float32(features.audio_weight)])
+    return np.ascontiguousarray(_l2_rows(sp.csr_matrix(combined)).toarray(), dtype=np.float32)

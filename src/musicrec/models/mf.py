@@ -34,6 +34,7 @@ import scipy.sparse as sp
 from musicrec.errors import ResourceUnavailable
 from musicrec.progress import Progress
 from musicrec.progress import mode as progress_mode
+from musicrec.models.ann import ANNMixin, unit_rows
 from musicrec.models.base import Recommender
 from musicrec.models.checks import check_n
 from musicrec.models.persist import ArrayBundle
@@ -125,11 +126,19 @@ def _num(name: str, v: Any, *, positive: bool) -> float:
     return float(v)
 
 
-class _MFModel(Recommender):
-    """Common state of the factor models: ``user_factors``, ``item_factors``, ``fitted_users``."""
+class _MFModel(ANNMixin, Recommender):
+    """Common state of the factor models: ``user_factors``, ``item_factors``, ``fitted_users``.
 
-    def __init__(self, *, seed: int = 0, num_threads: int = 0):
+    ANN (``train.<name>.ann``, :mod:`musicrec.models.ann`): a ``recommend`` index over
+    the raw item factors (inner product = the exact score) and a ``similar`` index over
+    the L2-normalised ones (cosine, as ``similar_items``); the ann settings are how to
+    serve, not what is fitted, so they are not in ``get_params`` (``meta["ann"]`` when
+    an index was built).
+    """
+
+    def __init__(self, *, seed: int = 0, num_threads: int = 0, ann: dict[str, Any] | None = None):
         super().__init__(seed=seed, num_threads=num_threads)
+        self._init_ann(ann)
         self.user_factors: np.ndarray | None = None
         self.item_factors: np.ndarray | None = None
         self.fitted_users: np.ndarray | None = None  # users with a non-empty train row
@@ -246,8 +255,17 @@ class _MFModel(Recommender):
     def _item_similarity(self, itemids) -> np.ndarray:
         return cosine_rows(self.item_factors[itemids], self.item_factors)
 
+    def _ann_vectors(self) -> dict[str, np.ndarray]:
+        return {"recommend": self.item_factors, "similar": unit_rows(self.item_factors)}
+
+    def _ann_user_queries(self, userids: np.ndarray, X: sp.csr_matrix) -> np.ndarray:
+        return self._user_vectors(userids, X)
+
+    def _ann_item_queries(self, items: np.ndarray) -> np.ndarray:
+        return unit_rows(self.item_factors[items])
+
     def _get_state(self):
-        return {}, {
+        return self._ann_meta(), {
             "user_factors": self.user_factors,
             "item_factors": self.item_factors,
             "fitted_users": self.fitted_users,
@@ -281,11 +299,12 @@ class ALSRecommender(_MFModel):
         alpha: float = 2.0,
         iterations: int = 15,
         use_gpu: bool | str = False,
+        ann: dict[str, Any] | None = None,
         *,
         seed: int = 0,
         num_threads: int = 0,
     ):
-        super().__init__(seed=seed, num_threads=num_threads)
+        super().__init__(seed=seed, num_threads=num_threads, ann=ann)
         self.factors = _pos_int("factors", factors)
         self.regularization = _num("regularization", regularization, positive=False)
         self.alpha = _num("alpha", alpha, positive=True)
@@ -364,11 +383,12 @@ class BPRRecommender(_MFModel):
         learning_rate: float = 0.01,
         regularization: float = 0.01,
         iterations: int = 100,
+        ann: dict[str, Any] | None = None,
         *,
         seed: int = 0,
         num_threads: int = 0,
     ):
-        super().__init__(seed=seed, num_threads=num_threads)
+        super().__init__(seed=seed, num_threads=num_threads, ann=ann)
         self.factors = _pos_int("factors", factors)
         self.learning_rate = _num("learning_rate", learning_rate, positive=True)
         self.regularization = _num("regularization", regularization, positive=False)

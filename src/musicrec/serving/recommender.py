@@ -131,7 +131,9 @@ class ModelServer:
     """Serves one trained model: the model plus the catalogue and id maps, ready to answer requests.
 
     Build with :meth:`load`. ``model_name`` is the model used; ``model`` the
-    loaded :class:`musicrec.models.base.Recommender`.
+    loaded :class:`musicrec.models.base.Recommender`. ``approximate`` (true when the
+    model was saved with a FAISS index, :mod:`musicrec.models.ann`) answers through the
+    index; set it to False for exact answers.
     """
 
     def __init__(self, models_dir: Path, model_name: str, model: Any, catalog: pd.DataFrame,
@@ -150,6 +152,8 @@ class ModelServer:
         self.matrices_dir = matrices_dir
         self._history: sp.csr_matrix | None = None
         self.explainer = Explainer(model_name, model, self._names, self._artists, self.catalog["tags"])
+        # FAISS index (train.<model>.ann): built at fit only above its min_items, so "has one" is the threshold
+        self.approximate = bool(getattr(model, "has_ann", False))
 
     # ---- loading --------------------------------------------------------------------
     @classmethod
@@ -268,7 +272,8 @@ class ModelServer:
     def similar(self, track_id: str, n: int = 10, *, explain: bool = True) -> pd.DataFrame:
         """The ``n`` tracks the model finds most similar to ``track_id``."""
         i = self.item_index(track_id)
-        ids, scores = self.model.similar_items(np.asarray([i]), N=self._n(n))
+        similar = self.model.ann_similar_items if self.approximate else self.model.similar_items
+        ids, scores = similar(np.asarray([i]), N=self._n(n))
         ids, scores = self._valid(ids[0], scores[0])
         whys = [self.explainer.why_similar(i, j) for j in ids] if explain else [""] * len(ids)
         return self._frame(ids, scores, whys)
@@ -285,7 +290,8 @@ class ModelServer:
         return ids[keep], scores[keep]
 
     def _recommend(self, userids: np.ndarray, row: sp.csr_matrix, n: int, explain: bool) -> pd.DataFrame:
-        ids, scores = self.model.recommend(userids, row, N=self._n(n), filter_already_liked_items=True)
+        recommend = self.model.ann_recommend if self.approximate else self.model.recommend
+        ids, scores = recommend(userids, row, N=self._n(n), filter_already_liked_items=True)
         ids, scores = self._valid(ids[0], scores[0])
         whys = self.explainer.why_recommended(row, ids) if explain else [""] * len(ids)
         return self._frame(ids, scores, whys)
