@@ -69,7 +69,7 @@ def test_gpu_branch_converts_to_cpu_and_saves(X, monkeypatch, tmp_path):
             calls["init"] = kw
             self._cpu = CPUALS(**kw)
 
-        def fit(self, X, show_progress=False):
+        def fit(self, X, show_progress=False, callback=None):  # implicit.gpu ALS.fit signature
             calls["fit"] = True
             self._cpu.fit(X, show_progress=show_progress)
 
