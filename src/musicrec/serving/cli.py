@@ -5,6 +5,7 @@
     python -m musicrec similar TRACK_ID -n 10
     python -m musicrec models
     python -m musicrec recommend --run-id RUN_ID --user USER_ID    # the model logged to an MLflow run
+    python -m musicrec recommend --model-uri models:/musicrec-synthetic@champion --user USER_ID
 
 Common options (after the command): ``--models data/models``, ``--model NAME``
 (default: the hybrid if trained, else als, else the first), ``--matrices
@@ -38,9 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
     common.add_argument("--run-id", default=None, metavar="RUN_ID",
                         help="load the model from this MLflow run (artifact model/) instead of --models; "
-                             "e.g. $(cat reports/mlflow_run_id.txt)")
+                             "(the evaluate stage prints it; reports/report.md names it)")
+    common.add_argument("--model-uri", default=None, metavar="URI",
+                        help="load the model from MLflow: models:/musicrec-synthetic@champion, models:/<name>/<version>, "
+                             "runs:/<run id>/<model>")
     common.add_argument("--tracking-uri", default=None, metavar="URI",
-                        help="MLflow store of --run-id (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+                        help="MLflow store of --run-id / --model-uri (default: $MLFLOW_TRACKING_URI, else "
+                             "sqlite:///mlflow.db)")
     ap = argparse.ArgumentParser(prog="musicrec", description="Music recommendations from a trained musicrec pipeline.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -72,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             models_dir = args.models
             if args.run_id:
                 models_dir, _ = artifacts.download_run(args.run_id, tracking_uri=args.tracking_uri)
+            elif args.model_uri:
+                models_dir, _ = artifacts.download_model(args.model_uri, tracking_uri=args.tracking_uri)
             names = artifacts.available_models(models_dir)
             default = artifacts.default_model(names) if names else None
             if args.json:
@@ -82,7 +89,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.n <= 0:
             raise artifacts.ServingError(f"-n must be a positive integer (got {args.n})")
-        if args.run_id:
+        if args.model_uri:
+            models_dir, history = artifacts.download_model(args.model_uri, tracking_uri=args.tracking_uri)
+            rec = serving.ModelServer.load(models_dir, args.model, matrices_dir=history or getattr(args, "matrices", None))
+        elif args.run_id:
             rec = serving.ModelServer.from_run(args.run_id, args.model, tracking_uri=args.tracking_uri,
                                                matrices_dir=getattr(args, "matrices", None))
         else:
