@@ -131,6 +131,29 @@ def test_pyfunc_load_model_answers_like_the_model_server(runs):
         model.predict(pd.DataFrame({"user_id": [users[0]], "liked_ids": [items[:1]], "n": [3]}))
 
 
+def test_every_model_of_a_run_recommends_like_the_local_files(runs, tmp_path, free_ports):
+    from musicrec.serving.artifacts import download_run
+    from musicrec.serving.recommender import ModelServer
+
+    root, uri, _, second = runs  # the second run's models were logged by the first
+    users = pd.read_parquet(root / OUT / "users.parquet")["user_id"].astype(str).tolist()
+    items = pd.read_parquet(root / OUT / "catalog.parquet")["item_id"].astype(str).tolist()
+    for model in MODELS:
+        local = ModelServer.load(root / OUT, model, matrices_dir=root / "data/processed/matrices")
+        remote = ModelServer.from_run(second, model, tracking_uri=uri, cache_dir=tmp_path)
+        assert remote.model_name == model and remote.models_dir != local.models_dir
+        for u in users[:5]:
+            pd.testing.assert_frame_equal(remote.recommend_user(u, 10), local.recommend_user(u, 10))
+        pd.testing.assert_frame_equal(remote.recommend_liked(items[:3], 10), local.recommend_liked(items[:3], 10))
+        pd.testing.assert_frame_equal(remote.similar(items[7], 10), local.similar(items[7], 10))
+    # downloaded once: a second load needs no tracking server at all
+    dead = f"http://127.0.0.1:{free_ports(1)[0]}"
+    with pytest.raises(Exception, match="not reachable"):
+        download_run(second, tracking_uri=dead, cache_dir=tmp_path / "other")
+    cached = download_run(second, tracking_uri=uri, cache_dir=tmp_path)
+    assert cached[0] == remote.models_dir and cached[1] is not None
+
+
 def test_main_model_is_registered_and_the_champion_moves_only_on_a_better_score(runs, tmp_path):
     from musicrec.serving.artifacts import download_model
 
@@ -170,6 +193,8 @@ def test_cli_model_uri_run_id_and_the_tracking_uri_hint(runs, tmp_path):
     assert "--tracking-uri" in " ".join(missing.stderr.split()), "a run not in the local store may be on a server"
     bad = cli("recommend", "--user", users[0], "--model-uri", "models:/musicrec-synthetic@nope")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "musicrec-synthetic@nope" in bad.stderr
+    garbled = cli("recommend", "--user", users[0], "--model-uri", "models:/a/b/c")
+    assert garbled.returncode == 2 and "is not a model URI: use models:/<name>@<alias>" in garbled.stderr
 
 
 def test_mlflow_models_serve_answers_invocations(runs, tmp_path):

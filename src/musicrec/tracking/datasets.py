@@ -35,7 +35,9 @@ def object_url(remote: str | None, md5: str | None) -> str | None:
     """Where DVC 3 stores the object ``md5`` in ``remote`` (``<remote>/files/md5/ab/cdef...``)."""
     if not remote or not md5:
         return None
-    return f"{remote.rstrip('/')}/files/md5/{md5[:2]}/{md5[2:]}"
+    from musicrec.tracking.redact import redact_url
+
+    return redact_url(f"{remote.rstrip('/')}/files/md5/{md5[:2]}/{md5[2:]}")
 
 
 class DvcDatasetSource(DatasetSource):

@@ -24,6 +24,7 @@ from musicrec.tracking import pyfunc_model
 from musicrec.tracking.provenance import dvc_md5
 
 CONTENT_TAG = "musicrec_content_md5"   # on logged models: the md5 of the staged folder
+CODE_TAG = "musicrec_code_md5"         # on logged models: the md5 of pyfunc_model.py (the code MLflow copied)
 MODEL_NAME_TAG = "musicrec_model"      # on logged models and versions: the model's name in train.models
 RUN_MODEL_TAG = "musicrec.model."      # on runs: + name -> models:/<model id> (also for reused models)
 VAL_TAG = "val_metric"                 # on versions: "<metric>=<value>" the champion is chosen by
@@ -86,13 +87,21 @@ def _input_example(staged: Path) -> Any:
     return pd.DataFrame({"user_id": users.iloc[:1].tolist(), "n": [5]})
 
 
+def code_md5() -> str:
+    from musicrec.io import md5_file
+
+    return md5_file(Path(pyfunc_model.__file__))
+
+
 def find_logged(experiment_id: str, name: str, content_md5: str) -> str | None:
-    """Id of a READY logged model of the experiment named ``name`` with content ``content_md5``."""
+    """Id of a READY logged model of the experiment named ``name`` with content ``content_md5``
+    and the current :mod:`~musicrec.tracking.pyfunc_model` code (a changed wrapper is logged anew)."""
     import mlflow
 
     found = mlflow.search_logged_models(
         experiment_ids=[experiment_id],
-        filter_string=f"name = '{name}' AND tags.{CONTENT_TAG} = '{content_md5}'",
+        filter_string=f"name = '{name}' AND tags.{CONTENT_TAG} = '{content_md5}' "
+                      f"AND tags.{CODE_TAG} = '{code_md5()}'",
         output_format="list", max_results=10)
     for m in found:
         if str(getattr(m.status, "name", m.status)).upper().endswith("READY"):
@@ -117,7 +126,7 @@ def log_or_reuse(name: str, staged: Path, experiment_id: str) -> LoggedModelRef:
             info = mlflow.pyfunc.log_model(
                 name=name, python_model=pyfunc_model.__file__, artifacts={pyfunc_model.ARTIFACT: str(staged)},
                 signature=pyfunc_model.signature(), input_example=_input_example(staged),
-                pip_requirements=_requirements(), tags={CONTENT_TAG: md5, MODEL_NAME_TAG: name})
+                pip_requirements=_requirements(), tags={CONTENT_TAG: md5, CODE_TAG: code_md5(), MODEL_NAME_TAG: name})
         ref = LoggedModelRef(name, info.model_id, md5, reused=False)
     mlflow.set_tag(RUN_MODEL_TAG + name, ref.uri)
     return ref

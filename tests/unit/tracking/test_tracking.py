@@ -251,3 +251,38 @@ def test_http_timeouts_are_bounded(monkeypatch):
 
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "3"
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1"
+
+
+def test_dataset_source_names_the_dvc_remote_object(tmp_path):
+    from musicrec.tracking import datasets
+
+    assert datasets.remote_url(tmp_path) is None
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text('[core]\n    remote = s3\n[\'remote "s3"\']\n    url = s3://bkt/dvc\n')
+    assert datasets.remote_url(tmp_path) == "s3://bkt/dvc"
+    md5 = "65ebe5db88f976b9aef0380bfb698b52.dir"
+    assert datasets.object_url("s3://bkt/dvc/", md5) == "s3://bkt/dvc/files/md5/65/ebe5db88f976b9aef0380bfb698b52.dir"
+    assert datasets.object_url("https://u:pw@host/r", "ab12") == f"https://u:{redact.REDACTED}@host/r/files/md5/ab/12"
+    assert datasets.object_url(None, md5) is None
+    src = datasets.DvcDatasetSource("data/processed/matrices", md5, "s3://x")
+    assert datasets.DvcDatasetSource.from_dict(src.to_dict()).to_dict() == src.to_dict()
+
+
+def test_report_provenance_section_is_replaced_not_repeated(tmp_path):
+    from musicrec.evaluation.report import write_provenance
+
+    report = tmp_path / "report.md"
+    report.write_text("# musicrec evaluation report\n\n## Definitions\n\ntext\n")
+    prov = {"run_id": None, "git": {"commit": "a" * 40, "short": "aaaaaaa", "dirty": True,
+                                    "dirty_paths": ["params.yaml"]},
+            "dvc_exp_name": "natal-merk", "data_source": "synthetic",
+            "changed_params": {"train.als.factors": {"from": 64, "to": 32}},
+            "data": {"data/models": "d9714f1ebaa2c0dc2334031004d3d79c.dir", "gone": None}}
+    write_provenance(report, prov)
+    write_provenance(report, prov | {"run_id": "f" * 32})
+    text = report.read_text()
+    assert text.startswith("# musicrec evaluation report\n\n## Definitions\n\ntext\n\n## Provenance\n")
+    assert text.count("## Provenance") == 1 and "f" * 32 in text and "none (tracking off)" not in text
+    assert "natal-merk · synthetic" in text and "yes: `params.yaml`" in text
+    assert "  - `train.als.factors: 64 -> 32`" in text
+    assert "| `data/models` | `d9714f1ebaa2c0dc2334031004d3d79c.dir` |" in text and "| `gone` | `missing` |" in text
