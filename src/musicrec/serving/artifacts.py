@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import os
 import re
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -185,7 +184,7 @@ def download_run(run_id: str, *, tracking_uri: str | None = None, cache_dir: Pat
     without a model) raise :class:`ServingError` with one clear message.
     """
     from musicrec.io import atomic_path
-    from musicrec.tracking.logged_models import RUN_MODEL_TAG
+    from musicrec.tracking.logged_models import RUN_MODEL_TAG, link_or_copy
 
     run_id = str(run_id).strip()
     if not _RUN_ID_RE.fullmatch(run_id):
@@ -212,17 +211,9 @@ def download_run(run_id: str, *, tracking_uri: str | None = None, cache_dir: Pat
                 for f in folder.rglob("*"):
                     target = tmp / f.relative_to(folder)
                     if f.is_file() and not target.exists():
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        _link(f, target)
+                        link_or_copy(f, target)
             (tmp / ".complete").write_text(shown + "\n", encoding="utf-8")
     return _with_history(dest)
-
-
-def _link(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
 
 
 def available_models(models_dir: Path | str) -> list[str]:

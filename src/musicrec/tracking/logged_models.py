@@ -48,7 +48,8 @@ def registered_name(source: str) -> str:
     return f"musicrec-{source}"
 
 
-def _link(src: Path, dst: Path) -> None:
+def link_or_copy(src: Path, dst: Path) -> None:
+    """``dst`` as a hard link to ``src`` (a copy across file systems); creates its folder."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(src, dst)
@@ -61,12 +62,12 @@ def stage_model(models_dir: Path, name: str, history_files: Iterable[Path], dest
     models_dir = Path(models_dir)
     for f in sorted((models_dir / name).rglob("*")):
         if f.is_file():
-            _link(f, dest / name / f.relative_to(models_dir / name))
+            link_or_copy(f, dest / name / f.relative_to(models_dir / name))
     for f in sorted(models_dir.iterdir()):
         if f.is_file():
-            _link(f, dest / f.name)
+            link_or_copy(f, dest / f.name)
     for f in history_files:
-        _link(Path(f), dest / pyfunc_model.HISTORY / Path(f).name)
+        link_or_copy(Path(f), dest / pyfunc_model.HISTORY / Path(f).name)
     return dest
 
 

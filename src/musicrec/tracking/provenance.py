@@ -49,16 +49,6 @@ def git_state(repo_root: Path | str) -> dict[str, Any]:
             "dirty_paths": paths or []}
 
 
-def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists stay values)."""
-    if not isinstance(d, Mapping) or (prefix and not d):
-        return {prefix: d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    return out
-
-
 def changed_params(repo_root: Path | str, params_file: Path | str) -> dict[str, dict[str, Any]]:
     """``{"train.als.factors": {"from": 64, "to": 32}}``: ``params_file`` against its committed version.
 
@@ -66,6 +56,8 @@ def changed_params(repo_root: Path | str, params_file: Path | str) -> dict[str, 
     file git does not track) nothing is known to have changed: ``{}``.
     """
     import yaml
+
+    from musicrec.tracking.logger import flatten
 
     root = Path(repo_root).resolve()
     path = Path(params_file)
@@ -78,10 +70,12 @@ def changed_params(repo_root: Path | str, params_file: Path | str) -> dict[str, 
     if old_text is None:
         return {}
     try:
-        old = flatten(yaml.safe_load(old_text) or {})
-        new = flatten(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+        docs = [yaml.safe_load(old_text) or {}, yaml.safe_load(path.read_text(encoding="utf-8")) or {}]
     except (yaml.YAMLError, OSError, UnicodeDecodeError):
         return {}
+    if not all(isinstance(d, dict) for d in docs):
+        return {}
+    old, new = (flatten(d) for d in docs)
     return {k: {"from": old.get(k), "to": new.get(k)} for k in sorted(old.keys() | new.keys())
             if old.get(k) != new.get(k)}
 
