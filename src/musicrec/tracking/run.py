@@ -84,7 +84,8 @@ class PipelineRun:
         exp_id = self._active.info.experiment_id
         models_dir = Path(self.inputs.models)
         history = [Path(self.inputs.matrices) / f for f in HISTORY_FILES if (Path(self.inputs.matrices) / f).is_file()]
-        with tempfile.TemporaryDirectory(prefix=".tmp-mlflow-models-", dir=models_dir.parent) as tmp:
+        # outside the repository: a killed run leaves nothing in the workspace (hard links when on one disk)
+        with tempfile.TemporaryDirectory(prefix="musicrec-mlflow-models-") as tmp:
             for name in p.train.models:
                 staged = logged_models.stage_model(models_dir, name, history, Path(tmp) / name / "musicrec")
                 self.models[name] = logged_models.log_or_reuse(name, staged, exp_id)
