@@ -62,17 +62,13 @@ class PipelineRun:
         self.models: dict[str, Any] = {}
         self.registered: dict[str, Any] | None = None
 
-    @property
-    def tracking(self) -> bool:
-        return self._active is not None
-
     def log_results(self, metrics: Mapping[str, Any]) -> None:
         """Params, metrics, datasets, reports, pyfunc models, the registry version (no-op without tracking)."""
         if self._active is None:
             return
         import mlflow
 
-        from musicrec.tracking import datasets, logged_models, logger
+        from musicrec.tracking import datasets, logged_models, logger, pyfunc_model
 
         p = self.params
         logger.log_params_flat(json.loads(p.model_dump_json()))
@@ -87,7 +83,8 @@ class PipelineRun:
         # outside the repository: a killed run leaves nothing in the workspace (hard links when on one disk)
         with tempfile.TemporaryDirectory(prefix="musicrec-mlflow-models-") as tmp:
             for name in p.train.models:
-                staged = logged_models.stage_model(models_dir, name, history, Path(tmp) / name / "musicrec")
+                dest = Path(tmp) / name / pyfunc_model.ARTIFACT
+                staged = logged_models.stage_model(models_dir, name, history, dest)
                 self.models[name] = logged_models.log_or_reuse(name, staged, exp_id)
         from musicrec.serving.artifacts import default_model
 
