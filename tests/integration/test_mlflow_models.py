@@ -226,6 +226,7 @@ def test_mlflow_models_serve_answers_invocations(runs, tmp_path):
     rows = got["predictions"]
     from musicrec.serving.recommender import ModelServer
 
-    want = ModelServer.load(root / OUT, "als", matrices_dir=root / "data/processed/matrices").recommend_user(users[2], 3)
+    local = ModelServer.load(root / OUT, "als", matrices_dir=root / "data/processed/matrices")
+    want = local.recommend_user(users[2], 3)
     assert [r["item_id"] for r in rows] == want["item_id"].tolist()
     assert [r["rank"] for r in rows] == [1, 2, 3] and all(r["why"] for r in rows)

@@ -41,8 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="load the model from this MLflow run (artifact model/) instead of --models; "
                              "(the evaluate stage prints it; reports/report.md names it)")
     common.add_argument("--model-uri", default=None, metavar="URI",
-                        help="load the model from MLflow: models:/musicrec-synthetic@champion, models:/<name>/<version>, "
-                             "runs:/<run id>/<model>")
+                        help="load the model from MLflow: models:/musicrec-synthetic@champion, "
+                             "models:/<name>/<version>, runs:/<run id>/<model>")
     common.add_argument("--tracking-uri", default=None, metavar="URI",
                         help="MLflow store of --run-id / --model-uri (default: $MLFLOW_TRACKING_URI, else "
                              "sqlite:///mlflow.db)")
@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             raise artifacts.ServingError(f"-n must be a positive integer (got {args.n})")
         if args.model_uri:
             models_dir, history = artifacts.download_model(args.model_uri, tracking_uri=args.tracking_uri)
-            rec = serving.ModelServer.load(models_dir, args.model, matrices_dir=history or getattr(args, "matrices", None))
+            rec = serving.ModelServer.load(models_dir, args.model,
+                                           matrices_dir=history or getattr(args, "matrices", None))
         elif args.run_id:
             rec = serving.ModelServer.from_run(args.run_id, args.model, tracking_uri=args.tracking_uri,
                                                matrices_dir=getattr(args, "matrices", None))
