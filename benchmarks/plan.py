@@ -101,11 +101,10 @@ def stage_commands(raw: Path) -> dict[str, list[str]]:
         "interactions": [py, str(st / "interactions.py"), "--params", "params.yaml", "--plays", "data/processed/plays",
                          "--out", "data/processed/matrices", "--report", "reports/interactions.json"],
         "train": [py, str(st / "train.py"), "--params", "params.yaml", "--matrices", "data/processed/matrices",
-                  "--items", "data/processed/items.parquet", "--out", "data/models", "--report", "reports/train.json",
-                  "--run-id-file", "reports/mlflow_run_id.txt"],
+                  "--items", "data/processed/items.parquet", "--out", "data/models", "--report", "reports/train.json"],
         "evaluate": [py, str(st / "evaluate.py"), "--params", "params.yaml", "--matrices", "data/processed/matrices",
                      "--items", "data/processed/items.parquet", "--models", "data/models",
-                     "--run-id-file", "reports/mlflow_run_id.txt", "--metrics", "reports/metrics.json",
+                     "--metrics", "reports/metrics.json",
                      "--details", "reports/evaluation.json", "--plots", "reports/plots", "--report",
                      "reports/report.md", "--figures", "reports/figures"],
     }

@@ -15,14 +15,14 @@ set_thread_env()
 def main() -> None:
     from musicrec.config import load_params
     from musicrec.pipeline.evaluate import EvaluatePaths, run
-    from musicrec.tracking.run import pipeline_run
+    from musicrec.evaluation.report import write_provenance
+    from musicrec.tracking.run import RunInputs, pipeline_run
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--matrices", required=True)
     ap.add_argument("--items", required=True)
     ap.add_argument("--models", required=True)
-    ap.add_argument("--run-id-file", required=True)
     ap.add_argument("--metrics", required=True)
     ap.add_argument("--details", required=True)
     ap.add_argument("--plots", required=True, help="folder for the DVC plots files")
@@ -32,14 +32,13 @@ def main() -> None:
     p = load_params(args.params)
     paths = EvaluatePaths(**{f.name: pathlib.Path(getattr(args, f.name)) for f in dataclasses.fields(EvaluatePaths)})
     metrics = run(p, paths)
-    with pipeline_run(p, pathlib.Path.cwd(), run_id_file=pathlib.Path(args.run_id_file), new_run=False,
-                      run_name="pipeline", dep_paths=[args.matrices, args.items, args.models]) as mlflow:
-        if mlflow is not None:
-            from musicrec.tracking import logger as tracking
-
-            tracking.log_metrics(metrics)
-            tracking.log_artifacts([args.metrics, args.details, args.plots, args.report, args.figures],
-                                   artifact_path="reports")
+    # MLflow: the one block (provenance into the report, then the run's params, metrics, datasets, models)
+    inputs = RunInputs(params_file=pathlib.Path(args.params), matrices=paths.matrices, items=paths.items,
+                       models=paths.models, reports=[paths.metrics, paths.details, paths.plots, paths.report,
+                                                     paths.figures])
+    with pipeline_run(p, pathlib.Path.cwd(), inputs) as mlrun:
+        write_provenance(paths.report, mlrun.provenance)
+        mlrun.log_results(metrics)
     k = p.evaluate.main_k
     print("evaluate: " + ", ".join(f"{n} ndcg@{k}={m[f'ndcg@{k}']:.4f}" for n, m in metrics.items()))
 

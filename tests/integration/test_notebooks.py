@@ -49,9 +49,9 @@ def project(tmp_path_factory) -> Path:
         [py, STAGES / "interactions.py", "--plays", "data/processed/plays", "--out", "data/processed/matrices",
          "--report", "reports/interactions.json"],
         [py, STAGES / "train.py", "--matrices", "data/processed/matrices", "--items", "data/processed/items.parquet",
-         "--out", "data/models", "--report", "reports/train.json", "--run-id-file", "reports/mlflow_run_id.txt"],
+         "--out", "data/models", "--report", "reports/train.json"],
         [py, STAGES / "evaluate.py", "--matrices", "data/processed/matrices", "--items",
-         "data/processed/items.parquet", "--models", "data/models", "--run-id-file", "reports/mlflow_run_id.txt",
+         "data/processed/items.parquet", "--models", "data/models",
          "--metrics", "reports/metrics.json", "--details", "reports/evaluation.json", "--plots", "reports/plots",
          "--report", "reports/report.md", "--figures", "reports/figures"],
     ):

@@ -322,8 +322,7 @@ def test_mlflow_server_roundtrip(seaweedfs, tmp_path, monkeypatch):
         server.check_tracking(uri, timeout_s=5)
         art = tmp_path / "metrics.json"
         art.write_text('{"ndcg": 0.5}\n')
-        with tr.start_or_resume_run("itest", run_id_file=tmp_path / "run_id", run_name="train",
-                                    tags={"k": "v"}, tracking_uri=uri) as run:
+        with tr.start_run("itest", run_name="train", tags={"k": "v"}, tracking_uri=uri) as run:
             tr.log_params_flat({"train": {"als": {"factors": 8}}})
             tr.log_metrics({"ndcg@10": 0.5})
             tr.log_artifacts([art])

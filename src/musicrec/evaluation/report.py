@@ -223,3 +223,39 @@ def write_report(report_path: Path, fig_dir: Path, inter: Interactions, a: Asses
     lines = sample_users_section(inter, a, catalog, sample_users, seed)
     write_text(report_path, render(summary, a, ks=ks, main_k=main_k, figures=figures, fig_rel=rel,
                                    sample_lines=lines, split_method=split_method))
+
+
+# --------------------------------------------------------------------------- provenance
+
+PROVENANCE_HEADING = "## Provenance"
+
+
+def provenance_lines(prov: dict[str, Any]) -> list[str]:
+    """The report's provenance section: what the MLflow run page shows (run, source, code, params, md5s)."""
+    from musicrec.tracking.provenance import changed_lines, run_name
+
+    g = prov.get("git") or {}
+    dirty = {True: "yes: " + ", ".join(f"`{p}`" for p in g.get("dirty_paths", [])[:20]), False: "no",
+             None: "unknown"}[g.get("dirty")]
+    L = [PROVENANCE_HEADING, "",
+         f"- **run**: {run_name(prov)}, MLflow run id `{prov.get('run_id') or 'none (tracking off)'}`",
+         f"- **data source**: {prov.get('data_source')}",
+         f"- **git commit**: `{g.get('commit') or 'unknown'}`; tracked inputs changed: {dirty}"]
+    if prov.get("dvc_exp_name"):
+        L.append(f"- **DVC experiment**: {prov['dvc_exp_name']} (baseline `{prov.get('dvc_exp_baseline_rev')}`)")
+    changed = changed_lines(prov)
+    L.append("- **params changed from the commit**: " + ("none" if not changed else ""))
+    L += [f"  - `{line}`" for line in changed]
+    L += ["", "| data | DVC md5 |", "|---|---|"]
+    L += [f"| `{path}` | `{md5 or 'missing'}` |" for path, md5 in (prov.get("data") or {}).items()]
+    return L + [""]
+
+
+def write_provenance(report_path: Path, prov: dict[str, Any]) -> None:
+    """Replace (or append) the provenance section of ``report_path``, atomically; it stays the last section."""
+    from musicrec.io import write_text
+
+    text = Path(report_path).read_text(encoding="utf-8")
+    head, sep, _ = text.partition("\n" + PROVENANCE_HEADING + "\n")
+    body = head if sep else text
+    write_text(report_path, body.rstrip("\n") + "\n\n" + "\n".join(provenance_lines(prov)))

@@ -8,6 +8,7 @@
     python -m musicrec cache prune             # empty the download cache of MLflow runs
     python -m musicrec --version
     python -m musicrec recommend --run-id RUN_ID --user USER_ID    # the model logged to an MLflow run
+    python -m musicrec recommend --model-uri models:/musicrec-synthetic@champion --user USER_ID
 
 Common options (after the command): ``--models data/models``, ``--model NAME``
 (default: the hybrid if trained, else als, else the first), ``--matrices
@@ -53,9 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
     common.add_argument("--run-id", default=None, metavar="RUN_ID",
                         help="load the model from this MLflow run (artifact model/) instead of --models; "
-                             "e.g. $(cat reports/mlflow_run_id.txt)")
+                             "(the evaluate stage prints it; reports/report.md names it)")
+    common.add_argument("--model-uri", default=None, metavar="URI",
+                        help="load the model from MLflow: models:/musicrec-synthetic@champion, "
+                             "models:/<name>/<version>, runs:/<run id>/<model>")
     common.add_argument("--tracking-uri", default=None, metavar="URI",
-                        help="MLflow store of --run-id (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+                        help="MLflow store of --run-id / --model-uri (default: $MLFLOW_TRACKING_URI, else "
+                             "sqlite:///mlflow.db)")
     ap = argparse.ArgumentParser(prog="musicrec", description="Music recommendations from a trained musicrec pipeline.")
     ap.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -96,6 +101,8 @@ def _models_dir(args: argparse.Namespace) -> str:
 
     if args.run_id:
         return str(artifacts.download_run(args.run_id, tracking_uri=args.tracking_uri)[0])
+    if args.model_uri:
+        return str(artifacts.download_model(args.model_uri, tracking_uri=args.tracking_uri)[0])
     return args.models
 
 
@@ -107,7 +114,7 @@ def _models_command(args: argparse.Namespace) -> str:
         raise serving.ServingError(f"-k must be a positive integer (got {args.k})")
     metrics = None
     path = Path(args.metrics)
-    if not args.run_id and path.is_file():
+    if not (args.run_id or args.model_uri) and path.is_file():
         with reading(path, "re-run the evaluate stage (dvc repro evaluate)"):
             metrics = json.loads(path.read_text(encoding="utf-8"))
     summaries = serving.model_summaries(_models_dir(args), metrics, args.k)
@@ -159,7 +166,11 @@ def main(argv: list[str] | None = None) -> int:
             return _print(listing[args.command](args))
         if args.n <= 0:
             raise artifacts.ServingError(f"-n must be a positive integer (got {args.n})")
-        if args.run_id:
+        if args.model_uri:
+            models_dir, history = artifacts.download_model(args.model_uri, tracking_uri=args.tracking_uri)
+            rec = serving.ModelServer.load(models_dir, args.model,
+                                           matrices_dir=history or getattr(args, "matrices", None))
+        elif args.run_id:
             rec = serving.ModelServer.from_run(args.run_id, args.model, tracking_uri=args.tracking_uri,
                                                matrices_dir=getattr(args, "matrices", None))
         else:

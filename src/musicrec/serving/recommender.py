@@ -14,9 +14,9 @@ close matches (``difflib`` over the ids and, for tracks, over track names,
 case-insensitive). The models folder is read once; the user history matrices
 (``train_weighted.npz`` + ``query_weighted.npz``) are read on first use.
 
-The same server loads from an MLflow run (the train stage logs the models
-folder as artifact ``model/`` and the user histories as ``model/history/``;
-:mod:`musicrec.serving.artifacts` downloads and caches it):
+The same server loads from an MLflow run (the evaluate stage logs each model as a
+pyfunc model holding its folder, the id maps and the user histories;
+:mod:`musicrec.serving.artifacts` downloads and caches them):
 
 >>> rec = ModelServer.from_run("3f1c...", tracking_uri="http://127.0.0.1:5000")
 

@@ -1,4 +1,4 @@
-"""MLflow logging for the train and evaluate stages: runs, params, metrics and artifacts.
+"""MLflow logging helpers: runs, params, metrics and artifacts.
 
 ``import mlflow`` costs seconds, so it happens only inside the functions that
 need it. Every param and tag passes through :func:`musicrec.tracking.redact.scrub`
@@ -7,15 +7,12 @@ never reach the tracking server. The store itself (its URI, whether it answers) 
 :mod:`musicrec.tracking.server`; the code and data hashes tagged on a run are
 :mod:`musicrec.tracking.provenance`.
 
-Typical use in a stage::
+Typical use (what :mod:`musicrec.tracking.run` does for the evaluate stage)::
 
-    uri = tracking_uri(root)
-    if ensure_tracking(uri, required=p.mlflow.required, timeout_s=p.mlflow.timeout_s):
-        with start_or_resume_run(p.mlflow.experiment, run_id_file=..., run_name="train",
-                                 tags=provenance_tags(root, deps), tracking_uri=uri):
-            log_params_flat(p.model_dump())
-            log_metrics(metrics)
-            log_artifacts([report_path])
+    with start_run(p.mlflow.experiment, run_name=..., tags=..., description=..., tracking_uri=uri):
+        log_params_flat(p.model_dump())
+        log_metrics(metrics)
+        log_artifacts([report_path])
 """
 
 from __future__ import annotations
@@ -29,7 +26,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from musicrec.errors import MissingInputError
 from musicrec.tracking.redact import scrub
 
 _BAD_KEY_CHARS = re.compile(r"[^\w./\- :]")
@@ -79,59 +75,29 @@ def _param_value(v: Any) -> str:
 # --------------------------------------------------------------------------- runs
 
 
-def _read_run_id(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    with contextlib.suppress(OSError):
-        rid = path.read_text(encoding="utf-8").strip()
-        if re.fullmatch(r"[0-9a-f]{32}", rid):
-            return rid
-    return None
-
-
 @contextlib.contextmanager
-def start_or_resume_run(
+def start_run(
     experiment: str,
     *,
-    run_id_file: Path | None = None,
     run_name: str | None = None,
     tags: Mapping[str, Any] | None = None,
+    description: str | None = None,
     tracking_uri: str | None = None,
 ) -> Iterator[Any]:
-    """Resume the run whose id is in ``run_id_file`` (if it exists in ``experiment``), else start one.
+    """Start a run of ``experiment`` with scrubbed ``tags`` and ``description`` (the run's note).
 
-    The new run's id is written to ``run_id_file`` so a later stage (evaluate) can add to the
-    same run. Tags are scrubbed. The run ends FINISHED, or FAILED when the body raises.
+    The run ends FINISHED, or FAILED when the body raises.
     """
     import mlflow
-    from mlflow.exceptions import MlflowException
 
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     exp = mlflow.set_experiment(experiment)
     clean_tags = {safe_key(k): str(v)[:MAX_TAG_LEN] for k, v in scrub(dict(tags or {})).items()}
-    rid = _read_run_id(run_id_file)
-    run = None
-    if rid:
-        try:
-            info = mlflow.get_run(rid).info
-            if info.experiment_id == exp.experiment_id and info.lifecycle_stage == "active":
-                run = mlflow.start_run(run_id=rid)
-            else:
-                warnings.warn(f"run {rid} from {run_id_file} is not an active run of {experiment!r}; starting a new run",
-                              RuntimeWarning, stacklevel=3)
-        except MlflowException as exc:
-            warnings.warn(f"cannot resume run {rid} from {run_id_file} ({exc.error_code}); starting a new run",
-                          RuntimeWarning, stacklevel=3)
-    if run is None:
-        run = mlflow.start_run(experiment_id=exp.experiment_id, run_name=run_name)
-        if run_id_file is not None:
-            from musicrec.io import write_text
-
-            write_text(run_id_file, run.info.run_id + "\n")
-    with run:
-        if clean_tags:
-            mlflow.set_tags(clean_tags)
+    if description:
+        desc = scrub({"description": description})["description"]
+        clean_tags["mlflow.note.content"] = str(desc)[:MAX_TAG_LEN]
+    with mlflow.start_run(experiment_id=exp.experiment_id, run_name=run_name, tags=clean_tags or None) as run:
         yield run
 
 
@@ -180,38 +146,4 @@ def log_artifacts(paths: Iterable[Path | str], artifact_path: str | None = None)
             warnings.warn(f"artifact {p} does not exist; not logged", RuntimeWarning, stacklevel=2)
             continue
         logged.append(str(p))
-    return logged
-
-
-MODEL_ARTIFACT = "model"
-HISTORY_ARTIFACT = "model/history"
-HISTORY_FILES = ("train_weighted.npz", "query_weighted.npz")
-
-
-def log_model_artifacts(models_dir: Path | str, matrices_dir: Path | str | None = None) -> list[str]:
-    """Log the models folder's contents as artifact ``model/`` and the user histories as ``model/history/``.
-
-    ``model/`` then holds what :meth:`musicrec.serving.recommender.ModelServer.load` reads: one folder per
-    model (``model.json`` with its sha256 manifest + ``.npz`` arrays, no pickle), the id maps
-    ``users.parquet`` / ``items.parquet`` and ``catalog.parquet``. ``model/history/`` holds
-    ``train_weighted.npz`` + ``query_weighted.npz`` from the matrices folder, the rows of known
-    users at query time, so that ``python -m musicrec recommend --run-id RUN --user U`` needs
-    nothing but the run (see :func:`musicrec.serving.artifacts.download_run`).
-    """
-    import mlflow
-
-    models_dir = Path(models_dir)
-    if not models_dir.is_dir():
-        raise MissingInputError(f"{models_dir}: models folder not found; nothing to log")
-    mlflow.log_artifacts(str(models_dir), artifact_path=MODEL_ARTIFACT)
-    logged = [str(models_dir)]
-    if matrices_dir is not None:
-        for name in HISTORY_FILES:
-            f = Path(matrices_dir) / name
-            if f.is_file():
-                mlflow.log_artifact(str(f), artifact_path=HISTORY_ARTIFACT)
-                logged.append(str(f))
-            else:
-                warnings.warn(f"{f} does not exist; the run's model has no user histories", RuntimeWarning,
-                              stacklevel=2)
     return logged

@@ -733,9 +733,8 @@ def test_stage_with_hostile_params_exits_2_and_keeps_previous_outputs(tmp_path: 
 @pytest.mark.parametrize("stage, args", [
     ("generate", ["--out", "previous"]),
     ("interactions", ["--plays", "plays", "--out", "previous", "--report", "report.json"]),
-    ("train", ["--matrices", "m", "--items", "i", "--out", "previous", "--report", "report.json", "--run-id-file",
-               "run_id"]),
-    ("evaluate", ["--matrices", "m", "--items", "i", "--models", "previous", "--run-id-file", "run_id", "--metrics",
+    ("train", ["--matrices", "m", "--items", "i", "--out", "previous", "--report", "report.json"]),
+    ("evaluate", ["--matrices", "m", "--items", "i", "--models", "previous", "--metrics",
                   "report.json", "--details", "d.json", "--plots", "plots", "--report", "r.md", "--figures", "f"]),
 ], ids=["generate", "interactions", "train", "evaluate"])
 def test_every_stage_refuses_hostile_params_in_one_paragraph(tmp_path: Path, stage: str, args: list[str]) -> None:
