@@ -251,6 +251,19 @@ def provenance_lines(prov: dict[str, Any]) -> list[str]:
     return L + [""]
 
 
+def reported_run_id(report_path: Path | str) -> str | None:
+    """The MLflow run id the report's provenance section names; None without one (or with tracking off)."""
+    import re
+
+    try:
+        text = Path(report_path).read_text(encoding="utf-8")
+    except OSError:
+        return None
+    _, sep, section = text.partition("\n" + PROVENANCE_HEADING + "\n")
+    m = re.search(r"MLflow run id `([A-Za-z0-9_-]+)`", section) if sep else None
+    return m.group(1) if m else None
+
+
 def write_provenance(report_path: Path, prov: dict[str, Any]) -> None:
     """Replace (or append) the provenance section of ``report_path``, atomically; it stays the last section."""
     from musicrec.io import write_text

@@ -269,7 +269,7 @@ def test_dataset_source_names_the_dvc_remote_object(tmp_path):
 
 
 def test_report_provenance_section_is_replaced_not_repeated(tmp_path):
-    from musicrec.evaluation.report import write_provenance
+    from musicrec.evaluation.report import reported_run_id, write_provenance
 
     report = tmp_path / "report.md"
     report.write_text("# musicrec evaluation report\n\n## Definitions\n\ntext\n")
@@ -279,7 +279,9 @@ def test_report_provenance_section_is_replaced_not_repeated(tmp_path):
             "changed_params": {"train.als.factors": {"from": 64, "to": 32}},
             "data": {"data/models": "d9714f1ebaa2c0dc2334031004d3d79c.dir", "gone": None}}
     write_provenance(report, prov)
+    assert reported_run_id(report) is None, "tracking off: no run to name"
     write_provenance(report, prov | {"run_id": "f" * 32})
+    assert reported_run_id(report) == "f" * 32 and reported_run_id(tmp_path / "absent.md") is None
     text = report.read_text()
     assert text.startswith("# musicrec evaluation report\n\n## Definitions\n\ntext\n\n## Provenance\n")
     assert text.count("## Provenance") == 1 and "f" * 32 in text and "none (tracking off)" not in text

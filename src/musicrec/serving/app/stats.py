@@ -115,15 +115,15 @@ def model_comparison(reports: Path | str, k: int = 10) -> tuple[pd.DataFrame, li
 
 def provenance(source_label: str, models_dir: Path, run_id: str | None, reports: Path | str,
                params_path: Path | str | None = "params.yaml", repo_root: Path | str = ".") -> dict[str, str]:
-    """Where the served models come from: source, MLflow run id, data source and md5s from ``dvc.lock``."""
+    """Where the served models come from: source, MLflow run id (the report's Provenance), data source, the
+    models folder's md5 as DVC computes it, git commit."""
     out = {"models": source_label, "models folder": str(models_dir)}
     reports = Path(reports)
     if run_id is None:
-        try:
-            run_id = (reports / "mlflow_run_id.txt").read_text(encoding="utf-8").strip() or None
-        except OSError:
-            run_id = None
-    out["MLflow run id"] = run_id or "unknown (no reports/mlflow_run_id.txt)"
+        from musicrec.evaluation.report import reported_run_id
+
+        run_id = reported_run_id(reports / "report.md")
+    out["MLflow run id"] = run_id or "unknown (reports/report.md names no run: tracking was off, or no evaluate yet)"
     root = Path(repo_root)
     from musicrec.config import load_params
     from musicrec.errors import UserError
@@ -135,13 +135,13 @@ def provenance(source_label: str, models_dir: Path, run_id: str | None, reports:
     except UserError as exc:  # a page line, not a failure: params.yaml may be absent or invalid here
         out["data source"] = "unknown: " + str(exc).splitlines()[0]
     try:
-        from musicrec.tracking.provenance import provenance_tags
+        from musicrec.tracking.provenance import dvc_md5, git_state
 
         rel = Path(models_dir).resolve().relative_to(root.resolve())
-        tags = provenance_tags(root, [rel])
-        for key, value in sorted(tags.items()):
-            if key.startswith("dvc.dep.") or key.startswith("git."):
-                out[key.removeprefix("dvc.dep.")] = value
+        out[f"{rel.as_posix()} md5"] = dvc_md5(root / rel, root) or "missing"
+        git = git_state(root)
+        out["git commit"] = git["commit"] or "unknown (not a git checkout)"
+        out["tracked inputs changed"] = {True: "yes", False: "no", None: "unknown"}[git["dirty"]]
     except ValueError:
         out["data md5"] = "see the MLflow run's tags (models outside this workspace)"
     return out
