@@ -94,7 +94,7 @@ def test_train_logs_model_files_id_maps_and_histories(trained_run):
              for p in (root / "out-mlflow/models").rglob("*") if p.is_file()}
     assert local <= logged
     for f in ("users.parquet", "items.parquet", "catalog.parquet", "als/model.json", "popularity/model.json",
-              "history/train_weighted.npz", "history/query_weighted.npz"):
+              "history/train.npz", "history/query.npz"):
         assert f"model/{f}" in logged, f
     assert not [f for f in logged if f.endswith((".pkl", ".pickle"))]
     manifest = json.loads((root / "out-mlflow/models/als/model.json").read_text())

@@ -1,7 +1,7 @@
 """EASE^R (Steck, 2019): closed-form shallow autoencoder with a zero diagonal.
 
 ``P = (X^T X + l2 * I)^-1``, ``B = I - P diag(1 / diag(P))`` (so ``B_jj = 0``),
-scores = ``X B``. ``X`` is the confidence-weighted train matrix as given.
+scores = ``X B``. ``X`` is the train matrix weighted by ``train.ease.weighting``.
 The item x item matrices are dense: fitting needs about ``2 * 8 * n_items^2``
 bytes (float64 Gram matrix and its inverse) and the saved model ``4 * n_items^2``.
 """

@@ -58,10 +58,11 @@ def build_model(
     """
     clean = validate_params(name, params)
     if name == "hybrid":
-        return model_class(name)(**clean, seed=seed, num_threads=num_threads, component_params=component_params)
+        return model_class(name).from_params(clean, seed=seed, num_threads=num_threads,
+                                             component_params=component_params)
     if component_params is not None:
         raise ValueError(f"component_params is only accepted by the hybrid model (got model {name!r})")
-    return model_class(name)(**clean, seed=seed, num_threads=num_threads)
+    return model_class(name).from_params(clean, seed=seed, num_threads=num_threads)
 
 
 def load_model(directory: Path | str, *, num_threads: int = 0) -> Recommender:

@@ -99,10 +99,9 @@ class HybridRecommender(Recommender):
 
     def _score(self, userids, X) -> np.ndarray:
         s = np.zeros((len(userids), self.n_items), dtype=np.float32)
-        if self.weight_collaborative > 0:
-            s += self.weight_collaborative * minmax_rows(self.collab._score_checked(userids, X))
-        if self.weight_content > 0:
-            s += self.weight_content * minmax_rows(self.content._score_checked(userids, X))
+        for w, model in ((self.weight_collaborative, self.collab), (self.weight_content, self.content)):
+            if w > 0:  # each component weighs the rows as it weighed its train matrix
+                s += w * minmax_rows(model._score_checked(userids, model.input_weighting(X)))
         return s
 
     def _item_similarity(self, itemids) -> np.ndarray:

@@ -265,7 +265,7 @@ class _MFModel(Recommender):
 class ALSRecommender(_MFModel):
     """``implicit.cpu.als.AlternatingLeastSquares``.
 
-    ``user_items`` given to ``fit`` is already confidence-weighted (e.g. BM25);
+    ``fit`` weighs the play counts by ``train.als.weighting`` (e.g. BM25) first;
     ``alpha`` is implicit's own multiplier applied on top (C = 1 + alpha * X).
     Fitting is deterministic for a given ``seed`` with any ``num_threads``.
     """
@@ -298,6 +298,9 @@ class ALSRecommender(_MFModel):
                 raise no_gpu_error("als", why)
         self.fitted_on_gpu: bool | None = None
         self._implicit = None
+        # called as fit_callback(iteration, seconds, loss) after each ALS iteration, implicit_model holding the
+        # factors learnt so far (musicrec.tuning reports intermediate validation scores from it to prune trials)
+        self.fit_callback = None
 
     @property
     def implicit_model(self):
@@ -326,7 +329,8 @@ class ALSRecommender(_MFModel):
 
     def _fit(self, X, *, item_features, item_last_ts) -> None:
         model, on_gpu = self._new_implicit_model(self.use_gpu)
-        model.fit(X, show_progress=False)
+        self._implicit = model
+        model.fit(X, show_progress=False, callback=self.fit_callback)
         if on_gpu:  # pragma: no cover - needs CUDA; factors come back as numpy, the CPU model serves
             model = model.to_cpu()
         self.fitted_on_gpu = on_gpu

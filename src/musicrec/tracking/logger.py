@@ -185,7 +185,7 @@ def log_artifacts(paths: Iterable[Path | str], artifact_path: str | None = None)
 
 MODEL_ARTIFACT = "model"
 HISTORY_ARTIFACT = "model/history"
-HISTORY_FILES = ("train_weighted.npz", "query_weighted.npz")
+HISTORY_FILES = ("train.npz", "query.npz")
 
 
 def log_model_artifacts(models_dir: Path | str, matrices_dir: Path | str | None = None) -> list[str]:
@@ -194,7 +194,7 @@ def log_model_artifacts(models_dir: Path | str, matrices_dir: Path | str | None 
     ``model/`` then holds what :meth:`musicrec.serving.recommender.ModelServer.load` reads: one folder per
     model (``model.json`` with its sha256 manifest + ``.npz`` arrays, no pickle), the id maps
     ``users.parquet`` / ``items.parquet`` and ``catalog.parquet``. ``model/history/`` holds
-    ``train_weighted.npz`` + ``query_weighted.npz`` from the matrices folder, the rows of known
+    ``train.npz`` + ``query.npz`` from the matrices folder, the rows of known
     users at query time, so that ``python -m musicrec recommend --run-id RUN --user U`` needs
     nothing but the run (see :func:`musicrec.serving.artifacts.download_run`).
     """
