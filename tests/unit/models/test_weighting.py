@@ -123,3 +123,17 @@ def test_the_old_interactions_weighting_says_where_it_moved():
     raw = _params_with(lambda r: r["interactions"].update(weighting="log1p"))
     with pytest.raises(ParamsError, match=r"interactions\.weighting:? moved.*train\.<model>\.weighting"):
         parse_params(raw)
+
+
+def test_ease_on_a_wide_matrix_matches_the_direct_inverse():
+    """EASE with fewer users than items goes through the users x users matrix (Woodbury): same weights."""
+    import scipy.linalg
+
+    X = _counts(3, n_users=15, n_items=40)
+    X.data[:] = 1.0
+    model = build_model("ease", {"weighting": "binary", "l2": 3.0}, seed=0).fit(X)
+    G = (X.T @ X).toarray() + 3.0 * np.eye(40)
+    P = scipy.linalg.inv(G)
+    B = P / (-np.diag(P))[None, :]
+    np.fill_diagonal(B, 0.0)
+    assert np.allclose(model.W, B, atol=1e-5)

@@ -66,3 +66,25 @@ def test_flatten_and_merge_round_trip():
     tree = {"train": {"als": {"alpha": 5.0}, "popularity": {}}, "seed": 1}
     assert flatten(tree) == {"train.als.alpha": 5.0, "train.popularity": {}, "seed": 1}
     assert merge({}, flatten(tree)) == tree
+
+
+def test_the_preset_command_prints_one_shell_word_per_line(capsys, monkeypatch):
+    import shlex
+
+    from musicrec.tuning.__main__ import main
+
+    monkeypatch.chdir(REPO)
+    main(["preset", "hetrec_lastfm_2k"])
+    words = [shlex.split(line)[0] for line in capsys.readouterr().out.splitlines()]
+    assert words[:2] == ["-S", "data.source=hetrec_lastfm_2k"] and words[::2] == ["-S"] * (len(words) // 2)
+    assert "transform.min_item_users=1" in words
+
+
+def test_a_bad_preset_is_one_paragraph_and_exit_2(capsys, monkeypatch):
+    from musicrec.tuning.__main__ import main
+
+    monkeypatch.chdir(REPO)
+    with pytest.raises(SystemExit) as stop:
+        main(["preset", "no_such_preset"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "no_such_preset.yaml: preset not found" in err and "Traceback" not in err
