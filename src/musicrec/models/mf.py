@@ -330,7 +330,7 @@ class ALSRecommender(_MFModel):
     def _fit(self, X, *, item_features, item_last_ts) -> None:
         model, on_gpu = self._new_implicit_model(self.use_gpu)
         self._implicit = model
-        model.fit(X, show_progress=False, callback=self.fit_callback)
+        model.fit(X, show_progress=False, **({} if self.fit_callback is None else {"callback": self.fit_callback}))
         if on_gpu:  # pragma: no cover - needs CUDA; factors come back as numpy, the CPU model serves
             model = model.to_cpu()
         self.fitted_on_gpu = on_gpu

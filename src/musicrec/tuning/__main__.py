@@ -26,9 +26,10 @@ def _params(params_path: Path, preset: str | None) -> tuple[Any, dict[str, Any]]
 
 
 def cmd_preset(a: argparse.Namespace) -> None:
+    from musicrec.params_file import read_params_file
     from musicrec.tuning.presets import load_preset, set_args
 
-    args = set_args(load_preset(a.name, params_path=a.params))
+    args = set_args(load_preset(a.name, params_path=a.params), read_params_file(a.params))
     # one shell word per line: `make exp` reads them with xargs
     print("\n".join(shlex.quote(x) for x in args))
 
@@ -58,7 +59,9 @@ def cmd_tune(a: argparse.Namespace) -> None:
     print(f"tune: best train.{a.model}: {result.best_params}")
     print(f"tune: wrote {', '.join(str(f) for f in result.files)}")
     values = apply_values(result, params, preset)
-    command = ["dvc", "exp", "run", *set_args(values)]
+    from musicrec.params_file import read_params_file
+
+    command = ["dvc", "exp", "run", *set_args(values, read_params_file(a.params))]
     if a.write_preset:
         write_preset(a.write_preset, values, f"tuned by `python -m musicrec.tuning tune --model {a.model}`: study "
                      f"{name}, best trial {result.best_trial}, {result.metric} {result.best_value:.4f}")

@@ -114,11 +114,24 @@ def format_value(v: Any) -> str:
     return str(v)
 
 
-def set_args(values: dict[str, Any]) -> list[str]:
-    """``["-S", "key=value", ...]`` for ``dvc exp run``, in the preset's order."""
+def _has_key(tree: Any, dotted: str) -> bool:
+    for part in dotted.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return False
+        tree = tree[part]
+    return True
+
+
+def set_args(values: dict[str, Any], base: dict[str, Any] | None = None) -> list[str]:
+    """``["-S", "key=value", ...]`` for ``dvc exp run``, in the preset's order.
+
+    A key that ``base`` (the parsed ``params.yaml``) lacks is written ``+key=value``: DVC's
+    Hydra overrides only replace existing keys without the ``+``.
+    """
     out: list[str] = []
     for k, v in values.items():
-        out += ["-S", f"{k}={format_value(v)}"]
+        plus = "+" if base is not None and not _has_key(base, k) else ""
+        out += ["-S", f"{plus}{k}={format_value(v)}"]
     return out
 
 

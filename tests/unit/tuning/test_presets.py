@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from musicrec.params_file import ParamsError
+from musicrec.params_file import ParamsError, read_params_file
 from musicrec.tuning.presets import available, flatten, load_preset, merge, preset_path, set_args
 
 REPO = Path(__file__).resolve().parents[3]
@@ -35,6 +35,10 @@ def test_a_preset_becomes_set_arguments_in_its_order(tmp_path):
     assert set_args(values) == ["-S", "data.source=hetrec_lastfm_2k", "-S", 'train.models=["popularity","ease"]',
                                 "-S", "train.ease.weighting=binary", "-S", "train.ease.l2=250.0",
                                 "-S", "train.popularity.recent_days=null"]
+    # keys params.yaml lacks get DVC's (Hydra's) + prefix, or dvc exp run refuses them
+    base = read_params_file(REPO / "params.yaml")
+    assert set_args(values, base)[-1] == "+train.popularity.recent_days=null"
+    assert set_args(values, base)[:2] == ["-S", "data.source=hetrec_lastfm_2k"]
 
 
 @pytest.mark.parametrize("text, key", [
