@@ -47,7 +47,7 @@ def hetrec(heldout_users: int) -> dict:
 
     params = params_for(42, "hetrec_lastfm_2k", transform={"min_user_items": 20, "min_item_users": 20},
                         dask={"scheduler": "threads", "num_workers": 2},
-                        interactions={"weighting": "raw", "split": {"method": "strong_generalization",
+                        interactions={"split": {"method": "strong_generalization",
                                                                      "heldout_users": heldout_users,
                                                                      "min_user_items": 20}},
                         evaluate={"k": [20, 50, 100], "main_k": 20, "bootstrap": 0})

@@ -90,8 +90,11 @@ def worker_als(argv: list[str]) -> None:
     import scipy.sparse as sp
     from implicit.cpu.als import AlternatingLeastSquares
 
+    from musicrec.models.weighting import InputWeighting
+
     pa = _als_params(a.params)
-    X = sp.load_npz(Path(a.matrices) / "train_weighted.npz").tocsr()
+    counts = sp.load_npz(Path(a.matrices) / "train.npz").tocsr()
+    X = InputWeighting.from_params(pa).fit(counts)(counts)  # as ALSRecommender.fit weighs it
     m = AlternatingLeastSquares(factors=pa["factors"], regularization=pa["regularization"], alpha=pa["alpha"],
                                 iterations=pa["iterations"], random_state=pa["seed"])
     t0 = time.perf_counter()
@@ -109,7 +112,7 @@ def worker_als_iter(argv: list[str]) -> None:
     import scipy.sparse as sp
     from implicit.cpu.als import AlternatingLeastSquares
 
-    X = sp.load_npz(Path(a.matrices) / "train_weighted.npz").tocsr()
+    X = sp.load_npz(Path(a.matrices) / "train.npz").tocsr()  # play counts; the timing does not depend on values
     times: list[float] = []
     last = [time.perf_counter()]
 

@@ -1,4 +1,4 @@
-"""DVC stage `interactions`: id maps, CSR matrix, confidence weighting and the seeded split."""
+"""DVC stage `interactions`: id maps, CSR play-count matrices and the seeded split."""
 
 import argparse
 import pathlib

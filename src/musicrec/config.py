@@ -189,10 +189,19 @@ class SplitParams(Section):
 
 
 class InteractionsParams(Section):
-    weighting: Literal["raw", "log1p", "bm25"] = "bm25"
-    bm25_k1: float = Field(100.0, gt=0, le=1e6)
-    bm25_b: float = Field(0.8, ge=0, le=1)
     split: SplitParams = SplitParams()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _weighting_moved(cls, data: Any) -> Any:
+        from musicrec.models import WEIGHTING_KEYS
+
+        moved = [k for k in WEIGHTING_KEYS if isinstance(data, Mapping) and k in data]
+        if moved:
+            raise ValueError(f"{', '.join('interactions.' + k for k in moved)} moved: the input weighting is set "
+                             f"per model now; write train.<model>.{moved[0]} for each model (e.g. "
+                             "train.als.weighting: log1p) and delete it from interactions")
+        return data
 
 
 class TrainSection(Section):

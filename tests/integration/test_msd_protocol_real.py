@@ -30,7 +30,7 @@ def protocol(tmp_path_factory):
 
     params = params_for(42, "hetrec_lastfm_2k", transform={"min_user_items": 20, "min_item_users": 20},
                         dask={"scheduler": "threads", "num_workers": 2},
-                        interactions={"weighting": "raw", "split": {"method": "strong_generalization",
+                        interactions={"split": {"method": "strong_generalization",
                                                                      "heldout_users": 300, "min_user_items": 20}},
                         evaluate={"k": [20, 50, 100], "main_k": 20, "bootstrap": 0})
     work = tmp_path_factory.mktemp("msd")

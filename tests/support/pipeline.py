@@ -117,8 +117,7 @@ def build_small_matrices(root: Path, *, seed: int = 42) -> Path:
 
     params = params_for(seed, data={"chunk_rows": 100_000},
                         generate={"n_tracks": 600, "n_users": 500, "n_plays": 15_000, "n_genres": 6, "n_artists": 120},
-                        transform={"partitions": 1}, dask={"scheduler": "synchronous", "num_workers": 1},
-                        interactions={"weighting": "log1p"})
+                        transform={"partitions": 1}, dask={"scheduler": "synchronous", "num_workers": 1})
     run_local(params, LocalPaths.under(root), stop="interactions")
     return root
 

@@ -39,7 +39,7 @@ def cold_start_study(work: Path, *, seed: int, known: int = 5, k: int = 10, n_tr
         generate={"n_tracks": n_tracks, "n_users": n_users, "n_plays": n_plays, "n_genres": 8,
                   "n_artists": max(1, n_tracks // 5)},
         transform={"partitions": 1}, dask={"scheduler": "synchronous", "num_workers": 1},
-        interactions={"weighting": "log1p", "split": split},
+        interactions={"split": split},  # every model weighs the counts by its train.<model>.weighting
         # the hyper-parameters of params.yaml's defaults (userknn and adaptive_hybrid: the registry
         # defaults, which params.yaml repeats)
         train={"models": list(models), "als": {"factors": 32, "regularization": 1.0, "alpha": 10.0, "iterations": 15},

@@ -2,8 +2,10 @@
 
 Conventions (as in :mod:`implicit` 0.7): CSR in, arrays out.
 
-* ``fit(user_items)`` takes the confidence-weighted train matrix (users x items,
-  float32 CSR).
+* ``fit(user_items)`` takes the train play counts (users x items, CSR); a model
+  whose ``train.<name>`` section has a ``weighting`` (:class:`~musicrec.models.WeightedParams`)
+  weighs them itself (:mod:`~musicrec.models.weighting`), and weighs the rows given to
+  ``recommend`` / ``score`` the same way.
 * ``recommend(userids, user_items, N)`` is batched: ``user_items`` has one row per
   entry of ``userids`` (the items to filter and, for item-based models, the
   user's history). It returns ``ids`` int64 ``(n, N)`` and ``scores`` float32
@@ -35,7 +37,7 @@ import scipy.sparse as sp
 
 from musicrec.errors import DataError
 from musicrec.io import atomic_path
-from musicrec.models import MODELS, model_class
+from musicrec.models import MODELS, WEIGHTING_KEYS, WeightedParams, model_class
 from musicrec.models.checks import check_ids, check_n, check_user_items
 from musicrec.models.persist import (
     ARRAYS_NPZ,
@@ -49,6 +51,7 @@ from musicrec.models.persist import (
     write_npz,
 )
 from musicrec.models.ranking import mask_rows, popularity_order, top_n
+from musicrec.models.weighting import InputWeighting
 
 if TYPE_CHECKING:  # pragma: no cover
     from musicrec.models.features import ItemFeatures
@@ -85,6 +88,27 @@ class Recommender(ABC):
         self.item_popularity: np.ndarray | None = None  # users per item in the train matrix
         self._order: np.ndarray | None = None
         self._fitted = False
+        # the input weighting (train.<name>.weighting); models without one see the values as given
+        self.input_weighting = InputWeighting("raw")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], *, seed: int = 0, num_threads: int = 0, **extra: Any) -> Recommender:
+        """A model from its whole ``train.<name>`` section: the weighting keys go to :attr:`input_weighting`."""
+        own = {k: v for k, v in params.items() if k not in WEIGHTING_KEYS or not cls.is_weighted()}
+        model = cls(**own, seed=seed, num_threads=num_threads, **extra)
+        if cls.is_weighted():
+            model.input_weighting = InputWeighting.from_params(params)
+        return model
+
+    @classmethod
+    def is_weighted(cls) -> bool:
+        """Whether this model's params section has the input weighting keys."""
+        return issubclass(MODELS[cls.name].Params, WeightedParams)
+
+    def all_params(self) -> dict[str, Any]:
+        """:meth:`get_params` plus the weighting keys: the whole ``train.<name>`` section, as saved."""
+        extra = self.input_weighting.params() if self.is_weighted() else {}
+        return {**self.get_params(), **extra}
 
     # ---- params -----------------------------------------------------------
     @abstractmethod
@@ -92,7 +116,7 @@ class Recommender(ABC):
         """The model's ``train.<name>`` params (JSON-serialisable)."""
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self.all_params().items())
         return f"{type(self).__name__}({args}, seed={self.seed})"
 
     # ---- fitting ----------------------------------------------------------
@@ -103,7 +127,7 @@ class Recommender(ABC):
         item_features: ItemFeatures | None = None,
         item_last_ts: np.ndarray | None = None,
     ) -> Recommender:
-        """Fit on the confidence-weighted ``user_items`` (users x items, CSR).
+        """Fit on the train counts ``user_items`` (users x items, CSR), weighted by :attr:`input_weighting`.
 
         ``item_features`` is required by ``content`` and ``hybrid``;
         ``item_last_ts`` (per-item last play time) is used by ``popularity`` when
@@ -121,7 +145,8 @@ class Recommender(ABC):
         self.n_users, self.n_items = X.shape
         self.item_popularity = np.bincount(X.indices, minlength=self.n_items).astype(np.float32)
         self._fitted = False
-        self._fit(X, item_features=item_features, item_last_ts=item_last_ts)
+        self.input_weighting = self.input_weighting.fit(X)
+        self._fit(self.input_weighting(X), item_features=item_features, item_last_ts=item_last_ts)
         self._order = popularity_order(self._tiebreak_scores())
         self._fitted = True
         return self
@@ -152,7 +177,7 @@ class Recommender(ABC):
                 f"user_items must contain 1 row for every user in userids (got {X.shape[0]} rows "
                 f"for {len(ids)} userids)"
             )
-        return ids, X
+        return ids, self.input_weighting(X)
 
     @abstractmethod
     def _score(self, userids: np.ndarray, X: sp.csr_matrix) -> np.ndarray:
@@ -272,6 +297,8 @@ class Recommender(ABC):
     def _write(self, directory: Path) -> None:
         meta, state = self._get_state()
         state = {"item_popularity": self.item_popularity, **state}
+        if self.input_weighting.item_norm is not None:
+            state["weighting_item_norm"] = self.input_weighting.item_norm
         write_npz(directory / ARRAYS_NPZ, state)
         for sub, comp in self._components().items():
             (directory / sub).mkdir()
@@ -279,7 +306,7 @@ class Recommender(ABC):
         write_model_json(directory, {
             "model": self.name,
             "format_version": FORMAT_VERSION,
-            "params": self.get_params(),
+            "params": self.all_params(),
             "seed": self.seed,
             "n_users": self.n_users,
             "n_items": self.n_items,
@@ -308,8 +335,8 @@ class Recommender(ABC):
         if verify:
             verify_files(directory, doc)
         try:
-            model = cls(**doc["params"], seed=doc["seed"], num_threads=num_threads,
-                        **cls._saved_kwargs(doc["meta"], path))
+            model = cls.from_params(doc["params"], seed=doc["seed"], num_threads=num_threads,
+                                    **cls._saved_kwargs(doc["meta"], path))
         except (TypeError, ValueError) as err:
             if str(err).startswith(str(path)):
                 raise
@@ -328,6 +355,9 @@ class Recommender(ABC):
             model._set_component(role, loaded)
         bundle = load_bundle(directory)
         popularity = bundle.array("item_popularity", dtype=np.float32, shape=(model.n_items,))
+        if model.input_weighting.needs_fit:
+            norm = bundle.array("weighting_item_norm", dtype=np.float64, shape=(model.n_items,))
+            model.input_weighting = model.input_weighting.with_item_norm(norm)
         try:
             model._set_state(doc["meta"], bundle)
         except (KeyError, TypeError, IndexError) as err:

@@ -1,7 +1,7 @@
 """EASE^R (Steck, 2019): closed-form shallow autoencoder with a zero diagonal.
 
 ``P = (X^T X + l2 * I)^-1``, ``B = I - P diag(1 / diag(P))`` (so ``B_jj = 0``),
-scores = ``X B``. ``X`` is the confidence-weighted train matrix as given.
+scores = ``X B``. ``X`` is the train matrix weighted by ``train.ease.weighting``.
 The item x item matrices are dense: fitting needs about ``2 * 8 * n_items^2``
 bytes (float64 Gram matrix and its inverse) and the saved model ``4 * n_items^2``.
 """
@@ -42,10 +42,19 @@ class EASERecommender(ItemItemModel):
                 "rp3beta/itemknn for large catalogues"
             )
         X64 = X.astype(np.float64)
-        G = (X64.T @ X64).toarray()
-        G[np.diag_indices(n)] += self.l2
-        P = scipy.linalg.inv(G, overwrite_a=True, check_finite=False)
-        del G
+        if X.shape[0] < n:  # fewer users than items: the same P via Woodbury, P = (I - X^T (XX^T + l2 I)^-1 X) / l2
+            K = (X64 @ X64.T).toarray()
+            K[np.diag_indices_from(K)] += self.l2
+            KX = scipy.linalg.solve(K, X64.toarray(), assume_a="pos", overwrite_a=True, check_finite=False)
+            P = np.asarray(X64.T @ KX)
+            del K, KX
+            P *= -1.0 / self.l2
+            P[np.diag_indices(n)] += 1.0 / self.l2
+        else:
+            G = (X64.T @ X64).toarray()
+            G[np.diag_indices(n)] += self.l2
+            P = scipy.linalg.inv(G, overwrite_a=True, check_finite=False)
+            del G
         B = P / (-np.diag(P))[None, :]
         B[np.diag_indices(n)] = 0.0
         self.W = np.ascontiguousarray(B, dtype=np.float32)

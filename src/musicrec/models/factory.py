@@ -60,11 +60,11 @@ def build_model(
     clean = validate_params(name, params)
     cls = model_class(name)
     if cls.has_components:
-        return cls(**clean, seed=seed, num_threads=num_threads, component_params=component_params)
+        return cls.from_params(clean, seed=seed, num_threads=num_threads, component_params=component_params)
     if component_params is not None:
         raise ValueError(f"component_params is only accepted by the hybrid models, those with components "
                          f"(got model {name!r})")
-    return cls(**clean, seed=seed, num_threads=num_threads)
+    return cls.from_params(clean, seed=seed, num_threads=num_threads)
 
 
 def component_names(name: str, params: dict[str, Any]) -> tuple[str, ...]:

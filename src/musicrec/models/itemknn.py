@@ -13,7 +13,7 @@ SIMILARITIES = ("cosine", "bm25")
 
 
 class ItemKNNRecommender(ItemItemModel):
-    """``implicit``'s CosineRecommender / BM25Recommender (default K1=1.2, B=0.75).
+    """``implicit``'s CosineRecommender / BM25Recommender (K1, B: ``train.itemknn.bm25_k1`` / ``bm25_b``).
 
     The neighbour graph keeps the ``k`` most similar other items of each item
     (implicit counts the item itself as a neighbour; we ask for ``k + 1`` and drop
@@ -41,7 +41,8 @@ class ItemKNNRecommender(ItemItemModel):
         if self.similarity == "cosine":
             knn = CosineRecommender(K=K, num_threads=self.num_threads)
         else:
-            knn = BM25Recommender(K=K, num_threads=self.num_threads)
+            w = self.input_weighting  # train.itemknn.bm25_k1 / bm25_b (implicit's defaults 1.2 / 0.75)
+            knn = BM25Recommender(K=K, K1=w.bm25_k1, B=w.bm25_b, num_threads=self.num_threads)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Method expects CSR input")
             knn.fit(X, show_progress=False)

@@ -285,7 +285,7 @@ class _MFModel(ANNMixin, Recommender):
 class ALSRecommender(_MFModel):
     """``implicit.cpu.als.AlternatingLeastSquares``.
 
-    ``user_items`` given to ``fit`` is already confidence-weighted (e.g. BM25);
+    ``fit`` weighs the play counts by ``train.als.weighting`` (e.g. BM25) first;
     ``alpha`` is implicit's own multiplier applied on top (C = 1 + alpha * X).
     Fitting is deterministic for a given ``seed`` with any ``num_threads``.
     """
@@ -319,6 +319,9 @@ class ALSRecommender(_MFModel):
                 raise no_gpu_error("als", why)
         self.fitted_on_gpu: bool | None = None
         self._implicit = None
+        # called as fit_callback(iteration, seconds, loss) after each ALS iteration, implicit_model holding the
+        # factors learnt so far (musicrec.tuning reports intermediate validation scores from it to prune trials)
+        self.fit_callback = None
 
     @property
     def implicit_model(self):
@@ -347,8 +350,14 @@ class ALSRecommender(_MFModel):
 
     def _fit(self, X, *, item_features, item_last_ts) -> None:
         model, on_gpu = self._new_implicit_model(self.use_gpu)
+        self._implicit = model
         with Progress(f"train: {self.name}", self.iterations, unit="iterations") as bar:
-            model.fit(X, show_progress=False, callback=lambda *_: bar.update(1))
+            def callback(*args: Any) -> None:
+                bar.update(1)
+                if self.fit_callback is not None:  # tuning: report the iteration, maybe prune the trial
+                    self.fit_callback(*args)
+
+            model.fit(X, show_progress=False, callback=callback)
         if on_gpu:  # pragma: no cover - needs CUDA; factors come back as numpy, the CPU model serves
             model = model.to_cpu()
         self.fitted_on_gpu = on_gpu

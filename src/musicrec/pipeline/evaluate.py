@@ -2,7 +2,8 @@
 
 For each model: recommend top-``max(k)`` for every user with held-out items, in
 batches, excluding what the user showed at query time (train rows, or the
-revealed items of cold-start users); then score against test (full protocol:
+revealed items of cold-start users) and, for test, the user's validation items
+(heard too: :func:`recommend_unheard`); then score against test (full protocol:
 intervals, segments, beyond-accuracy) and against validation (headline metric,
 for tuning), and compare each model with popularity (paired test per user).
 :func:`run` is the stage's work (load, assess, write metrics, details, DVC plots and
@@ -49,6 +50,39 @@ def recommend_batched(model: Any, users: np.ndarray, query: sp.csr_matrix, N: in
     return out
 
 
+def recommend_unheard(model: Any, users: np.ndarray, query: sp.csr_matrix, heard: sp.csr_matrix,
+                      N: int) -> np.ndarray:
+    """:func:`recommend_batched`, then without the items of ``heard`` (rows of ``users``), N per row.
+
+    The test rankings drop each user's validation items too: the user has heard them, so in
+    a top-K they are neither new recommendations nor misses. The model still sees only
+    ``query`` (its input is unchanged); the ranking of the other items is the same.
+    """
+    users = np.asarray(users, dtype=np.int64)
+    rows = heard[users]
+    extra = int(np.diff(rows.indptr).max()) if rows.nnz else 0
+    recs = recommend_batched(model, users, query, N + extra)
+    if not extra:
+        return recs
+    n_items = heard.shape[1]
+    keys = np.repeat(np.arange(len(users), dtype=np.int64), np.diff(rows.indptr)) * n_items + rows.indices
+    drop = np.isin(np.arange(len(users), dtype=np.int64)[:, None] * n_items + recs, keys) & (recs >= 0)
+    order = np.argsort(drop, axis=1, kind="stable")[:, :N]  # kept items first, in their order
+    return np.take_along_axis(recs, order, axis=1)
+
+
+def validation_metrics(model: Any, inter: Interactions, main_k: int,
+                       query: sp.csr_matrix | None = None) -> dict[str, float]:
+    """Headline metrics at ``main_k`` on the validation split (what tuning selects on); ``{}`` without one."""
+    val_users = np.flatnonzero(np.diff(inter.validation.indptr) > 0)
+    if not len(val_users):
+        return {}
+    query = inter.query_rows() if query is None else query
+    vrecs = recommend_batched(model, val_users, query, main_k)
+    vacc = M.accuracy_metrics(vrecs, inter.validation[val_users], [main_k])
+    return {k: E.rounded(np.nanmean(v)) for k, v in sorted(vacc.items())}
+
+
 @dataclass
 class Assessment:
     results: dict[str, dict[str, Any]]          # model -> evaluate_model result (test)
@@ -67,14 +101,13 @@ def assess(models: Mapping[str, Any], inter: Interactions, *, ks: list[int], mai
     query = inter.query_rows()
     train_all = (inter.train + inter.query).tocsr()
     test_users = np.flatnonzero(np.diff(inter.test.indptr) > 0)
-    val_users = np.flatnonzero(np.diff(inter.validation.indptr) > 0)
     results: dict[str, dict[str, Any]] = {}
     validation: dict[str, dict[str, Any]] = {}
     per_user: dict[str, dict[str, np.ndarray]] = {}
     recs_by_model: dict[str, np.ndarray] = {}
     for name, model in models.items():
         rng = np.random.default_rng(seed)
-        recs = recs_by_model[name] = recommend_batched(model, test_users, query, kmax)
+        recs = recs_by_model[name] = recommend_unheard(model, test_users, query, inter.validation, kmax)
         rel = inter.test[test_users]
         pu = M.accuracy_metrics(recs, rel, ks)
         if capped_recall:
@@ -82,10 +115,9 @@ def assess(models: Mapping[str, Any], inter: Interactions, *, ks: list[int], mai
         per_user[name] = pu
         results[name] = E.evaluate_model(recs, inter.test, train_all, ks=ks, item_vectors=item_vectors,
                                          bootstrap=bootstrap, rng=rng, users=test_users, per_user=pu)
-        if len(val_users):
-            vrecs = recommend_batched(model, val_users, query, main_k)
-            vacc = M.accuracy_metrics(vrecs, inter.validation[val_users], [main_k])
-            validation[name] = {k: E.rounded(np.nanmean(v)) for k, v in sorted(vacc.items())}
+        vmetrics = validation_metrics(model, inter, main_k, query)
+        if vmetrics:
+            validation[name] = vmetrics
     headline = [f"{m}@{main_k}" for m in ("ndcg", "recall", "precision", "map", "hit_rate")]
     comparisons = E.compare_to_baseline(per_user, baseline="popularity", metrics=headline, bootstrap=bootstrap,
                                         rng=np.random.default_rng(seed)) if "popularity" in per_user else {}

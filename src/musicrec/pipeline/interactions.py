@@ -1,11 +1,10 @@
-"""The ``interactions`` stage: id maps, the CSR user x item matrix, confidence, split.
+"""The ``interactions`` stage: id maps, the CSR user x item matrix, split.
 
 * Id maps: users and items sorted by their string id get contiguous indices
   ``0..n-1`` (deterministic; saved as Parquet with columns ``index``, ``id``).
 * Matrix: ``scipy.sparse`` CSR, users x items, values = play counts (float32).
-* Confidence (train only): ``raw`` counts, ``log1p`` or ``bm25`` exactly as
-  ``implicit.nearest_neighbours.bm25_weight`` applied to the item x user matrix
-  (as in implicit's Last.fm example), then transposed back.
+* No weighting here: every model weighs the play counts itself
+  (``train.<model>.weighting``, :mod:`musicrec.models.weighting`), at fit and at query time.
 * Split (seeded, ``np.random.default_rng(seed)``):
 
   - ``random``: per user, a random ``test_fraction`` of their items to test and a
@@ -45,6 +44,10 @@ if TYPE_CHECKING:
     from musicrec.config import InteractionsParams, SplitParams
 
 
+# the matrices folder's play-count files, <name>.npz (train + query: every user's row at query time)
+MATRICES = ("train", "validation", "test", "query")
+
+
 @dataclass(frozen=True)
 class IdMaps:
     user_ids: np.ndarray  # index -> user id (str), sorted
@@ -76,14 +79,12 @@ class BuiltInteractions:
 
     maps: IdMaps
     parts: Split
-    weighted: dict[str, sp.csr_matrix]  # "train", "query": confidence-weighted float32
     report: dict
 
     def interactions(self) -> "Interactions":
         """The same matrices as :func:`load_interactions` gives back after :func:`save_interactions`."""
         p = self.parts
-        return Interactions(maps=self.maps, train=p.train, validation=p.validation, test=p.test, query=p.query,
-                            train_weighted=self.weighted["train"], query_weighted=self.weighted["query"])
+        return Interactions(maps=self.maps, train=p.train, validation=p.validation, test=p.test, query=p.query)
 
 
 def _as_chunks(values: "pd.Series | pa.ChunkedArray | pa.Array") -> list[pa.Array]:
@@ -146,26 +147,6 @@ def to_csr(plays: pd.DataFrame, maps: IdMaps, value: str = "playcount") -> sp.cs
     rows = _codes(plays["user_id"], maps.user_ids, "user")
     cols = _codes(plays["item_id"], maps.item_ids, "item")
     return _coo_to_csr(rows, cols, plays[value].to_numpy(dtype=np.float64), maps.shape)
-
-
-def confidence(counts: sp.csr_matrix, weighting: Literal["raw", "log1p", "bm25"], *,
-               bm25_k1: float = 100.0, bm25_b: float = 0.8) -> sp.csr_matrix:
-    """Confidence-weighted float32 copy of a users x items count matrix."""
-    counts = sp.csr_matrix(counts, dtype=np.float64)
-    if weighting == "raw":
-        out = counts.copy()
-    elif weighting == "log1p":
-        out = counts.copy()
-        out.data = np.log1p(out.data)
-    elif weighting == "bm25":
-        from implicit.nearest_neighbours import bm25_weight
-
-        out = sp.csr_matrix(bm25_weight(counts.T.tocoo(), K1=bm25_k1, B=bm25_b).T)
-    else:
-        raise ValueError(f"interactions.weighting must be raw, log1p or bm25, got {weighting!r}")
-    out = sp.csr_matrix(out, dtype=np.float32)
-    out.sort_indices()
-    return out
 
 
 def _row_ranks(indptr: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -342,7 +323,7 @@ def read_plays_table(plays_dir: "Path | str", columns: "list[str] | None" = None
 
 
 def build_interactions(plays: "pd.DataFrame | pa.Table", params: "InteractionsParams", seed: int) -> BuiltInteractions:
-    """Id maps, split and confidence-weighted train/query matrices, plus a report.
+    """Id maps and the split play counts, plus a report.
 
     ``plays`` is the transform output, as a frame or as an Arrow table
     (:func:`read_plays_table`); both give the same result.
@@ -368,14 +349,6 @@ def build_interactions(plays: "pd.DataFrame | pa.Table", params: "InteractionsPa
         last_ts = _coo_to_csr(rows, cols, micros / 1e6, maps.shape)
     del table
     parts = split(counts, sp_, np.random.default_rng(seed), last_ts=last_ts)
-    weighted_all = confidence(parts.train + parts.query, params.weighting, bm25_k1=params.bm25_k1, bm25_b=params.bm25_b)
-    weighted = {
-        "train": weighted_all.multiply(parts.train > 0).tocsr(),
-        "query": weighted_all.multiply(parts.query > 0).tocsr(),
-    }
-    for m in weighted.values():
-        m.eliminate_zeros()
-        m.sort_indices()
     n_users, n_items = counts.shape
     report = {
         "users": n_users,
@@ -383,7 +356,6 @@ def build_interactions(plays: "pd.DataFrame | pa.Table", params: "InteractionsPa
         "interactions": int(counts.nnz),
         "plays": int(counts.sum()),
         "density": round(counts.nnz / (n_users * n_items), 8),
-        "weighting": params.weighting,
         "split": {
             "method": split_method,
             "seed": seed,
@@ -399,7 +371,7 @@ def build_interactions(plays: "pd.DataFrame | pa.Table", params: "InteractionsPa
     if split_method == "strong_generalization":
         kept = parts.train.nnz + parts.validation.nnz + parts.test.nnz + parts.query.nnz
         report["split"]["dropped_unseen_items"] = int(counts.nnz - kept)
-    return BuiltInteractions(maps=maps, parts=parts, weighted=weighted, report=report)
+    return BuiltInteractions(maps=maps, parts=parts, report=report)
 
 
 def save_interactions(out_dir: "Path | str", built: BuiltInteractions) -> None:
@@ -412,10 +384,8 @@ def save_interactions(out_dir: "Path | str", built: BuiltInteractions) -> None:
         users, items = built.maps.to_frames()
         users.to_parquet(tmp / "users.parquet", index=False)
         items.to_parquet(tmp / "items.parquet", index=False)
-        for name in ("train", "validation", "test", "query"):
+        for name in MATRICES:
             save_csr(tmp / f"{name}.npz", getattr(built.parts, name))
-        for name, m in built.weighted.items():
-            save_csr(tmp / f"{name}_weighted.npz", m)
 
 
 @dataclass(frozen=True)
@@ -427,12 +397,15 @@ class Interactions:
     validation: sp.csr_matrix
     test: sp.csr_matrix
     query: sp.csr_matrix
-    train_weighted: sp.csr_matrix
-    query_weighted: sp.csr_matrix
 
     def query_rows(self) -> sp.csr_matrix:
-        """What each user shows at query time: train rows, or revealed rows for cold users."""
-        return (self.train_weighted + self.query_weighted).tocsr()
+        """What each user shows at query time, as play counts: train rows, or revealed rows for cold users.
+
+        The models weigh these rows themselves (``train.<model>.weighting``), as they weighed ``train``.
+        """
+        m = sp.csr_matrix(self.train + self.query, dtype=np.float32)
+        m.sort_indices()
+        return m
 
 
 def load_interactions(out_dir: "Path | str") -> Interactions:
@@ -444,7 +417,6 @@ def load_interactions(out_dir: "Path | str") -> Interactions:
     with reading(d, "run the interactions stage first"):
         users = pd.read_parquet(d / "users.parquet")
         items = pd.read_parquet(d / "items.parquet")
-        m = {n: load_csr(d / f"{n}.npz")
-             for n in ("train", "validation", "test", "query", "train_weighted", "query_weighted")}
+        m = {n: load_csr(d / f"{n}.npz") for n in MATRICES}
     maps = IdMaps(users["user_id"].to_numpy(dtype=object).astype(str), items["item_id"].to_numpy(dtype=object).astype(str))
     return Interactions(maps=maps, **m)

@@ -56,7 +56,7 @@ class LocalRun:
     generate: dict[str, Any] | None = None       # write_synthetic's summary
     clean: dict[str, Any] | None = None          # the data-quality report
     transform: dict[str, Any] | None = None      # the transform report
-    built: "BuiltInteractions | None" = None     # maps, split parts, weighted matrices, report
+    built: "BuiltInteractions | None" = None     # maps, split parts, report
     trained: "list[Trained] | None" = None
     assessment: "Assessment | None" = None
 

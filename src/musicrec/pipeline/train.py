@@ -59,7 +59,7 @@ def build(name: str, params: TrainParams, seed: int) -> Any:
 
 
 def train_all(inter: Interactions, items: pd.DataFrame, params: TrainParams, seed: int) -> list[Trained]:
-    """Fit each model listed in ``train.models`` on the confidence-weighted train matrix."""
+    """Fit each model listed in ``train.models`` on the train play counts (each weighs them: ``weighting``)."""
     from musicrec.models import MODELS
 
     needs = [name for name in params.models if MODELS[name].needs_item_features]
@@ -68,7 +68,7 @@ def train_all(inter: Interactions, items: pd.DataFrame, params: TrainParams, see
     for name in params.models:
         model = build(name, params, seed)
         t0 = time.perf_counter()
-        model.fit(inter.train_weighted, item_features=features)
+        model.fit(inter.train, item_features=features)
         out.append(Trained(name, model, time.perf_counter() - t0))
     return out
 

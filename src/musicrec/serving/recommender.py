@@ -12,7 +12,7 @@ explanation (:mod:`musicrec.serving.explain`).
 Unknown user or track ids raise :class:`UnknownIdError`, whose message lists
 close matches (``difflib`` over the ids and, for tracks, over track names,
 case-insensitive). The models folder is read once; the user history matrices
-(``train_weighted.npz`` + ``query_weighted.npz``) are read on first use.
+(``train.npz`` + ``query.npz``, play counts the model weighs itself) are read on first use.
 
 The same server loads from an MLflow run (the evaluate stage logs each model as a
 pyfunc model holding its folder, the id maps and the user histories;
@@ -203,14 +203,14 @@ class ModelServer:
         return len(self.item_ids)
 
     def history(self) -> sp.csr_matrix:
-        """Every known user's row at query time: ``train_weighted + query_weighted`` (loaded once)."""
+        """Every known user's row at query time: ``train + query`` play counts (loaded once)."""
         if self._history is None:
             from musicrec.io import load_csr
 
             d = self.matrices_dir
             if d is None:
                 raise ServingError("no matrices folder given: user histories are unknown (pass --matrices)")
-            files = [d / "train_weighted.npz", d / "query_weighted.npz"]
+            files = [d / "train.npz", d / "query.npz"]
             missing = [str(f) for f in files if not f.is_file()]
             if missing:
                 raise ServingError(f"{', '.join(missing)}: not found (run the interactions stage, or pass --matrices)")

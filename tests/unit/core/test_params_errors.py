@@ -72,7 +72,7 @@ CASES = [
     ("n_genres_over_64", mutate("generate.n_genres", 65), [r"^  generate\.n_genres: .*less than or equal to 64"]),
     ("max_playcount_zero", mutate("clean.max_playcount", 0), [r"^  clean\.max_playcount: .*greater than 0"]),
     ("max_artist_playcount_negative", mutate("clean.max_artist_playcount", -1), [r"^  clean\.max_artist_playcount: .*greater than 0"]),
-    ("bm25_b_above_one", mutate("interactions.bm25_b", 1.2), [r"^  interactions\.bm25_b: "]),
+    ("bm25_b_above_one", mutate("train.itemknn.bm25_b", 1.2), [r"^  train\.itemknn\.bm25_b: "]),
     ("mmr_lambda_above_one", mutate("train.hybrid.mmr_lambda", 2), [r"^  train\.hybrid\.mmr_lambda: "]),
     ("main_k_not_in_k", mutate("evaluate.main_k", 7), [r"^  evaluate: .*main_k=7 must be one of k"]),
     ("timeout_negative", mutate("mlflow.timeout_s", -1), [r"^  mlflow\.timeout_s: .*greater than 0"]),
@@ -503,7 +503,7 @@ def test_every_float_param_is_strict_finite_and_bounded(tmp_path: Path, key: str
 
 
 @pytest.mark.parametrize("spelling", [".inf", "-.inf", ".nan", ".NaN", "1.0e+400", "-1.0e+400"])
-@pytest.mark.parametrize("key", ["train.als.alpha", "mlflow.timeout_s", "interactions.bm25_k1"])
+@pytest.mark.parametrize("key", ["train.als.alpha", "mlflow.timeout_s", "train.itemknn.bm25_k1"])
 def test_yaml_spellings_of_inf_and_nan_are_refused(tmp_path: Path, key: str, spelling: str) -> None:
     *section, leaf = key.split(".")
     path = tmp_path / "params.yaml"
@@ -513,7 +513,7 @@ def test_yaml_spellings_of_inf_and_nan_are_refused(tmp_path: Path, key: str, spe
         load_params(path)
 
 
-BASE_VALUE = {"train.als.alpha": "10.0", "mlflow.timeout_s": "10", "interactions.bm25_k1": "100.0"}
+BASE_VALUE = {"train.als.alpha": "10.0", "mlflow.timeout_s": "10", "train.itemknn.bm25_k1": "1.2"}
 
 
 # Plain scalars are read as YAML 1.2 (like DVC), not YAML 1.1: no yes/on booleans, no octal/hex/base-60 integers;

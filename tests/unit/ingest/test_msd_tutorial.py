@@ -89,7 +89,7 @@ def test_run_local_from_clean_to_train(tmp_path: Path) -> None:
     raw = write_tutorial(tmp_path / "raw", tutorial_rows())
     params = params_for(3, source="msd_tutorial", data={"chunk_rows": 100},
                         transform={"partitions": 1, "min_user_items": 3, "min_item_users": 3},
-                        dask={"scheduler": "synchronous", "num_workers": 1}, interactions={"weighting": "log1p"},
+                        dask={"scheduler": "synchronous", "num_workers": 1},
                         train={"models": ["popularity", "itemknn"]}, evaluate={"k": [5], "main_k": 5, "bootstrap": 0})
     run = run_local(params, LocalPaths.under(tmp_path / "work", raw=raw), start="clean", stop="train")
     invariant(run.clean)

@@ -9,7 +9,6 @@ from musicrec.config import InteractionsParams, SplitParams
 from musicrec.pipeline.interactions import (
     build_id_maps,
     build_interactions,
-    confidence,
     load_interactions,
     save_interactions,
     split,
@@ -36,19 +35,6 @@ def test_to_csr_rejects_unknown_ids():
     maps = build_id_maps(plays["user_id"], plays["item_id"])
     with pytest.raises(ValueError, match="item ids are missing"):
         to_csr(_plays([("u1", "zz", 1)]), maps)
-
-
-def test_confidence_weightings():
-    m = sp.csr_matrix(np.array([[1.0, 0, 3], [0, 2, 0]]))
-    assert np.allclose(confidence(m, "raw").toarray(), m.toarray())
-    assert np.allclose(confidence(m, "log1p").toarray(), np.log1p(m.toarray()))
-    from implicit.nearest_neighbours import bm25_weight
-
-    expected = bm25_weight(m.T.tocoo(), K1=100, B=0.8).T.toarray()
-    got = confidence(m, "bm25", bm25_k1=100, bm25_b=0.8)
-    assert got.dtype == np.float32 and np.allclose(got.toarray(), expected, rtol=1e-5)
-    with pytest.raises(ValueError, match="weighting"):
-        confidence(m, "tfidf")  # type: ignore[arg-type]
 
 
 def _random_counts(seed, n_users=60, n_items=40, density=0.2):
@@ -121,11 +107,10 @@ def test_build_and_roundtrip(tmp_path):
     rng = np.random.default_rng(3)
     rows = [(f"u{u}", f"i{i}", int(rng.integers(1, 20))) for u in range(30) for i in range(25) if rng.random() < 0.4]
     plays = _plays(rows)
-    built = build_interactions(plays, InteractionsParams(weighting="bm25", bm25_k1=100, bm25_b=0.8), seed=42)
-    maps, parts, weighted, report = built.maps, built.parts, built.weighted, built.report
+    built = build_interactions(plays, InteractionsParams(), seed=42)
+    maps, parts, report = built.maps, built.parts, built.report
     assert report["interactions"] == len(rows)
     assert report["split"]["train"] + report["split"]["validation"] + report["split"]["test"] == len(rows)
-    assert ((weighted["train"] > 0) != (parts.train > 0)).nnz == 0
     save_interactions(tmp_path / "m", built)
     back = load_interactions(tmp_path / "m")
     assert list(back.maps.user_ids) == list(maps.user_ids)
@@ -166,11 +151,11 @@ def test_build_interactions_same_from_arrow_table_and_frame(tmp_path):
     for i, part in enumerate((plays.iloc[:half], plays.iloc[half:])):
         pq.write_table(pa.Table.from_pandas(part, preserve_index=False), tmp_path / "plays" / f"part.{i}.parquet",
                        row_group_size=97)
-    params = InteractionsParams(weighting="log1p")
+    params = InteractionsParams()
     a = build_interactions(read_plays_table(tmp_path / "plays"), params, seed=7)
     b = build_interactions(plays.astype({"user_id": object, "item_id": object}), params, seed=7)
-    a, b = [(r.maps, r.parts, r.weighted, r.report) for r in (a, b)]
+    a, b = [(r.maps, r.parts, r.report) for r in (a, b)]
     assert a[0].user_ids.tolist() == b[0].user_ids.tolist() and a[0].item_ids.tolist() == b[0].item_ids.tolist()
     for name in ("train", "validation", "test", "query"):
         assert (getattr(a[1], name) != getattr(b[1], name)).nnz == 0
-    assert a[3] == b[3] and a[3]["interactions"] == len(plays)
+    assert a[2] == b[2] and a[2]["interactions"] == len(plays)

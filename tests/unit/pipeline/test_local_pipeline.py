@@ -7,7 +7,7 @@ from musicrec.pipeline.local import LocalPaths, params_for, run_local
 PARAMS = params_for(5, data={"chunk_rows": 1_000},
                     generate={"n_tracks": 120, "n_users": 80, "n_plays": 2_000, "n_genres": 3, "n_artists": 30},
                     transform={"partitions": 1}, dask={"scheduler": "synchronous", "num_workers": 1},
-                    interactions={"weighting": "log1p"}, evaluate={"k": [5], "main_k": 5, "bootstrap": 0})
+                    evaluate={"k": [5], "main_k": 5, "bootstrap": 0})
 
 
 def test_a_run_split_in_two_gives_the_same_matrices_as_one_run(tmp_path):
@@ -19,7 +19,7 @@ def test_a_run_split_in_two_gives_the_same_matrices_as_one_run(tmp_path):
     assert first.transform == whole.transform
     assert second.built.report == whole.built.report
     a, b = whole.interactions(), second.interactions()
-    for name in ("train", "validation", "test", "query", "train_weighted"):
+    for name in ("train", "validation", "test", "query"):
         assert (getattr(a, name) != getattr(b, name)).nnz == 0, name
     assert paths.matrices.is_dir() and not (tmp_path / "b" / "data" / "models").exists()
 

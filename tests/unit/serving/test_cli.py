@@ -171,7 +171,7 @@ def test_bad_model_and_missing_folders_exit_2_without_traceback(out, ids, tmp_pa
     for args, needle in (
         (["similar", "x", "--model", "alss"], "did you mean 'als'"),
         (["similar", "x", "--models", str(tmp_path / "nope")], "models folder not found"),
-        (["recommend", "--user", users[0], "--matrices", str(tmp_path / "nope")], "train_weighted.npz"),
+        (["recommend", "--user", users[0], "--matrices", str(tmp_path / "nope")], "train.npz"),
         (["recommend", "--user", users[0], "-n", "0"], "-n must be a positive integer"),
     ):
         proc = cli(out, *args)
