@@ -42,8 +42,10 @@ status: $(VENV)/.installed
 metrics: $(VENV)/.installed
 	$(DVC) metrics show
 
+# the nDCG@K, recall@K, precision-recall, nDCG-per-experiment and coverage-vs-nDCG plots, offline
+# (.dvc/config plots.html_template); `make plots REVS="HEAD <exp> ..."` compares experiments (dvc plots diff)
 plots: $(VENV)/.installed
-	$(DVC) plots show
+	$(DVC) plots $(if $(REVS),diff $(REVS),show)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -52,16 +54,16 @@ test: $(VENV)/.installed
 test-scale: $(VENV)/.installed
 	$(PY) -m pytest -m scale -p no:cacheprovider $(PYTEST_ARGS)
 
-# A small ALS grid as DVC experiments (data stages stay cached); the winner is printed first.
+# A small ALS grid as DVC experiments (data stages and the other models stay cached); best first.
 GRID ?= -S 'train.als.factors=32,64,128' -S 'train.als.regularization=0.01,0.1' -S 'train.als.alpha=1,4'
 exp-grid: $(VENV)/.installed
 	$(DVC) exp run --queue $(GRID)
 	$(DVC) exp run --run-all --jobs 1
 	$(MAKE) --no-print-directory exp-show
 
+# dvc exp show cut to data.source, the trained models' changed params and their nDCG/recall (mk/exp_show.py)
 exp-show: $(VENV)/.installed
-	$(DVC) exp show --only-changed --sort-by 'reports/metrics.json:als.ndcg@10' --sort-order desc \
-	  --drop '.*' --keep 'Experiment|Created|train\.|.*\.ndcg@10$$|.*\.recall@10$$|.*val_ndcg@10$$' --md
+	$(PY) mk/exp_show.py --md
 
 clean-venv:
 	rm -rf $(VENV)
