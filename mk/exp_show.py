@@ -32,7 +32,7 @@ def exp_show_args(params: dict, extra: list[str]) -> list[str]:
     names = "|".join(map(re.escape, trained)) or "(?!)"
     untrained = "|".join(map(re.escape, (m for m in MODELS if m not in trained))) or "(?!)"
     metrics = "|".join(SHOWN_METRICS)
-    keep = [r"Experiment$", r"Created$", r"State$", r"Executor$", r"data\.source$", r"train\.models$",
+    keep = [r"Experiment$", r"Created$", r"data\.source$", r"train\.models$",
             rf"({names})\.({metrics})@{k}$"]
     drop = [rf"train\.({untrained})\.", r".*/", rf"({names})\."]  # untrained params, dep hashes, other metrics
     sort = next((m for m in trained if m in collaborative_models() and m != "popularity"), trained[0] if trained else None)
