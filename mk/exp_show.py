@@ -3,8 +3,8 @@
 Shown: the data source (``data.source``, always: HetRec and synthetic rows must not look
 alike), ``train.models``, the params of the trained models (``train.models``) that differ
 between the rows, and each trained model's test nDCG / recall and validation nDCG at
-``evaluate.main_k``; sorted by the first collaborative trained model's validation nDCG
-(tune on validation). Hidden: the params of models that are not trained, the other
+``evaluate.main_k``; sorted by the validation nDCG (tune on validation) of the last model of
+``train.models`` (ALS in the default params). Hidden: the params of models that are not trained, the other
 metrics (``dvc metrics show``, ``reports/evaluation.json``) and the dependencies' hashes.
 Extra arguments go to ``dvc exp show`` (e.g. ``--csv``, ``-A``).
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from musicrec.models import MODELS, collaborative_models
+from musicrec.models import MODELS
 
 METRICS_FILE = "reports/metrics.json"
 SHOWN_METRICS = ("ndcg", "recall", "val_ndcg")
@@ -35,7 +35,7 @@ def exp_show_args(params: dict, extra: list[str]) -> list[str]:
     keep = [r"Experiment$", r"Created$", r"data\.source$", r"train\.models$",
             rf"({names})\.({metrics})@{k}$"]
     drop = [rf"train\.({untrained})\.", r".*/", rf"({names})\."]  # untrained params, dep hashes, other metrics
-    sort = next((m for m in trained if m in collaborative_models() and m != "popularity"), trained[0] if trained else None)
+    sort = trained[-1] if trained else None  # the last of train.models: ALS in the default params
     args = ["exp", "show", "--only-changed", "--keep", "|".join(keep), "--drop", "|".join(drop)]
     if sort:
         args += ["--sort-by", f"{METRICS_FILE}:{sort}.val_ndcg@{k}", "--sort-order", "desc"]

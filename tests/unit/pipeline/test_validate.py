@@ -27,8 +27,10 @@ def test_a_missing_real_source_folder_is_named_with_the_valid_sources(tmp_path) 
     assert all(name in msg for name in SOURCES)
     (tmp_path / "data/raw/kaggle").mkdir(parents=True)
     assert str(check_source(params_for(1, source="kaggle"), tmp_path)) == "data/raw/kaggle"
-    # the generate stage writes the synthetic folder: it need not exist yet
+    # the generate stage writes the synthetic folder: it need not exist yet, unless raw_root points elsewhere
     assert str(check_source(params_for(1), tmp_path / "empty")) == "data/raw/synthetic"
+    with pytest.raises(MissingInputError, match="The generate stage writes data/raw/synthetic/"):
+        check_source(params_for(1, data={"raw_root": "elsewhere"}), tmp_path)
 
 
 def test_outputs_change_only_where_a_model_reads_the_changed_section(tmp_path) -> None:
@@ -40,4 +42,5 @@ def test_outputs_change_only_where_a_model_reads_the_changed_section(tmp_path) -
     assert {m for m in MODELS if read["a"][m] != read["b"][m]} == {"als", "hybrid"}
     assert json.loads(read["b"]["hybrid"])["train.als"]["factors"] == 8
     for d in ("a", "b"):
-        assert (tmp_path / d / CHECKED).read_text() == CHECKED_TEXT  # constant: its dependents rerun for their own changes
+        # constant: the stages that depend on it rerun for their own changes only
+        assert (tmp_path / d / CHECKED).read_text() == CHECKED_TEXT
