@@ -98,16 +98,16 @@ def models_rows(a: Assessment, main_k: int) -> list[dict[str, Any]]:
 
 
 def write_plots(folder: Path, a: Assessment, main_k: int) -> None:
-    """Write the :data:`PLOT_FILES` (CSV, six decimals) into ``folder``, each atomically."""
+    """Write the folder of the :data:`PLOT_FILES` (CSV, six decimals) atomically (it is one DVC output)."""
     import pandas as pd
 
     from musicrec.io import atomic_path
 
     frames = {name: pd.DataFrame(a.curve)[cols] for name, cols in CURVE_PLOTS.items()}
     frames[MODELS_PLOT] = pd.DataFrame(models_rows(a, main_k), columns=["model", "k", *MODELS_PLOT_METRICS])
-    for name, frame in frames.items():
-        with atomic_path(Path(folder) / name) as tmp:
-            frame.to_csv(tmp, index=False, float_format="%.6f")
+    with atomic_path(Path(folder), directory=True) as tmp:
+        for name, frame in frames.items():
+            frame.to_csv(tmp / name, index=False, float_format="%.6f")
 
 
 def run(params: "Params", paths: ComparePaths) -> CompareResult:

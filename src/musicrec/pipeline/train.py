@@ -69,14 +69,6 @@ def train_all(inter: Interactions, items: pd.DataFrame, params: TrainParams, see
     return [train_one(name, inter, items, params, seed, features) for name in params.models]
 
 
-def save_model(out_dir: Path, trained: Trained) -> None:
-    """Write one model's folder (``model.json`` + arrays) atomically."""
-    from musicrec.io import atomic_path
-
-    with atomic_path(Path(out_dir), directory=True) as tmp:
-        trained.model.save(tmp)
-
-
 def save_models(out_dir: Path, trained: list[Trained], inter: Interactions, items: pd.DataFrame) -> None:
     """Write the whole models folder atomically: every model, the id maps and the catalogue."""
     from musicrec.io import atomic_path
@@ -114,7 +106,7 @@ def run_one(params: TrainParams, seed: int, name: str, inter: Interactions, item
     from musicrec.io import write_json
 
     trained = train_one(name, inter, items, params, seed)
-    save_model(Path(out_dir), trained)
+    trained.model.save(Path(out_dir))  # atomically, with its own temporaries next to out_dir
     report = {
         "model": name, "users": inter.train.shape[0], "items": inter.train.shape[1],
         "train_interactions": int(inter.train.nnz), "fit_seconds": round(trained.seconds, 3),
