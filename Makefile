@@ -59,8 +59,10 @@ status: $(VENV)/.installed ## dvc status: which stages are out of date
 metrics: $(VENV)/.installed ## dvc metrics show
 	$(DVC) metrics show
 
-plots: $(VENV)/.installed ## dvc plots show
-	$(DVC) plots show
+# the nDCG@K, recall@K, precision-recall, nDCG-per-experiment and coverage-vs-nDCG plots, offline
+# (.dvc/config plots.html_template); `make plots REVS="HEAD <exp> ..."` compares experiments (dvc plots diff)
+plots: $(VENV)/.installed ## dvc plots show, offline (REVS="HEAD <exp> ...": dvc plots diff)
+	$(DVC) plots $(if $(REVS),diff $(REVS),show)
 
 test: $(VENV)/.installed-dev ## the whole test suite (what CI runs); PYTEST_ARGS=... narrows it
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -68,16 +70,16 @@ test: $(VENV)/.installed-dev ## the whole test suite (what CI runs); PYTEST_ARGS
 test-scale: $(VENV)/.installed-dev ## the 10M-row streaming scale test (not in the default suite)
 	$(PY) -m pytest -m scale -p no:cacheprovider $(PYTEST_ARGS)
 
-# A small ALS grid as DVC experiments (data stages stay cached); the winner is printed first.
+# A small ALS grid as DVC experiments (data stages and the other models stay cached); best first.
 GRID ?= -S 'train.als.factors=32,64,128' -S 'train.als.regularization=0.01,0.1' -S 'train.als.alpha=1,4'
 exp-grid: $(VENV)/.installed ## queue and run a small ALS grid as DVC experiments, then exp-show
 	$(DVC) exp run --queue $(GRID)
 	$(DVC) exp run --run-all --jobs 1
 	$(MAKE) --no-print-directory exp-show
 
-exp-show: $(VENV)/.installed ## compare the experiments (best ndcg@10 first)
-	$(DVC) exp show --only-changed --sort-by 'reports/metrics.json:als.ndcg@10' --sort-order desc \
-	  --drop '.*' --keep 'Experiment|Created|train\.|.*\.ndcg@10$$|.*\.recall@10$$|.*val_ndcg@10$$' --md
+# dvc exp show cut to data.source, the trained models' changed params and their nDCG/recall (mk/exp_show.py)
+exp-show: $(VENV)/.installed ## compare the experiments: data.source, changed params of trained models, nDCG/recall
+	$(PY) mk/exp_show.py --md
 
 clean-venv: ## delete .venv (the next make target recreates it)
 	rm -rf $(VENV)

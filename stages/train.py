@@ -1,4 +1,4 @@
-"""DVC stage `train`: fit every model in `train.models` and save them (no pickle)."""
+"""DVC stage `train@<model>`: fit one model of `train.models` and save its folder (no pickle)."""
 
 import argparse
 import pathlib
@@ -13,21 +13,20 @@ set_thread_env()
 
 def main() -> None:
     from musicrec.config import load_params
-    from musicrec.pipeline.train import load_inputs, run
+    from musicrec.pipeline.train import load_inputs, run_one
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--model", required=True, help="a registered model name (train.<model> holds its params)")
     ap.add_argument("--matrices", required=True)
     ap.add_argument("--items", required=True)
-    ap.add_argument("--out", required=True, help="models folder")
-    ap.add_argument("--report", required=True)
+    ap.add_argument("--out", required=True, help="the model's folder (data/models/<model>)")
+    ap.add_argument("--report", required=True, help="shape and fit seconds (JSON; not a DVC metric)")
     args = ap.parse_args()
     p = load_params(args.params)
     inter, items = load_inputs(pathlib.Path(args.matrices), pathlib.Path(args.items))
-    result = run(p.train, p.seed, inter, items, pathlib.Path(args.out), pathlib.Path(args.report),
-                 source=p.data.source)
-    trained = result.trained
-    print("train: " + ", ".join(f"{t.name} {t.seconds:.1f}s" for t in trained))
+    result = run_one(p.train, p.seed, args.model, inter, items, pathlib.Path(args.out), pathlib.Path(args.report))
+    print(f"train: {args.model} {result.trained.seconds:.1f}s -> {args.out}")
 
 
 if __name__ == "__main__":

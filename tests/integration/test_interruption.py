@@ -8,7 +8,7 @@ by the next plain ``dvc repro``. After each kill:
 
 * every ``outs`` path of every stage is either absent or complete: a directory
   holds exactly the files of the reference run, each byte-identical (files whose
-  content legitimately varies, timings and the MLflow run id, only have to parse);
+  content legitimately varies, the fit timings, only have to parse);
 * no output path and nothing inside an output folder is a ``.tmp-*`` file;
 * DVC accepts the next ``dvc repro`` (no stale lock: its locks are released by
   the kernel when the process dies).
@@ -51,9 +51,13 @@ from tests.support.reliability_log import record
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-STAGES = ["generate", "clean", "transform", "interactions", "train", "evaluate"]
-# outputs whose bytes legitimately differ between two runs (fit timings, a fresh MLflow run id)
-NONDETERMINISTIC = {"reports/train.json", "reports/report.md"}
+MODELS = SMALL_PARAMS["train"]["models"]
+# in the order dvc repro runs them (train@<model> / evaluate@<model>: one stage per model)
+STAGES = ["validate", "generate", "clean", "transform", "interactions", "catalog", *(f"train@{m}" for m in MODELS),
+          *(f"evaluate@{m}" for m in MODELS), "compare"]
+# outputs whose bytes legitimately differ between two runs (fit timings; the report names a fresh MLflow run id)
+TIMINGS = {f"reports/train/{m}.json" for m in MODELS}
+NONDETERMINISTIC = TIMINGS | {"reports/report.md"}
 DVC_BIN = str(Path(sys.executable).parent / "dvc")
 RUN_TIMEOUT_S = 600
 LOCK_REFUSED_RE = re.compile(r"Unable to acquire lock|is busy, it is being blocked by")
@@ -86,7 +90,7 @@ def complete_problem(rel: str, data: bytes, known: dict[str, set[str]]) -> str |
     """
     import hashlib
 
-    if rel == "reports/train.json":
+    if rel in TIMINGS:
         try:
             doc = json.loads(data)
         except ValueError as err:
@@ -215,7 +219,8 @@ def wait_for_temp(repo: Path, outs: list[str], ended: Callable[[], bool], before
 def reference(tmp_path_factory):
     repo = reference_clone(tmp_path_factory)  # shared with tests/integration/test_security.py (one run per process)
     outs = stage_outs(repo)
-    train = {k: v for k, v in json.loads((repo / "reports/train.json").read_text()).items() if k != "fit_seconds"}
+    train = {f: {k: v for k, v in json.loads((repo / f).read_text()).items() if k != "fit_seconds"}
+             for f in sorted(TIMINGS)}
     return outs, output_md5s(repo, outs), yaml.safe_load((repo / "dvc.lock").read_text()), train, repo
 
 
@@ -243,7 +248,7 @@ def test_sigkill_in_every_stage_then_repro_recovers_byte_identical(reference, tm
             assert seen is not None, f"dvc repro ended before stage {stage} wrote anything (rc {proc.returncode}):\n{text[-3000:]}"
             assert "Unable to acquire lock" not in text, text[-3000:]
             stale_warnings += len(STALE_LOCK_RE.findall(text))
-            running = re.findall(r"Running stage '(\w+)'", text)
+            running = re.findall(r"Running stage '([\w@]+)'", text)
             assert running and running[-1] == stage, (stage, running)
             problems, state = state_problems(repo, outs, versions, known)
             assert not problems, f"after SIGKILL in {stage}: {problems}"
@@ -258,20 +263,21 @@ def test_sigkill_in_every_stage_then_repro_recovers_byte_identical(reference, tm
     finally:
         watcher.stop.set()
         watcher.join(timeout=30)
-    assert "Running stage 'evaluate'" in final.stdout, final.stdout
+    assert "Running stage 'compare'" in final.stdout, final.stdout
     # DVC notices the killed run's entries in .dvc/tmp/rwlock, warns and removes them: no user action needed
     assert "Unable to acquire lock" not in final.stderr, final.stderr
     stale_warnings += len(STALE_LOCK_RE.findall(final.stderr))
     other = [ln for ln in final.stderr.splitlines() if "lock" in ln.lower() and not STALE_LOCK_RE.search(ln)]
     assert not other, other
 
-    # every output file byte-identical to the uninterrupted run (except timings and the MLflow run id)
+    # every output file byte-identical to the uninterrupted run (except the fit timings)
     got = output_md5s(repo, outs)
     assert set(got) == set(ref)
     differ = sorted(f for f in ref if got[f] != ref[f])
     assert set(differ) <= NONDETERMINISTIC, differ
-    train = json.loads((repo / "reports/train.json").read_text())
-    assert {k: v for k, v in train.items() if k != "fit_seconds"} == ref_train
+    train = {f: {k: v for k, v in json.loads((repo / f).read_text()).items() if k != "fit_seconds"}
+             for f in sorted(TIMINGS)}
+    assert train == ref_train
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     for s in STAGES:
         want = {o["path"]: o["md5"] for o in ref_lock["stages"][s].get("outs", []) if o["path"] not in NONDETERMINISTIC}
@@ -338,7 +344,7 @@ def test_sigkilled_stage_still_a_zombie_then_repro_cleans_up(reference, tmp_path
         zombies = [int(p) for p in keeper.stdout.readline().split()]
         text = log.read_text()
         assert seen is not None, f"dvc repro ended before stage {stage} wrote anything:\n{text[-3000:]}"
-        assert re.findall(r"Running stage '(\w+)'", text)[-1] == stage, text[-3000:]
+        assert re.findall(r"Running stage '([\w@]+)'", text)[-1] == stage, text[-3000:]
         assert zombies and all(process_state(p) == "Z" for p in zombies), zombies
         left = tmp_leftovers(repo)
         assert seen in left, (seen, left)
@@ -357,9 +363,9 @@ def test_sigkilled_stage_still_a_zombie_then_repro_cleans_up(reference, tmp_path
 
 def test_second_repro_while_one_runs_is_refused_and_the_first_completes(reference, tmp_path):
     outs, ref, ref_lock, _, repo = reference
-    first = start_repro(repo, tmp_path / "first.log", ["--force", "--single-item", "train"])
+    first = start_repro(repo, tmp_path / "first.log", ["--force", "--single-item", "train@als"])
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    while "Running stage 'train'" not in (tmp_path / "first.log").read_text():
+    while "Running stage 'train@als'" not in (tmp_path / "first.log").read_text():
         assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()
         time.sleep(0.05)
     second = subprocess.run([DVC_BIN, "repro"], cwd=repo, env=pipeline_env(), capture_output=True, text=True,
@@ -377,12 +383,13 @@ def test_second_repro_while_one_runs_is_refused_and_the_first_completes(referenc
     assert "Running stage" not in second.stdout, second.stdout
     assert rc == 0, log
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    models = {o["path"]: o["md5"] for o in lock["stages"]["train"]["outs"]}
-    assert models["data/models"] == {o["path"]: o["md5"] for o in ref_lock["stages"]["train"]["outs"]}["data/models"]
+    models = {o["path"]: o["md5"] for o in lock["stages"]["train@als"]["outs"]}
+    assert models["data/models/als"] == \
+        {o["path"]: o["md5"] for o in ref_lock["stages"]["train@als"]["outs"]}["data/models/als"]
     for s in STAGES:
-        if s != "train":
+        if s != "train@als":
             assert lock["stages"][s] == ref_lock["stages"][s], f"{s} changed although the second repro was refused"
-    status = dvc(["status", "train"], repo).stdout  # evaluate is stale: the forced train has a new MLflow run id
+    status = dvc(["status", "train@als"], repo).stdout
     assert "changed" not in status and "modified" not in status, status
     record("concurrent_repro", second_returncode=second.returncode, second_message=" ".join(second.stderr.split())[:300],
            first_returncode=rc, outcome="second refused with DVC's lock error; first completed, outputs unchanged")

@@ -48,12 +48,18 @@ def project(tmp_path_factory) -> Path:
          "--out-items", "data/processed/items.parquet", "--report", "reports/transform.json"],
         [py, STAGES / "interactions.py", "--plays", "data/processed/plays", "--out", "data/processed/matrices",
          "--report", "reports/interactions.json"],
-        [py, STAGES / "train.py", "--matrices", "data/processed/matrices", "--items", "data/processed/items.parquet",
-         "--out", "data/models", "--report", "reports/train.json"],
-        [py, STAGES / "evaluate.py", "--matrices", "data/processed/matrices", "--items",
-         "data/processed/items.parquet", "--models", "data/models",
-         "--metrics", "reports/metrics.json", "--details", "reports/evaluation.json", "--plots", "reports/plots",
-         "--report", "reports/report.md", "--figures", "reports/figures"],
+        [py, STAGES / "catalog.py", "--matrices", "data/processed/matrices", "--items", "data/processed/items.parquet",
+         "--out", "data/models"],
+        *([py, STAGES / "train.py", "--model", m, "--matrices", "data/processed/matrices", "--items",
+           "data/processed/items.parquet", "--out", f"data/models/{m}", "--report", f"reports/train/{m}.json"]
+          for m in params["train"]["models"]),
+        *([py, STAGES / "evaluate.py", "--model", m, "--matrices", "data/processed/matrices", "--items",
+           "data/processed/items.parquet", "--model-dir", f"data/models/{m}", "--out", f"data/evaluation/{m}"]
+          for m in params["train"]["models"]),
+        [py, STAGES / "compare.py", "--evaluation", "data/evaluation", "--matrices", "data/processed/matrices",
+         "--items", "data/processed/items.parquet", "--models", "data/models", "--catalog", "data/models/catalog.parquet", "--metrics", "reports/metrics.json",
+         "--details", "reports/evaluation.json", "--plots", "reports/plots", "--report", "reports/report.md",
+         "--figures", "reports/figures"],
     ):
         run([str(c) for c in cmd[:2]] + ["--params", "params.yaml"] + [str(c) for c in cmd[2:]], root, env)
     assert (root / "mlflow.db").exists()

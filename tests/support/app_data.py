@@ -43,7 +43,7 @@ def variant(root: Path, dest: Path, *, drop: tuple[str, ...] = (),
 
 def with_previews(df: pd.DataFrame) -> pd.DataFrame:
     """The catalogue with a preview URL on every other track (and a local path, never to be served, on one)."""
-    from musicrec.pipeline.train import PREVIEW_COLUMN
+    from musicrec.pipeline.catalog import PREVIEW_COLUMN
 
     urls: list[str | None] = [f"https://p.scdn.co/mp3-preview/{i:040x}" if i % 2 == 0 else None for i in range(len(df))]
     urls[1] = "/etc/passwd"

@@ -5,9 +5,11 @@ batches, excluding what the user showed at query time (train rows, or the
 revealed items of cold-start users) and, for test, the user's validation items
 (heard too: :func:`recommend_unheard`); then score against test (full protocol:
 intervals, segments, beyond-accuracy) and against validation (headline metric,
-for tuning), and compare each model with popularity (paired test per user).
-:func:`run` is the stage's work (load, assess, write metrics, details, DVC plots and
-the report); ``stages/evaluate.py`` adds the MLflow logging.
+for tuning): :func:`assess_model`. :func:`combine` puts the models side by side and
+compares each with popularity (paired test per user); :func:`assess` does both in process.
+:func:`run_one` is the ``evaluate@<name>`` stage's work (one model, saved with
+:func:`save_assessment`); the ``compare`` stage (:mod:`musicrec.pipeline.compare`) reads
+them back, combines them and writes the metrics, plots and report.
 """
 
 from __future__ import annotations
@@ -84,6 +86,17 @@ def validation_metrics(model: Any, inter: Interactions, main_k: int,
 
 
 @dataclass
+class ModelAssessment:
+    """One model's evaluation (what the ``evaluate@<name>`` stage saves)."""
+
+    result: dict[str, Any]          # evaluate_model result (test)
+    validation: dict[str, Any]      # headline metrics on validation
+    per_user: dict[str, np.ndarray]  # accuracy metric -> per test user (the paired tests vs popularity need them)
+    recs: np.ndarray                # top-K for the test users (for the report)
+    test_users: np.ndarray
+
+
+@dataclass
 class Assessment:
     results: dict[str, dict[str, Any]]          # model -> evaluate_model result (test)
     validation: dict[str, dict[str, Any]]       # model -> headline metrics on validation
@@ -93,80 +106,89 @@ class Assessment:
     test_users: np.ndarray
 
 
-def assess(models: Mapping[str, Any], inter: Interactions, *, ks: list[int], main_k: int, bootstrap: int,
-           seed: int, item_vectors: Any = None, capped_recall: bool = False) -> Assessment:
-    """Score every model on test (and validation); ``capped_recall`` adds ``recall_capped@k`` (MSD protocol)."""
+def assess_model(model: Any, inter: Interactions, *, ks: list[int], main_k: int, bootstrap: int, seed: int,
+                 item_vectors: Any = None, capped_recall: bool = False) -> ModelAssessment:
+    """Score one model on test (full protocol) and on validation (headline metrics).
+
+    ``capped_recall`` adds ``recall_capped@k`` (the MSD strong-generalisation protocol's Recall@k).
+    """
     ks = sorted(set(int(k) for k in ks))
-    kmax = max(ks)
     query = inter.query_rows()
     train_all = (inter.train + inter.query).tocsr()
     test_users = np.flatnonzero(np.diff(inter.test.indptr) > 0)
-    results: dict[str, dict[str, Any]] = {}
-    validation: dict[str, dict[str, Any]] = {}
-    per_user: dict[str, dict[str, np.ndarray]] = {}
-    recs_by_model: dict[str, np.ndarray] = {}
-    for name, model in models.items():
-        rng = np.random.default_rng(seed)
-        recs = recs_by_model[name] = recommend_unheard(model, test_users, query, inter.validation, kmax)
-        rel = inter.test[test_users]
-        pu = M.accuracy_metrics(recs, rel, ks)
-        if capped_recall:
-            pu.update(M.capped_recall_metrics(recs, rel, ks))
-        per_user[name] = pu
-        results[name] = E.evaluate_model(recs, inter.test, train_all, ks=ks, item_vectors=item_vectors,
-                                         bootstrap=bootstrap, rng=rng, users=test_users, per_user=pu)
-        vmetrics = validation_metrics(model, inter, main_k, query)
-        if vmetrics:
-            validation[name] = vmetrics
+    rng = np.random.default_rng(seed)
+    recs = recommend_unheard(model, test_users, query, inter.validation, max(ks))
+    rel = inter.test[test_users]
+    pu = M.accuracy_metrics(recs, rel, ks)
+    if capped_recall:
+        pu.update(M.capped_recall_metrics(recs, rel, ks))
+    result = E.evaluate_model(recs, inter.test, train_all, ks=ks, item_vectors=item_vectors,
+                              bootstrap=bootstrap, rng=rng, users=test_users, per_user=pu)
+    validation = validation_metrics(model, inter, main_k, query)
+    return ModelAssessment(result, validation, pu, recs, test_users)
+
+
+def combine(parts: Mapping[str, ModelAssessment], *, ks: list[int], main_k: int, bootstrap: int,
+            seed: int) -> Assessment:
+    """The models' assessments side by side, with each model's paired comparison against popularity.
+
+    ``parts`` in ``train.models`` order (the comparisons share one random stream in that order).
+    """
+    ks = sorted(set(int(k) for k in ks))
+    if not parts:
+        raise ValueError("no model to combine")
+    first = next(iter(parts.values()))
+    for name, part in parts.items():
+        if not np.array_equal(part.test_users, first.test_users):
+            raise ValueError(f"{name} was evaluated on other test users than the other models")
+    per_user = {name: part.per_user for name, part in parts.items()}
     headline = [f"{m}@{main_k}" for m in ("ndcg", "recall", "precision", "map", "hit_rate")]
     comparisons = E.compare_to_baseline(per_user, baseline="popularity", metrics=headline, bootstrap=bootstrap,
                                         rng=np.random.default_rng(seed)) if "popularity" in per_user else {}
-    return Assessment(results, validation, comparisons, E.metrics_curve(results, ks), recs_by_model, test_users)
+    results = {name: part.result for name, part in parts.items()}
+    return Assessment(results, {name: part.validation for name, part in parts.items() if part.validation},
+                      comparisons, E.metrics_curve(results, ks), {name: part.recs for name, part in parts.items()},
+                      first.test_users)
 
 
-def metrics_json(a: Assessment) -> dict[str, Any]:
-    """The DVC metrics file: one flat block per model (readable in `dvc exp show`)."""
-    out: dict[str, Any] = {}
-    for name, res in a.results.items():
-        block = dict(res["metrics"])
-        for k, v in a.validation.get(name, {}).items():
-            block[f"val_{k}"] = v
-        block["users_evaluated"] = res["n_users_evaluated"]
-        out[name] = block
-    return out
+def assess(models: Mapping[str, Any], inter: Interactions, *, ks: list[int], main_k: int, bootstrap: int,
+           seed: int, item_vectors: Any = None, capped_recall: bool = False) -> Assessment:
+    """:func:`assess_model` for every model, then :func:`combine`."""
+    parts = {name: assess_model(model, inter, ks=ks, main_k=main_k, bootstrap=bootstrap, seed=seed,
+                                item_vectors=item_vectors, capped_recall=capped_recall)
+             for name, model in models.items()}
+    return combine(parts, ks=ks, main_k=main_k, bootstrap=bootstrap, seed=seed)
 
 
-def details_json(a: Assessment) -> dict[str, Any]:
-    """Everything else: intervals, segments and paired comparisons."""
-    return {
-        name: {
-            "ci": res["ci"], "ci_level": res["ci_level"], "bootstrap": res["bootstrap"],
-            "segments": res["segments"], "n_users_skipped": res["n_users_skipped"],
-            "vs_popularity": a.comparisons.get(name, {}),
-        }
-        for name, res in a.results.items()
-    }
+# the files of one model's evaluation folder (data/evaluation/<name>/)
+RESULT_FILE, ARRAYS_FILE = "result.json", "arrays.npz"
 
 
-# the DVC plots files: name -> columns of the metrics-at-k curve
-PLOT_FILES: dict[str, list[str]] = {
-    "metrics_at_k.csv": ["model", "k", "precision", "recall", "ndcg", "map", "hit_rate"],
-    "precision_recall.csv": ["model", "k", "recall", "precision"],
-}
+def save_assessment(out_dir: Path, part: ModelAssessment) -> None:
+    """Write one model's evaluation folder atomically (JSON + an uncompressed ``.npz``, no pickle)."""
+    from musicrec.io import atomic_path, write_json
+
+    arrays = {f"per_user/{k}": np.asarray(v) for k, v in sorted(part.per_user.items())}
+    arrays.update({"recs": np.asarray(part.recs, dtype=np.int64), "test_users": np.asarray(part.test_users)})
+    with atomic_path(Path(out_dir), directory=True) as tmp:
+        write_json(tmp / RESULT_FILE, {"result": part.result, "validation": part.validation})
+        with open(tmp / ARRAYS_FILE, "wb") as fh:
+            np.savez(fh, **arrays)
 
 
-@dataclass(frozen=True)
-class EvaluatePaths:
-    """The evaluate stage's inputs (matrices, items, models) and outputs (the rest)."""
+def load_assessment(directory: Path) -> ModelAssessment:
+    """Read what :func:`save_assessment` wrote (a missing folder: run its ``evaluate@<name>`` stage)."""
+    from musicrec.errors import reading
+    from musicrec.io import read_json
 
-    matrices: Path
-    items: Path
-    models: Path
-    metrics: Path   # DVC metrics JSON (headline metrics per model)
-    details: Path   # everything assess computed, as JSON
-    plots: Path     # folder of the PLOT_FILES
-    report: Path    # report.md
-    figures: Path   # its figures folder
+    directory = Path(directory)
+    with reading(directory / RESULT_FILE, f"run the evaluate@{directory.name} stage first"):
+        doc = read_json(directory / RESULT_FILE)
+    with reading(directory / ARRAYS_FILE, f"run the evaluate@{directory.name} stage first"):
+        with np.load(directory / ARRAYS_FILE, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    per_user = {k.removeprefix("per_user/"): v for k, v in arrays.items() if k.startswith("per_user/")}
+    return ModelAssessment(doc["result"], doc["validation"], per_user, arrays["recs"], arrays["test_users"])
 
 
 def assess_with_params(params: "Params", models: Mapping[str, Any], inter: Interactions, items: Any) -> Assessment:
@@ -179,39 +201,26 @@ def assess_with_params(params: "Params", models: Mapping[str, Any], inter: Inter
                   capped_recall=params.interactions.split.method == "strong_generalization")
 
 
-def run(params: "Params", paths: EvaluatePaths) -> dict[str, Any]:
-    """Assess every model of ``train.models`` and write the metrics, details, plots and report.
-
-    Returns the metrics (what :func:`metrics_json` gives), for the stage to log and print.
-    """
+def run_one(params: "Params", name: str, matrices: Path, items_path: Path, model_dir: Path,
+            out_dir: Path) -> ModelAssessment:
+    """The ``evaluate@<name>`` stage: assess the saved model ``model_dir`` and save its evaluation folder."""
     import pandas as pd
 
     from musicrec.errors import reading
-    from musicrec.evaluation.report import write_report
-    from musicrec.io import atomic_path, write_json
     from musicrec.models.factory import load_model
     from musicrec.pipeline.interactions import load_interactions
+    from musicrec.pipeline.train import item_features_for
 
-    timer = StepTimer("evaluate")
-    inter = load_interactions(paths.matrices)
-    with reading(paths.items, "run the transform stage first"):
-        items = pd.read_parquet(paths.items)
-    models = {name: load_model(Path(paths.models) / name) for name in params.train.models}
+    timer = StepTimer(f"evaluate@{name}")
+    inter = load_interactions(matrices)
+    with reading(items_path, "run the transform stage first"):
+        items = pd.read_parquet(items_path)
+    model = load_model(Path(model_dir))
     timer.lap("load")
-    a = assess_with_params(params, models, inter, items)
-    timer.lap("assess")
     e = params.evaluate
-    metrics = metrics_json(a)
-    write_json(paths.metrics, metrics)
-    write_json(paths.details, details_json(a))
-    curve = pd.DataFrame(a.curve)
-    for name, cols in PLOT_FILES.items():
-        with atomic_path(Path(paths.plots) / name) as tmp:
-            curve[cols].to_csv(tmp, index=False, float_format="%.6f")
-    catalog_path = Path(paths.models) / "catalog.parquet"
-    with reading(catalog_path, "run the train stage first"):
-        catalog = pd.read_parquet(catalog_path)
-    write_report(Path(paths.report), Path(paths.figures), inter, a, catalog, ks=e.k, main_k=e.main_k,
-                 sample_users=e.sample_users, seed=params.seed, split_method=params.interactions.split.method)
-    timer.lap("write metrics, plots and report")
-    return metrics
+    part = assess_model(model, inter, ks=e.k, main_k=e.main_k, bootstrap=e.bootstrap, seed=params.seed,
+                        item_vectors=item_features_for(items, inter, params.train).vectors,
+                        capped_recall=params.interactions.split.method == "strong_generalization")
+    timer.lap("assess")
+    save_assessment(Path(out_dir), part)
+    return part

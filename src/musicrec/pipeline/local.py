@@ -6,7 +6,8 @@ in the order of ``dvc.yaml``, writing each step's outputs under :class:`LocalPat
 ``stop`` pick a contiguous run of steps; a step that is not run in process (before ``start``) is read
 back from its files. For tests, studies (:mod:`musicrec.evaluation.cold_start`) and benchmarks that
 need the pipeline's data without ``dvc repro``; no stage imports it. Not run: the MLflow tracking and
-the evaluate stage's report files.
+the compare stage's report files. The train and evaluate steps cover every model of ``train.models``
+in one call (the ``train@<model>`` / ``evaluate@<model>`` stages' functions, model by model).
 """
 
 from __future__ import annotations

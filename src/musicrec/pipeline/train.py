@@ -1,11 +1,14 @@
-"""Fit every enabled model on the training matrix and save it (no pickle).
+"""Fit the models on the training matrix and save them (no pickle).
 
 The models folder is self-contained for serving and for MLflow: one sub-folder
-per model (``<name>/model.json`` + arrays), the id maps and a small catalogue
-(``catalog.parquet``: item index, id, name, artist, tags, genre) so that
-recommendations can be printed with names after a plain ``dvc pull``.
-:func:`load_inputs` and :func:`run` are the stage's work; ``stages/train.py`` wraps
-``run`` in the MLflow run and logs to it.
+per model (``<name>/model.json`` + arrays, written by the ``train@<name>`` stage),
+the id maps and a small catalogue (``catalog.parquet``: item index, id, name,
+artist, tags, genre; written by the ``catalog`` stage, :mod:`musicrec.pipeline.catalog`)
+so that recommendations can be printed with names after a plain ``dvc pull``.
+:func:`load_inputs` and :func:`run_one` are the ``train@<name>`` stage's work (one
+model); :func:`train_all` and :func:`save_models` fit and save every model of
+``train.models`` in process (``pipeline.local``). The params sections a model's fit
+reads: :func:`musicrec.pipeline.validate.fit_sections`.
 """
 
 from __future__ import annotations
@@ -20,26 +23,12 @@ import pandas as pd
 from musicrec.config import TrainParams
 from musicrec.pipeline.interactions import Interactions
 
-PREVIEW_COLUMN = "spotify_preview_url"  # kept when the items table has it (the app's audio previews)
-CATALOG_COLUMNS = ("item_id", "name", "artist", "tags", "genre", "year", PREVIEW_COLUMN)
-# beside catalog.parquet: {"source": data.source, "item_kind": "track" | "artist"} (serving's wording)
-CATALOG_INFO = "catalog.json"
-
 
 @dataclass
 class Trained:
     name: str
     model: Any
     seconds: float
-
-
-def catalog_frame(items: pd.DataFrame, item_ids: Any) -> pd.DataFrame:
-    """Metadata for each matrix column, in column order (missing metadata stays null)."""
-    order = pd.DataFrame({"index": range(len(item_ids)), "item_id": pd.array(list(item_ids), dtype="string")})
-    cols = [c for c in CATALOG_COLUMNS if c in items.columns]
-    meta = items[cols].copy()
-    meta["item_id"] = meta["item_id"].astype("string")
-    return order.merge(meta, on="item_id", how="left", sort=False)
 
 
 def item_features_for(items: pd.DataFrame, inter: Interactions, params: TrainParams) -> Any:
@@ -58,48 +47,46 @@ def build(name: str, params: TrainParams, seed: int) -> Any:
     return build_model(name, own, seed=seed, component_params=parts or None)
 
 
+def train_one(name: str, inter: Interactions, items: pd.DataFrame, params: TrainParams, seed: int,
+              features: Any = None) -> Trained:
+    """Fit model ``name`` on the train play counts, which it weighs itself (``train.<name>.weighting``;
+    ``features``: built when it needs them)."""
+    from musicrec.models import MODELS
+
+    if features is None and MODELS[name].needs_item_features:
+        features = item_features_for(items, inter, params)
+    model = build(name, params, seed)
+    t0 = time.perf_counter()
+    model.fit(inter.train, item_features=features)
+    return Trained(name, model, time.perf_counter() - t0)
+
+
 def train_all(inter: Interactions, items: pd.DataFrame, params: TrainParams, seed: int) -> list[Trained]:
-    """Fit each model listed in ``train.models`` on the train play counts (each weighs them: ``weighting``)."""
+    """Fit each model listed in ``train.models`` (the item features are built once)."""
     from musicrec.models import MODELS
 
     needs = [name for name in params.models if MODELS[name].needs_item_features]
     features = item_features_for(items, inter, params) if needs else None
-    out = []
-    for name in params.models:
-        model = build(name, params, seed)
-        t0 = time.perf_counter()
-        model.fit(inter.train, item_features=features)
-        out.append(Trained(name, model, time.perf_counter() - t0))
-    return out
-
-
-def catalog_info(source: str | None) -> dict[str, Any]:
-    """What the catalogue's items are: artists for an artist-level source (the source registry), else tracks."""
-    from musicrec.ingest import SOURCES
-
-    artists = source in SOURCES and SOURCES[source].artist_level
-    return {"source": source, "item_kind": "artist" if artists else "track"}
+    return [train_one(name, inter, items, params, seed, features) for name in params.models]
 
 
 def save_models(out_dir: Path, trained: list[Trained], inter: Interactions, items: pd.DataFrame, *,
                 source: str | None = None) -> None:
-    """Write the models folder atomically (``source``: the ``data.source`` its data came from)."""
-    from musicrec.io import atomic_path, write_json, write_parquet
+    """Write the whole models folder atomically: every model, the id maps and the catalogue
+    (``source``: the ``data.source`` its data came from)."""
+    from musicrec.io import atomic_path
+    from musicrec.pipeline.catalog import write_catalog
 
     with atomic_path(Path(out_dir), directory=True) as tmp:
         for t in trained:
             t.model.save(tmp / t.name)
-        users, item_map = inter.maps.to_frames()
-        write_parquet(users, tmp / "users.parquet")
-        write_parquet(item_map, tmp / "items.parquet")
-        write_parquet(catalog_frame(items, inter.maps.item_ids), tmp / "catalog.parquet")
-        write_json(tmp / CATALOG_INFO, catalog_info(source))
+        write_catalog(tmp, inter, items, source)
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    trained: list[Trained]
-    report: dict[str, Any]  # what reports/train.json holds: shape and fit seconds
+    trained: Trained
+    report: dict[str, Any]  # what reports/train/<name>.json holds: shape and fit seconds
 
 
 def load_inputs(matrices: Path, items_path: Path) -> tuple[Interactions, pd.DataFrame]:
@@ -113,16 +100,19 @@ def load_inputs(matrices: Path, items_path: Path) -> tuple[Interactions, pd.Data
     return inter, items
 
 
-def run(params: TrainParams, seed: int, inter: Interactions, items: pd.DataFrame, out_dir: Path,
-        report_path: Path, *, source: str | None = None) -> TrainResult:
-    """Fit every model of ``params.models``, save the models folder and write the train report."""
+def run_one(params: TrainParams, seed: int, name: str, inter: Interactions, items: pd.DataFrame, out_dir: Path,
+            report_path: Path) -> TrainResult:
+    """Fit model ``name``, save its folder ``out_dir`` and write its train report (shape, fit seconds).
+
+    The report is a plain output, not a DVC metric: its timing differs on every run.
+    """
     from musicrec.io import write_json
 
-    trained = train_all(inter, items, params, seed)
-    save_models(Path(out_dir), trained, inter, items, source=source)
+    trained = train_one(name, inter, items, params, seed)
+    trained.model.save(Path(out_dir))  # atomically, with its own temporaries next to out_dir
     report = {
-        "users": inter.train.shape[0], "items": inter.train.shape[1], "train_interactions": int(inter.train.nnz),
-        "fit_seconds": {t.name: round(t.seconds, 3) for t in trained},
+        "model": name, "users": inter.train.shape[0], "items": inter.train.shape[1],
+        "train_interactions": int(inter.train.nnz), "fit_seconds": round(trained.seconds, 3),
     }
     write_json(report_path, report)
     return TrainResult(trained, report)

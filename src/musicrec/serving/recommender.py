@@ -102,7 +102,7 @@ class Catalog:
 
     @classmethod
     def read(cls, models_dir: Path | str) -> Catalog:
-        from musicrec.pipeline.train import CATALOG_INFO
+        from musicrec.pipeline.catalog import CATALOG_INFO
 
         models_dir = Path(models_dir)
         for f in ("catalog.parquet", "users.parquet"):

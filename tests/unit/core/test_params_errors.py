@@ -733,10 +733,14 @@ def test_stage_with_hostile_params_exits_2_and_keeps_previous_outputs(tmp_path: 
 @pytest.mark.parametrize("stage, args", [
     ("generate", ["--out", "previous"]),
     ("interactions", ["--plays", "plays", "--out", "previous", "--report", "report.json"]),
-    ("train", ["--matrices", "m", "--items", "i", "--out", "previous", "--report", "report.json"]),
-    ("evaluate", ["--matrices", "m", "--items", "i", "--models", "previous", "--metrics",
-                  "report.json", "--details", "d.json", "--plots", "plots", "--report", "r.md", "--figures", "f"]),
-], ids=["generate", "interactions", "train", "evaluate"])
+    ("validate", ["--out", "previous"]),
+    ("catalog", ["--matrices", "m", "--items", "i", "--out", "previous"]),
+    ("train", ["--model", "popularity", "--matrices", "m", "--items", "i", "--out", "previous", "--report",
+               "report.json"]),
+    ("evaluate", ["--model", "popularity", "--matrices", "m", "--items", "i", "--model-dir", "previous", "--out", "e"]),
+    ("compare", ["--evaluation", "e", "--matrices", "m", "--items", "i", "--models", "previous", "--catalog", "c", "--metrics",
+                 "report.json", "--details", "d.json", "--plots", "plots", "--report", "r.md", "--figures", "f"]),
+], ids=["generate", "interactions", "validate", "catalog", "train", "evaluate", "compare"])
 def test_every_stage_refuses_hostile_params_in_one_paragraph(tmp_path: Path, stage: str, args: list[str]) -> None:
     params = tmp_path / "params.yaml"
     params.write_text(TEXT.replace("  popularity: {}", f"  popularity: {{bombs: {bomb()}}}"))

@@ -35,7 +35,7 @@ def artist_level(out, tmp_path_factory) -> Path:
 
 def test_train_records_what_the_items_are():
     from musicrec.ingest import SOURCES
-    from musicrec.pipeline.train import catalog_info
+    from musicrec.pipeline.catalog import catalog_info
 
     for name, source in SOURCES.items():
         assert catalog_info(name) == {"source": name, "item_kind": "artist" if source.artist_level else "track"}

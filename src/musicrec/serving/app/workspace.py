@@ -16,7 +16,7 @@ users' histories) and prepares the pieces the pages combine at request time:
   ``0.6 * audio cosine + 0.4 * tag cosine`` for tracks with both.
 
 Every result table has :data:`~musicrec.serving.recommender.COLUMNS` plus ``preview_url``
-(an ``http(s)`` URL from the catalogue's :data:`~musicrec.pipeline.train.PREVIEW_COLUMN`, else
+(an ``http(s)`` URL from the catalogue's :data:`~musicrec.pipeline.catalog.PREVIEW_COLUMN`, else
 None: nothing else is ever treated as a preview). Bad requests (unknown id, empty selection,
 weights out of range) raise :class:`~musicrec.serving.artifacts.ServingError`.
 """
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from musicrec.pipeline.train import PREVIEW_COLUMN
+from musicrec.pipeline.catalog import PREVIEW_COLUMN
 from musicrec.serving.app.source import AppSource
 from musicrec.serving.artifacts import ServingError, available_models, default_model
 from musicrec.serving.recommender import ModelServer

@@ -1,0 +1,99 @@
+"""`dvc exp run` in a small clone: per-model stages rerun only what changed, bad params remove nothing.
+
+* ``-S train.als.factors=...`` refits and re-evaluates ALS only (``train@als``, ``evaluate@als``),
+  then ``compare``; popularity and item-kNN are not touched.
+* ``-S train.als.factors=-1`` and ``-S data.source=hetrec`` (a typo) stop in the ``validate`` stage,
+  before DVC removes any stage's outputs: the message names the key (and the valid sources), every
+  output is still there, byte for byte, and the documented ``git checkout params.yaml`` gives a
+  workspace that ``dvc status`` calls up to date.
+* ``dvc metrics show`` holds the models' headline metrics only; ``make exp-show``'s command
+  (``mk/exp_show.py``) shows the source and the trained models' changed params and nDCG, no timings;
+  ``dvc plots diff`` draws an experiment beside its baseline.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from musicrec.io import md5_file
+from musicrec.pipeline.validate import RESTORE_HINT
+from tests.support.pipeline import SMALL_PARAMS, dvc, make_clone, run
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTPUTS = ("data/validated", "data/models", "data/evaluation", "reports")
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    repo = make_clone(tmp_path_factory.mktemp("dvc-exp") / "repo", SMALL_PARAMS)
+    dvc(["repro"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "pipeline run"], repo)
+    return repo
+
+
+def snapshot(repo: Path) -> dict[str, str]:
+    return {str(f.relative_to(repo)): md5_file(f) for d in OUTPUTS for f in sorted((repo / d).rglob("*"))
+            if f.is_file()}
+
+
+def stages_run(out: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", out))
+
+
+def test_an_als_change_refits_and_evaluates_only_als(repo: Path) -> None:
+    out = dvc(["exp", "run", "--temp", "-n", "als-f8", "-S", "train.als.factors=8"], repo).stdout
+    assert stages_run(out) == {"validate", "train@als", "evaluate@als", "compare"}, out
+
+
+@pytest.mark.parametrize(("setting", "expected"), [
+    ("train.als.factors=-1", [r"train\.als\.factors", "greater than 0"]),
+    ("data.source=hetrec", [r"data\.source", "hetrec_lastfm_2k", "synthetic", "lastfm_360k"]),
+], ids=["invalid-value", "source-typo"])
+def test_an_invalid_param_stops_before_any_output_is_removed(repo: Path, setting: str, expected: list[str]) -> None:
+    before = snapshot(repo)
+    r = dvc(["exp", "run", "-S", setting], repo, check=False)
+    text = r.stdout + r.stderr
+    assert r.returncode != 0, text
+    assert stages_run(r.stdout) == {"validate"}, text
+    for pattern in expected:
+        assert re.search(pattern, text), (pattern, text)
+    assert " ".join(RESTORE_HINT.split()) in " ".join(text.split())
+    assert "Traceback" not in text and "No such file or directory" not in text
+    assert snapshot(repo) == before, "an output changed or disappeared"
+    run(["git", "checkout", "params.yaml"], repo)  # the documented restore command
+    assert "Data and pipelines are up to date." in dvc(["status"], repo).stdout
+    assert run(["git", "status", "--porcelain"], repo).stdout == ""
+
+
+def test_metrics_show_holds_the_model_metrics_only(repo: Path) -> None:
+    shown = json.loads(dvc(["metrics", "show", "--json"], repo).stdout)
+    (rev,) = shown.values()
+    assert list(rev["data"]) == ["reports/metrics.json"]
+    metrics = rev["data"]["reports/metrics.json"]["data"]
+    assert set(metrics) == set(SMALL_PARAMS["train"]["models"])
+    assert all(len(block) <= 6 for block in metrics.values()), metrics
+    assert len(dvc(["metrics", "show"], repo).stdout.splitlines()) == 2, "one header and one row (was a row per report)"
+
+
+def test_exp_show_shows_the_source_and_the_changed_als_params_but_no_timings(repo: Path) -> None:
+    dvc(["exp", "run", "--temp", "-n", "als-f4", "-S", "train.als.factors=4"], repo)
+    out = run([sys.executable, str(ROOT / "mk/exp_show.py"), "--csv", "--no-pager"], repo).stdout
+    header = next(csv.reader(io.StringIO(out)))
+    wanted = {"data.source", "train.als.factors", "als.ndcg@10", "popularity.ndcg@10", "als.val_ndcg@10"}
+    assert wanted <= set(header), header
+    assert not [c for c in header if "seconds" in c or "/" in c or c.startswith(("train.bpr", "train.ease"))], header
+    assert "train.itemknn.k" not in header, "an unchanged param of a trained model is hidden"
+    # dvc plots diff: the experiment's bars and points beside the baseline's, in the offline page
+    dvc(["plots", "diff", "HEAD", "als-f4", "-o", "diff"], repo)
+    page = (repo / "diff/index.html").read_text(encoding="utf-8")
+    assert page.count("vegaEmbed(") == 5 and '"rev": "als-f4"' in page and '"rev": "HEAD"' in page
