@@ -20,5 +20,5 @@ bench-full: $(VENV)/.installed-dev ## the benchmarks with 48M rows too (about 40
 
 # FAISS ANN vs exact top-10 over synthetic MF factors (benchmarks/bench_ann.py): reports/ann_benchmark.json and its
 # section of reports/benchmarks.md. All three sizes: ~20 min on 2 cores (one thread; 4 GB peak at 375k).
-bench-ann: $(VENV)/.installed
+bench-ann: $(VENV)/.installed ## FAISS ANN vs exact top-10 at 20k/50k/375k items (reports/benchmarks.md)
 	$(PY) benchmarks/bench_ann.py --sizes $(ANN_SIZES) $(BENCH_ARGS)

@@ -16,12 +16,12 @@ TUNE_ARGS ?=
 
 .PHONY: exp tune
 
-exp: $(VENV)/.installed
+exp: $(VENV)/.installed ## a dvc exp run with a preset's values: PRESET=<params/presets/NAME.yaml>
 	@test -n "$(PRESET)" || { echo "usage: make exp PRESET=<name>, one of: $$(ls params/presets | sed 's/\.yaml$$//' | tr '\n' ' ')" >&2; exit 2; }
 	@args="$$($(PY) -m musicrec.tuning preset '$(PRESET)')" || exit $$?; \
 	  echo "$(DVC) exp run $$(echo $$args) $(EXP_ARGS)"; \
 	  printf '%s\n' "$$args" | xargs $(DVC) exp run $(EXP_ARGS)
 
-tune: $(VENV)/.installed
+tune: $(VENV)/.installed ## Optuna search on validation: MODEL=als TRIALS=50 (README: Tuning)
 	$(PY) -m musicrec.tuning tune --model $(MODEL) --trials $(TRIALS) --apply $(APPLY) \
 	  $(if $(PRESET),--preset '$(PRESET)') $(TUNE_ARGS)

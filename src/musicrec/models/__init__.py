@@ -151,6 +151,10 @@ class ContentParams(WeightedParams):
 
 class HybridParams(Section):
     collaborative: str = "als"  # one of collaborative_models()
+
+    def components(self) -> tuple[str, ...]:
+        """The registered models the hybrid is built from (their ``train.<name>`` sections are read too)."""
+        return (self.collaborative, "content")
     weight_collaborative: float = Field(0.8, ge=0, le=1000)
     weight_content: float = Field(0.2, ge=0, le=1000)
     mmr_lambda: float | None = Field(None, ge=0, le=1)
@@ -215,6 +219,10 @@ class AdaptiveHybridParams(Section):
             raise ValueError(f"must hold one weight set per tier: len(tiers) + 1 = {len(tiers) + 1} sets, "
                              f"{len(v)} given")
         return v
+
+    def components(self) -> tuple[str, ...]:
+        """The registered models the adaptive hybrid is built from (their ``train.<name>`` sections are read too)."""
+        return (self.collaborative, "content", "popularity")
 
 
 @dataclass(frozen=True)

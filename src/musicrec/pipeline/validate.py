@@ -59,12 +59,13 @@ def fit_sections(params: "TrainParams", name: str) -> list[str]:
     """The ``train`` sections that fitting model ``name`` reads, its own first.
 
     A model that needs item features reads ``content`` (the features' weights); a hybrid fits
-    its components itself (``models.factory.component_names``), so it reads their sections.
+    its components itself (its params section's ``components()``), so it reads their sections.
+    Imports no model code (the validate stage must not rerun when a model's code changes).
     """
     from musicrec.models import MODELS
-    from musicrec.models.factory import component_names
 
-    names = [name, *component_names(name, params.model_params(name))]
+    section = getattr(params, name)
+    names = [name, *(section.components() if hasattr(section, "components") else ())]
     if MODELS[name].needs_item_features:
         names.append("content")
     return list(dict.fromkeys(names))

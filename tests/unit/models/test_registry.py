@@ -195,3 +195,16 @@ def test_every_source_is_in_the_params_schema():
     assert set(config.ARTIST_LEVEL_SOURCES) == {n for n, s in ingest.SOURCES.items() if s.artist_level}
     for name in ingest.SOURCES:
         assert callable(ingest.get_adapter(name).iter_plays)
+
+
+def test_each_composite_params_section_names_the_components_its_class_builds():
+    """validate.fit_sections reads a hybrid's components from its params section (no model code imported)."""
+    from musicrec.models import MODELS, model_class
+    from musicrec.models.factory import component_names, default_params
+
+    for name, spec in MODELS.items():
+        params = default_params(name)
+        built = set(component_names(name, params))
+        declared = set(spec.Params(**params).components()) if hasattr(spec.Params, "components") else set()
+        assert declared == built, name
+        assert model_class(name).has_components == bool(built), name
