@@ -58,17 +58,16 @@ def test_every_template_colours_every_registered_model_the_same_way() -> None:
     scales = colour_scales()
     assert scales, "no template in .dvc/plots"
     for name, scale in scales.items():
-        assert scale["domain"] == list(MODELS), f"{name}: the colour domain is not the model registry's names"
+        assert scale["domain"] == list(MODELS), \
+            f"{name}: the colour domain is not the model registry's names (run python mk/plot_templates.py)"
         assert len(scale["range"]) == len(scale["domain"]) == len(set(scale["range"])), name
     assert len({json.dumps(s) for s in scales.values()}) == 1, "the templates' colour scales differ"
 
 
 def test_template_colours_are_the_registry_colours() -> None:
-    colours = {name: getattr(spec, "color", None) for name, spec in MODELS.items()}
-    if None in colours.values():
-        pytest.skip("the model registry has no `color` field yet (ModelSpec.color)")
+    colours = {name: spec.color for name, spec in MODELS.items()}
     for name, scale in colour_scales().items():
-        assert dict(zip(scale["domain"], scale["range"])) == colours, name
+        assert dict(zip(scale["domain"], scale["range"])) == colours, f"{name} (run python mk/plot_templates.py)"
 
 
 def test_the_page_template_inlines_vega() -> None:
