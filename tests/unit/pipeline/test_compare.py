@@ -13,7 +13,7 @@ from musicrec.pipeline.train import train_all
 PARAMS = params_for(5, data={"chunk_rows": 1_000},
                     generate={"n_tracks": 150, "n_users": 120, "n_plays": 3_000, "n_genres": 3, "n_artists": 30},
                     transform={"partitions": 1}, dask={"scheduler": "synchronous", "num_workers": 1},
-                    interactions={"weighting": "log1p"}, train={"models": ["popularity", "itemknn"]},
+                    train={"models": ["popularity", "itemknn"]},
                     evaluate={"k": [5, 10], "main_k": 5, "bootstrap": 20})
 
 
