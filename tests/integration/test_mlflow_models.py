@@ -18,23 +18,18 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.support.pipeline import SMALL_PARAMS, deep_update, pipeline_env
+from tests.support.pipeline import (
+    SMALL_PARAMS, compare_stage_args, deep_update, pipeline_env, run_model_stages, run_stage_script,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ROOT / "stages"
-OUT = "data/models"
+LAYOUT = "out"  # the models under out/models, their evaluations and the reports under out/ (tests.support.pipeline)
+OUT = f"{LAYOUT}/models"
 MODELS = SMALL_PARAMS["train"]["models"]
-REPORTS = ["--metrics", "reports/metrics.json", "--details", "reports/evaluation.json", "--plots", "reports/plots",
-           "--report", "reports/report.md", "--figures", "reports/figures"]
 
 
-def _stage(root: Path, stage: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    args = {"train": ["--matrices", "data/processed/matrices", "--items", "data/processed/items.parquet",
-                      "--out", OUT, "--report", "reports/train.json"],
-            "evaluate": ["--matrices", "data/processed/matrices", "--items", "data/processed/items.parquet",
-                         "--models", OUT, *REPORTS]}[stage]
-    return subprocess.run([sys.executable, str(STAGES / f"{stage}.py"), "--params", "params.yaml", *args], cwd=root,
-                          env=pipeline_env(env_extra), capture_output=True, text=True, timeout=900)
+def _compare(root: Path, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run_stage_script(root, "compare", compare_stage_args(LAYOUT), env_extra=env_extra)
 
 
 def _run_id(proc: subprocess.CompletedProcess[str]) -> str:
@@ -45,18 +40,18 @@ def _run_id(proc: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> tuple[Path, str, str, str]:
-    """(root, tracking URI, first run id, second run id): train once, evaluate twice."""
+    """(root, tracking URI, first run id, second run id): train and evaluate once, compare twice."""
     from tests.support.pipeline import build_small_matrices
 
     root = tmp_path_factory.mktemp("mlflow-models")
     params = deep_update(yaml.safe_load((ROOT / "params.yaml").read_text()), SMALL_PARAMS)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     build_small_matrices(root, seed=params["seed"])
-    r = _stage(root, "train")
+    r = run_model_stages(root, LAYOUT, MODELS)
     assert r.returncode == 0, r.stderr
-    first = _stage(root, "evaluate")
+    first = _compare(root)
     assert first.returncode == 0, first.stderr
-    second = _stage(root, "evaluate")
+    second = _compare(root)
     assert second.returncode == 0, second.stderr
     return root, f"sqlite:///{root.resolve()}/mlflow.db", _run_id(first), _run_id(second)
 
@@ -84,7 +79,7 @@ def test_run_is_named_tagged_with_what_it_read_and_its_datasets(runs):
     assert json.loads(m.dataset.source)["path"] == "data/processed/matrices"
     assert {t.key: t.value for t in m.tags}["mlflow.data.context"] == "training+testing"
     # the report shows the same provenance
-    report = (root / "reports/report.md").read_text()
+    report = (root / LAYOUT / "report.md").read_text()
     assert report.count("## Provenance") == 1 and rid not in report  # the second run rewrote it
     assert f"| `{OUT}` | `{tags[f'dvc.dep.{OUT}.md5']}` |" in report
 
@@ -163,7 +158,7 @@ def test_main_model_is_registered_and_the_champion_moves_only_on_a_better_score(
     assert [(str(v.version), v.run_id) for v in versions] == [("1", first), ("2", second)]
     champ = c.get_model_version_by_alias("musicrec-synthetic", "champion")
     assert str(champ.version) == "1", "the second run ties the first: the alias stays"
-    val = json.loads((root / "reports/metrics.json").read_text())["als"]["val_ndcg@10"]
+    val = json.loads((root / LAYOUT / "metrics.json").read_text())["als"]["val_ndcg@10"]
     assert champ.tags["val_metric"] == f"val_ndcg@10={val!r}"
     models_dir, history = download_model("models:/musicrec-synthetic@champion", tracking_uri=uri, cache_dir=tmp_path)
     assert (models_dir / "als" / "model.json").is_file() and history is not None

@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.pipeline import SMALL_PARAMS, deep_update, pipeline_env
+from tests.support.pipeline import (
+    SMALL_PARAMS, compare_stage_args, deep_update, pipeline_env, run_model_stages, run_stage_script,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ROOT / "stages"
 TIMEOUT_S = 2  # mlflow.timeout_s for the down/slow cases
 
 
@@ -48,19 +49,12 @@ def _params(root: Path, name: str, **mlflow) -> str:
 
 def _stage(root: Path, stage: str, variant: str, params: str, env_extra: dict[str, str] | None = None,
            ) -> subprocess.CompletedProcess[str]:
-    """Run ``stages/<stage>.py`` with outputs under ``out-<variant>/``."""
+    """``train``: every stage before compare (catalog, train@ and evaluate@ each model); ``evaluate``: the
+    compare stage (the one that logs to MLflow). Outputs under ``out-<variant>/``."""
     out = f"out-{variant}"
-    args = {
-        "train": ["--matrices", "data/processed/matrices", "--items", "data/processed/items.parquet",
-                  "--out", f"{out}/models", "--report", f"{out}/train.json"],
-        "evaluate": ["--matrices", "data/processed/matrices", "--items", "data/processed/items.parquet",
-                     "--models", f"{out}/models",
-                     "--metrics", f"{out}/metrics.json", "--details", f"{out}/evaluation.json",
-                     "--plots", f"{out}/plots", "--report", f"{out}/report.md", "--figures", f"{out}/figures"],
-    }[stage]
-    env = pipeline_env(env_extra)
-    return subprocess.run([sys.executable, str(STAGES / f"{stage}.py"), "--params", params, *args], cwd=root,
-                          env=env, capture_output=True, text=True, timeout=600)
+    if stage == "train":
+        return run_model_stages(root, out, SMALL_PARAMS["train"]["models"], params=params, env_extra=env_extra)
+    return run_stage_script(root, "compare", compare_stage_args(out), params=params, env_extra=env_extra, timeout=600)
 
 
 # --------------------------------------------------------------------------- MLflow down or slow
@@ -108,7 +102,7 @@ def test_required_tracking_fails_fast_with_one_clear_paragraph(project, bad_serv
     elapsed = time.monotonic() - t
     assert r.returncode == 2, r.stdout + r.stderr
     msg = r.stderr.strip()
-    assert msg.startswith("musicrec evaluate: error: MLflow tracking server") and "\n\n" not in msg
+    assert msg.startswith("musicrec compare: error: MLflow tracking server") and "\n\n" not in msg
     assert "Traceback" not in msg
     flat = " ".join(msg.split())
     assert uri in flat and f"within {TIMEOUT_S}s" in flat

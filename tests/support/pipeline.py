@@ -148,3 +148,43 @@ def write_interim(d: Path, n: int, *, parts: int, n_users: int, n_items: int, se
                           "name": "song"})
     items.to_parquet(d / "items.parquet", index=False)
     return df
+
+
+def run_stage_script(root: Path, stage: str, args: list[str], *, params: str = "params.yaml",
+                     env_extra: Mapping[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """``stages/<stage>.py --params <params> <args>`` in ``root``, as ``dvc repro`` runs it."""
+    return subprocess.run([sys.executable, str(REPO_ROOT / "stages" / f"{stage}.py"), "--params", params, *args],
+                          cwd=root, env=pipeline_env(env_extra), capture_output=True, text=True, timeout=timeout)
+
+
+def model_stage_args(out: str, models: list[str]) -> list[tuple[str, list[str]]]:
+    """The catalog, ``train@<model>`` and ``evaluate@<model>`` stages of ``dvc.yaml``, outputs under ``out/``
+    (``out/models``, ``out/evaluation``, ``out/train``), inputs ``data/processed/{matrices,items.parquet}``."""
+    inputs = ["--matrices", "data/processed/matrices", "--items", "data/processed/items.parquet"]
+    stages = [("catalog", [*inputs, "--out", f"{out}/models"])]
+    stages += [("train", ["--model", m, *inputs, "--out", f"{out}/models/{m}", "--report", f"{out}/train/{m}.json"])
+               for m in models]
+    stages += [("evaluate", ["--model", m, *inputs, "--model-dir", f"{out}/models/{m}", "--out",
+                             f"{out}/evaluation/{m}"]) for m in models]
+    return stages
+
+
+def compare_stage_args(out: str) -> list[str]:
+    """The ``compare`` stage's arguments for the layout of :func:`model_stage_args` (its reports under ``out/``)."""
+    return ["--evaluation", f"{out}/evaluation", "--matrices", "data/processed/matrices",
+            "--items", "data/processed/items.parquet", "--models", f"{out}/models",
+            "--catalog", f"{out}/models/catalog.parquet", "--metrics", f"{out}/metrics.json",
+            "--details", f"{out}/evaluation.json", "--plots", f"{out}/plots", "--report", f"{out}/report.md",
+            "--figures", f"{out}/figures"]
+
+
+def run_model_stages(root: Path, out: str, models: list[str], *, params: str = "params.yaml",
+                     env_extra: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Every stage before ``compare`` (:func:`model_stage_args`); stops at the first that fails and returns it."""
+    r = None
+    for stage, args in model_stage_args(out, models):
+        r = run_stage_script(root, stage, args, params=params, env_extra=env_extra)
+        if r.returncode != 0:
+            return r
+    assert r is not None
+    return r

@@ -112,7 +112,7 @@ def _download_logged_model(model_id: str, uri: str, shown: str, base: Path) -> P
 
 def _with_history(folder: Path) -> tuple[Path, Path | None]:
     from musicrec.tracking.pyfunc_model import HISTORY
-    from musicrec.tracking.run import HISTORY_FILES
+    from musicrec.serving.recommender import HISTORY_FILES
 
     history = folder / HISTORY
     return folder, history if all((history / f).is_file() for f in HISTORY_FILES) else None

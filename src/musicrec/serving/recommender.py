@@ -51,6 +51,10 @@ COLUMNS = ("rank", "item_id", "name", "artist", "score", "why")
 _MAX_DIFFLIB_POOL = 20_000
 
 
+# the matrices files holding every known user's row at query time (train + query play counts)
+HISTORY_FILES = ("train.npz", "query.npz")
+
+
 class UnknownIdError(ServingError, LookupError):
     """An unknown user or track id; ``suggestions`` holds close matches (ids)."""
 
@@ -210,7 +214,7 @@ class ModelServer:
             d = self.matrices_dir
             if d is None:
                 raise ServingError("no matrices folder given: user histories are unknown (pass --matrices)")
-            files = [d / "train.npz", d / "query.npz"]
+            files = [d / f for f in HISTORY_FILES]
             missing = [str(f) for f in files if not f.is_file()]
             if missing:
                 raise ServingError(f"{', '.join(missing)}: not found (run the interactions stage, or pass --matrices)")

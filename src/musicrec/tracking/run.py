@@ -27,7 +27,6 @@ from typing import Any
 from musicrec.config import Params
 from musicrec.tracking import provenance as prov_mod
 
-HISTORY_FILES = ("train_weighted.npz", "query_weighted.npz")
 
 
 @dataclass(frozen=True)
@@ -79,6 +78,8 @@ class PipelineRun:
         logger.log_artifacts([Path(r) for r in self.inputs.reports], artifact_path="reports")
         exp_id = self._active.info.experiment_id
         models_dir = Path(self.inputs.models)
+        from musicrec.serving.recommender import HISTORY_FILES
+
         history = [Path(self.inputs.matrices) / f for f in HISTORY_FILES if (Path(self.inputs.matrices) / f).is_file()]
         # outside the repository: a killed run leaves nothing in the workspace (hard links when on one disk)
         with tempfile.TemporaryDirectory(prefix="musicrec-mlflow-models-") as tmp:
