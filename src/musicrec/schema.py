@@ -26,7 +26,7 @@ AUDIO_FEATURES = (
     "danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
     "instrumentalness", "liveness", "valence", "tempo", "time_signature",
 )
-ITEM_COLUMNS = ("item_id", "name", "artist", "tags", "genre", "year", "duration_ms", *AUDIO_FEATURES)
+ITEM_COLUMNS = ("item_id", "name", "artist", "tags", "genre", "year", "duration_ms", *AUDIO_FEATURES, "preview_url")
 QUARANTINE_COLUMNS = ("file", "line", "reason", "raw")
 PROCESSED_PLAY_COLUMNS = ("user_id", "item_id", "playcount", "first_ts", "last_ts")
 

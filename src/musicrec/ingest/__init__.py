@@ -23,10 +23,11 @@ class Source:
 
     adapter: str  # the adapter module (dotted path)
     artist_level: bool = False  # items are artists (play counts per user and artist), not tracks
+    generated: bool = False  # made-up files (ids, names, URLs): its preview URLs lead nowhere and are not kept
 
 
 SOURCES: dict[str, Source] = {
-    "synthetic": Source("musicrec.ingest.kaggle"),  # the generated twin of the Kaggle files
+    "synthetic": Source("musicrec.ingest.kaggle", generated=True),  # the generated twin of the Kaggle files
     "kaggle": Source("musicrec.ingest.kaggle"),
     "taste_profile": Source("musicrec.ingest.taste_profile"),
     "lastfm_1k": Source("musicrec.ingest.lastfm_1k"),

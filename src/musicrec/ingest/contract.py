@@ -47,6 +47,7 @@ ITEM_SCHEMA = pa.schema(
         ("year", pa.int64()),
         ("duration_ms", pa.int64()),
         *[(f, pa.float64()) for f in AUDIO_FEATURES],
+        ("preview_url", pa.string()),  # an http(s) audio preview (Kaggle: spotify_preview_url), else null
     ]
 )
 assert tuple(ITEM_SCHEMA.names) == ITEM_COLUMNS

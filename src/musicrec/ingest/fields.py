@@ -94,7 +94,8 @@ def split_records(recs: list[str], nums: np.ndarray, spec: TableSpec, positions:
     parts = pc.split_pattern(f_arr, spec.sep)
     ok = pc.equal(pc.list_value_length(parts), width)
     good_parts = parts.filter(ok)
-    cols = {n: pc.list_element(good_parts, p) for n, p in zip(names, positions)}  # stripped by strip_fields
+    cols = {n: pc.list_element(good_parts, p) if p >= 0 else pa.nulls(len(good_parts), pa.string())
+            for n, p in zip(names, positions)}  # stripped by strip_fields; p < 0: an absent optional column
     cols["_line"] = f_lines.filter(ok)
     cols["_raw"] = f_arr.filter(ok)
     good = pa.table(cols)
@@ -120,7 +121,7 @@ def split_records(recs: list[str], nums: np.ndarray, spec: TableSpec, positions:
                 bad_w.append("malformed_quoting" if fields is None else "wrong_field_count")
                 continue
             for n, p in zip(names, positions):
-                slow_rows[n].append(fields[p])
+                slow_rows[n].append(fields[p] if p >= 0 else None)
             slow_rows["_line"].append(int(nums[i]))
             slow_rows["_raw"].append(rec)
         if slow_rows["_line"]:

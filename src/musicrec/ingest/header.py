@@ -20,25 +20,30 @@ def _norm_name(s: str) -> str:
     return s.strip().strip('"').strip().lower()
 
 
+ABSENT = -1  # the position of an optional column the file does not have (its values are null)
+
+
 def resolve_header(first: str, line_no: int, spec: TableSpec, name: str,
                    stats: ReaderStats) -> tuple[list[int], bool, int]:
     """Decide whether the first record is a header.
 
     Returns ``(positions, consumed, width)``: the index of each spec column in a
-    record, whether the first record was a header (and so is not data), and the
-    number of fields a record must have.
+    record (:data:`ABSENT` for an optional column the file does not have), whether
+    the first record was a header (and so is not data), and the number of fields a
+    record must have.
     """
     fields = split_record(first, spec) or [first]
     normed = [_norm_name(f) for f in fields]
     known = {n for c in spec.columns for n in spec.names_for(c)}
     headerish = [n for n in normed if n in known and n != ""]
-    default = list(range(len(spec.columns)))
+    n_req = len(spec.required_columns)
+    default = [*range(n_req), *([ABSENT] * len(spec.optional_columns))]  # a headerless file: required columns only
     if spec.header == "none":
         if headerish:
             stats.header = "unexpected"
-            return default, False, len(spec.columns)  # reported as unexpected_header by the caller
+            return default, False, n_req  # reported as unexpected_header by the caller
         stats.header = "absent"
-        return default, False, len(spec.columns)
+        return default, False, n_req
     if not headerish:
         if len(fields) == 1 and len(spec.columns) > 1:
             other = other_separator(spec, first)
@@ -53,7 +58,7 @@ def resolve_header(first: str, line_no: int, spec: TableSpec, name: str,
                 f"columns {','.join(spec.columns)}; found {first[:300]!r}"
             )
         stats.header = "missing" if spec.header == "required" else "absent"
-        return default, False, len(spec.columns)
+        return default, False, n_req
     positions = []
     missing = []
     ambiguous = []
@@ -71,6 +76,8 @@ def resolve_header(first: str, line_no: int, spec: TableSpec, name: str,
             shadowed += [(i, col) for i in alias]
         elif alias:
             positions.append(alias[0])
+        elif col in spec.optional_columns:
+            positions.append(ABSENT)
         else:
             missing.append(col)
     if ambiguous or (shadowed and not spec.extra_columns):
@@ -80,7 +87,8 @@ def resolve_header(first: str, line_no: int, spec: TableSpec, name: str,
             f"{name}: line {line_no}: header is ambiguous: {what}; expected one column per field of "
             f"{','.join(spec.columns)}. Remove or rename the duplicate column"
         )
-    if missing or (not spec.extra_columns and len(fields) != len(spec.columns)):
+    n_present = sum(p != ABSENT for p in positions)
+    if missing or (not spec.extra_columns and len(fields) != n_present):
         other = other_separator(spec, first)
         hint = f" (it looks {other}-separated)" if other and len(fields) == 1 else ""
         what = f"missing column(s) {', '.join(missing)}" if missing else f"{len(fields)} columns instead of {len(spec.columns)}"

@@ -13,7 +13,9 @@ Normalisation (beyond the reader's whitespace stripping):
 * ``year``, ``duration_ms``: numbers rounded to int64; audio features float64;
   empty or NaN -> null; other non-numbers, ``inf``, overflows (``1e999``) and
   values beyond int64 quarantine the row (``invalid_numeric_field``).
-* ``spotify_preview_url`` and ``spotify_id`` are not part of the cleaned schema (dropped).
+* ``spotify_preview_url`` becomes ``preview_url`` when it is an ``http(s)://`` URL without
+  whitespace (anything else: null; the column may be absent, and a control character in it
+  quarantines the row like one in an id); ``spotify_id`` is dropped.
 * Control characters: replaced by U+FFFD (and counted) in ``name``, ``artist``,
   ``tags`` and ``genre`` (free text: ``INFO_SPEC.text_columns``); in an id, a play
   count or a number they quarantine the row (``control_character``).
@@ -31,7 +33,9 @@ import pyarrow.compute as pc
 from musicrec.ingest.inputs import InputFile
 from musicrec.ingest.spec import TableSpec, play_count_aliases
 from musicrec.schema import AUDIO_FEATURES, KAGGLE_HISTORY, KAGGLE_HISTORY_COLUMNS, KAGGLE_MUSIC_INFO, KAGGLE_MUSIC_INFO_COLUMNS
-from musicrec.ingest.values import TOKEN_ID, Checks, empty_to_null, normalise_tags, parse_numbers, parse_playcount
+from musicrec.ingest.values import (
+    TOKEN_ID, Checks, empty_to_null, http_url_or_null, normalise_tags, parse_numbers, parse_playcount,
+)
 from musicrec.ingest.contract import (
     Catalog, Context, FileReport, PlaysBatch, find_file, make_items, plays_table, read_table, stream_plays,
 )
@@ -39,9 +43,12 @@ from musicrec.ingest.keys import dedup_text
 from musicrec.ingest.quarantine import dedupe_items
 
 INFO_SPEC = TableSpec(
-    columns=("track_id", "name", "artist", "tags", "genre", "year", "duration_ms", *AUDIO_FEATURES),
+    columns=("track_id", "name", "artist", "tags", "genre", "year", "duration_ms", *AUDIO_FEATURES,
+             "spotify_preview_url"),
     sep=",", header="required", quoting=True, extra_columns=True,
-    aliases={"track_id": ("item_id", "trackid")}, text_columns=("name", "artist", "tags", "genre"),
+    aliases={"track_id": ("item_id", "trackid"), "spotify_preview_url": ("preview_url",)},
+    text_columns=("name", "artist", "tags", "genre"),
+    optional_columns=("spotify_preview_url",),
     description="Kaggle track metadata",
 )
 HISTORY_SPEC = TableSpec(
@@ -77,6 +84,7 @@ def _build_items(f: pa.Table, checks: Checks) -> pa.Table:
         artist=empty_to_null(f["artist"]),
         tags=normalise_tags(f["tags"]),
         genre=empty_to_null(f["genre"]),
+        preview_url=http_url_or_null(f["spotify_preview_url"]),
         **nums,
     )
 

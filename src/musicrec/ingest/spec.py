@@ -43,7 +43,9 @@ class TableSpec:
     ``"none"`` (no header; one is rejected as ``unexpected_header``) or
     ``"optional"`` (either, silently). ``aliases`` lists other accepted header
     names per column (compared lower-case, stripped). ``extra_columns`` allows
-    header columns beyond ``columns`` (then ignored). ``text_columns``: the
+    header columns beyond ``columns`` (then ignored). ``optional_columns`` (the
+    last of ``columns``) may be absent from a header, and are never in a headerless
+    file: they are then null. ``text_columns``: the
     free-text columns (display text: titles, names, tags, genres), where a
     control character is replaced by U+FFFD; every other column is an identifier
     or a number, where one rejects the record (``control_character``).
@@ -57,12 +59,21 @@ class TableSpec:
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     extra_columns: bool = False
     text_columns: tuple[str, ...] = ()
+    optional_columns: tuple[str, ...] = ()
     description: str = ""
 
     def __post_init__(self) -> None:
         unknown = set(self.text_columns) - set(self.columns)
         if unknown:
             raise ValueError(f"text_columns {sorted(unknown)} are not columns of the spec {self.columns}")
+        n_opt = len(self.optional_columns)
+        if n_opt and tuple(self.columns[-n_opt:]) != tuple(self.optional_columns):
+            raise ValueError(f"optional_columns {self.optional_columns} must be the last columns of {self.columns}")
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        """The columns every file has (all but the optional ones)."""
+        return self.columns[:len(self.columns) - len(self.optional_columns)]
 
     def names_for(self, column: str) -> tuple[str, ...]:
         return (column.lower(), *(a.lower() for a in self.aliases.get(column, ())))

@@ -184,3 +184,10 @@ def zero_to_null(arr: pa.Array) -> pa.Array:
 
 def empty_to_null(col: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
+
+
+def http_url_or_null(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The values that are ``http://`` or ``https://`` URLs without whitespace (at most 2,048 chars); others null."""
+    ok = pc.and_(pc.match_substring_regex(col, "^https?://[^\\s\\x00-\\x1f\\x7f\ufffd]+$"),
+                 pc.less_equal(pc.utf8_length(col), 2048))
+    return pc.if_else(pc.fill_null(ok, False), col, pa.scalar(None, pa.string()))

@@ -17,7 +17,7 @@ import pandas as pd
 
 from musicrec.pipeline.interactions import Interactions
 
-PREVIEW_COLUMN = "spotify_preview_url"  # kept when the items table has it (the app's audio previews)
+PREVIEW_COLUMN = "preview_url"  # kept when the items table has it (the app's audio previews; clean: ITEM_SCHEMA)
 CATALOG_COLUMNS = ("item_id", "name", "artist", "tags", "genre", "year", PREVIEW_COLUMN)
 # beside catalog.parquet: {"source": data.source, "item_kind": "track" | "artist"} (serving's wording)
 CATALOG_INFO = "catalog.json"

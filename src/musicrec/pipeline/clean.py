@@ -47,7 +47,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from musicrec.config import CleanParams, DataParams, Params
-from musicrec.ingest import get_adapter
+from musicrec.ingest import SOURCES, get_adapter
 from musicrec.ingest.contract import (
     DERIVED_ITEM_COLUMNS, ITEM_SCHEMA, PLAYS_SCHEMA, Catalog, Context, FileReport, check_quarantine_share, make_items,
 )
@@ -182,6 +182,9 @@ def clean(source: str, input_dir: Path, out_dir: Path, config: CleanConfig = Cle
             reading.close()
             qw.close()
         items = acc.items_table()
+        if SOURCES[source].generated:  # its preview URLs are made up: an audio player would fetch nothing
+            items = items.set_column(items.schema.get_field_index("preview_url"), "preview_url",
+                                     pa.nulls(items.num_rows, pa.string()))
         pq.write_table(items.cast(ITEM_SCHEMA), tmp / "items.parquet", **PARQUET_OPTS)
         report = acc.report(source, input_dir, files, ctx, items_total=items.num_rows)
         warnings = acc.warnings(files)
