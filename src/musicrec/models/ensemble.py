@@ -65,6 +65,24 @@ class EnsembleRecommender(CompositeRecommender):
         return {role: getattr(self.settings, f"weight_{role.removeprefix('model_')}")
                 for role in self.roles(self.get_params())}
 
+    def with_weights(self, **weights: float) -> EnsembleRecommender:
+        """The same fitted members blended with other ``weight_<i>`` values (a new model; this one unchanged).
+
+        Nothing is refitted: what tuning the weights on validation needs (``benchmarks/tune_hetrec.py``).
+        """
+        self._check_fitted()
+        keys = {f"weight_{i}" for i in range(1, ENSEMBLE_SLOTS + 1)}
+        if set(weights) - keys:
+            raise ValueError(f"with_weights takes only {', '.join(sorted(keys))} (got {', '.join(sorted(weights))})")
+        params = {**self.get_params(), **weights}
+        model = type(self)(**params, seed=self.seed, num_threads=self.num_threads,
+                           component_params=self.component_params)
+        model.parts = dict(self.parts)
+        model.n_users, model.n_items = self.n_users, self.n_items
+        model._set_popularity(self.item_popularity)
+        model._fitted = True
+        return model
+
     def _score(self, userids, X):
         return self.blend(userids, X, self.weights())
 

@@ -94,9 +94,31 @@ def test_constructor_errors_name_the_argument(kw, message):
     ({"model_1": None}, r"train\.ensemble\.model_1: must be one of the collaborative models"),
     ({"model_3": "ease"}, r"train\.ensemble: .*must be distinct models"),
     ({"weight_3": True}, r"train\.ensemble\.weight_3"),
-    ({"weight_1": 0.0, "weight_2": 0.0, "model_3": None}, r"train\.ensemble: .*weight_1 \.\. weight_3 .*must not all be 0"),
+    ({"weight_1": 0.0, "weight_2": 0.0, "model_3": None},
+     r"train\.ensemble: .*weight_1 \.\. weight_3 .*must not all be 0"),
     ({"model_4": "bpr"}, r"train\.ensemble\.model_4: unknown"),
 ])
 def test_params_errors_name_the_key(kw, message):
     with pytest.raises(ValueError, match=message):
         validate_params("ensemble", {**default_params("ensemble"), **kw})
+
+
+def test_with_weights_reblends_the_fitted_members(X):
+    from musicrec.models.base import NotFittedError
+
+    model = ensemble(model_1="rp3beta", model_2="itemknn", model_3=None)
+    with pytest.raises(NotFittedError):
+        model.with_weights(weight_1=0.5)
+    model.fit(X)
+    other = model.with_weights(weight_1=0.25, weight_2=0.75)
+    assert other.parts["model_1"] is model.parts["model_1"] and model.get_params()["weight_1"] == 1.0
+    users = np.arange(6)
+    expected = 0.25 * minmax_rows(model.parts["model_1"].score(users, X[users])) \
+        + 0.75 * minmax_rows(model.parts["model_2"].score(users, X[users]))
+    np.testing.assert_allclose(other.score(users, X[users]), expected, rtol=1e-5, atol=1e-6)
+    ids, _ = other.recommend(users, X[users], N=5)
+    assert not any(set(ids[u]) & set(X[u].indices) for u in users)
+    with pytest.raises(ValueError, match="with_weights takes only weight_1, weight_2, weight_3"):
+        model.with_weights(model_2="als")
+    with pytest.raises(ValueError, match="must not all be 0"):
+        model.with_weights(weight_1=0.0, weight_2=0.0)
