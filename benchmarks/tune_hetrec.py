@@ -11,13 +11,21 @@ nDCG@10 (test is never used to choose). ``--write-preset`` rewrites the preset w
 tuned ``train.*`` values, so that ``make exp PRESET=hetrec_lastfm_2k`` reproduces the
 table as a DVC experiment; ``tests/integration/test_quality_real.py`` pins the numbers.
 
+``--ensemble als,ease,rp3beta`` adds the ``ensemble`` model over those members (each with its
+tuned settings, or the preset's for a model not tuned here): the members are fitted once and
+the weights ``weight_2`` / ``weight_3`` (``weight_1`` = 1) are chosen on a grid by validation
+nDCG@10 (``EnsembleRecommender.with_weights``, nothing refitted); the ensemble then competes
+with the single models for "best on validation".
+
     OPENBLAS_NUM_THREADS=1 python benchmarks/tune_hetrec.py [--trials 40] [--models als,itemknn,rp3beta]
+                                                            [--ensemble als,ease,rp3beta]
                                                             [--write-preset] [--zip-dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import sys
@@ -31,9 +39,10 @@ use_checkout()
 
 from musicrec.config import Params, parse_params  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
+from musicrec.models import ENSEMBLE_SLOTS  # noqa: E402
 from musicrec.models.factory import build_model  # noqa: E402
 from musicrec.params_file import read_params_file  # noqa: E402
-from musicrec.pipeline.evaluate import assess  # noqa: E402
+from musicrec.pipeline.evaluate import assess, validation_metrics  # noqa: E402
 from musicrec.pipeline.interactions import Interactions  # noqa: E402
 from musicrec.pipeline.local import LocalPaths, run_local  # noqa: E402
 from musicrec.tuning.presets import flatten, load_preset, merge, preset_path, write_preset  # noqa: E402
@@ -43,6 +52,7 @@ ZIP_DIR = REPO.parent / "shared/data/real/hetrec2011-lastfm-2k"
 PRESET = "hetrec_lastfm_2k"
 DATA_KEYS = ("data.", "transform.", "interactions.", "seed")  # the preset keys that define the data and split
 TARGET = 0.25  # issue #15: the best tuned model's test nDCG@10
+WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)  # ensemble weight_2 / weight_3 candidates, weight_1 = 1
 
 
 def hetrec_params() -> tuple[Params, dict]:
@@ -58,6 +68,30 @@ def build(params: Params, zip_dir: Path, work: Path) -> Interactions:
     return run.interactions()
 
 
+def tune_ensemble(members: list[str], member_params: dict[str, dict], inter: Interactions, params: Params,
+                  ) -> tuple[dict, dict]:
+    """Fit the ensemble of ``members`` once, pick its weights on validation: (its params, the search's summary)."""
+    if not 2 <= len(members) <= ENSEMBLE_SLOTS:
+        sys.exit(f"tune_hetrec: --ensemble takes 2 to {ENSEMBLE_SLOTS} models (got {members})")
+    slots = {f"model_{i}": (members[i - 1] if i <= len(members) else None) for i in range(1, ENSEMBLE_SLOTS + 1)}
+    base = build_model("ensemble", {**params.train.model_params("ensemble"), **slots, "weight_1": 1.0},
+                       seed=params.seed, component_params={m: member_params[m] for m in members})
+    base.fit(inter.train)
+    k = params.evaluate.main_k
+    grid = [dict(zip(("weight_2", "weight_3"), w)) for w in itertools.product(
+        WEIGHT_GRID, WEIGHT_GRID if len(members) == ENSEMBLE_SLOTS else (0.0,))]
+    scored = []
+    for weights in grid:
+        v = validation_metrics(base.with_weights(**weights), inter, k)
+        scored.append((v[f"ndcg@{k}"], v[f"recall@{k}"], weights))
+        print(f"tune_hetrec: ensemble {weights} val ndcg@{k} {v[f'ndcg@{k}']:.4f}", flush=True)
+    value, _, weights = max(scored, key=lambda t: (t[0], t[1]))
+    chosen = base.with_weights(**weights).get_params()
+    return chosen, {"grid": {"weight_1": [1.0], "weight_2": list(WEIGHT_GRID),
+                             "weight_3": list(WEIGHT_GRID) if len(members) == ENSEMBLE_SLOTS else [0.0]},
+                    "evaluated": len(scored), "metric": f"val_ndcg@{k}", "value": value, "params": chosen}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--zip-dir", type=Path, default=ZIP_DIR)
@@ -65,6 +99,8 @@ def main() -> None:
                     help="more trials per model (a resumed study adds these; 0: report the studies as they are)")
     ap.add_argument("--models", default="als,itemknn,rp3beta",
                     help="models to tune (ease needs 2 x 8 x 17,617^2 bytes = 5 GB and minutes per fit)")
+    ap.add_argument("--ensemble", default="",
+                    help="2-3 comma-separated models to blend as the ensemble model (weights chosen on validation)")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per model study")
     ap.add_argument("--out", type=Path, default=REPO / "reports/hetrec_tuned.json")
     ap.add_argument("--write-preset", action="store_true", help=f"write the tuned values into params/presets/{PRESET}.yaml")
@@ -84,6 +120,15 @@ def main() -> None:
     fitted = {"popularity": build_model("popularity", params.train.model_params("popularity"), seed=params.seed)}
     for name, r in studies.items():
         fitted[name] = build_model(name, r.best_params, seed=params.seed)
+    members = [m for m in args.ensemble.split(",") if m]
+    member_params = {m: studies[m].best_params if m in studies else params.train.model_params(m) for m in members}
+    for m in members:  # every member is reported (and pinned) on its own too
+        fitted.setdefault(m, build_model(m, member_params[m], seed=params.seed))
+    searches = {}
+    if members:
+        print(f"tune_hetrec: ensemble of {', '.join(members)}: weights on validation", flush=True)
+        ensemble_params, searches["ensemble"] = tune_ensemble(members, member_params, inter, params)
+        fitted["ensemble"] = build_model("ensemble", ensemble_params, seed=params.seed, component_params=member_params)
     fit_s = {}
     for name, model in fitted.items():
         t0 = time.perf_counter()
@@ -95,10 +140,12 @@ def main() -> None:
                "validation": {k: a.validation[name][k] for k in ("ndcg@10", "recall@10")},
                "test": {k: a.results[name]["metrics"][k] for k in ("ndcg@10", "recall@10", "precision@10")},
                "fit_seconds": fit_s[name],
-               **({"study": studies[name].summary()} if name in studies else {})}
+               **({"study": studies[name].summary()} if name in studies else {}),
+               **({"weight_search": searches[name]} if name in searches else {})}
         for name in fitted
     }
-    best = max(studies, key=lambda n: (results[n]["validation"]["ndcg@10"], results[n]["validation"]["recall@10"]))
+    best = max([n for n in fitted if n != "popularity"],
+               key=lambda n: (results[n]["validation"]["ndcg@10"], results[n]["validation"]["recall@10"]))
     pop = results["popularity"]["test"]["ndcg@10"]
     shape = {"users": inter.train.shape[0], "items": inter.train.shape[1],
              "interactions": int((inter.train + inter.validation + inter.test).nnz)}
@@ -106,7 +153,8 @@ def main() -> None:
         "dataset": "HetRec 2011 Last.fm 2K (artist plays), every artist kept",
         "protocol": {"preset": f"params/presets/{PRESET}.yaml", "data": data_values,
                      "split": "per-user random holdout: 20% test, 10% validation, seed 42",
-                     "selection": "validation nDCG@10 (Optuna TPE per model, then the model with the best validation)",
+                     "selection": "validation nDCG@10 (Optuna TPE per model, the ensemble's weights on a grid, "
+                                  "then the model with the best validation)",
                      "reported": "test set, users with held-out items, already-heard items filtered"},
         "data": shape,
         "best": {"model": best, "validation_ndcg@10": results[best]["validation"]["ndcg@10"],
@@ -124,8 +172,9 @@ def main() -> None:
     print(f"best on validation: {best} (test ndcg@10 {results[best]['test']['ndcg@10']:.4f}, target {TARGET})")
     print(f"wrote {args.out}")
     if args.write_preset:
-        train_values = {"train.models": ["popularity", *studies]}
-        for name in studies:
+        tuned = [n for n in fitted if n != "popularity"]
+        train_values = {"train.models": ["popularity", *tuned]}
+        for name in tuned:
             train_values.update(flatten({f"train.{name}": {k: v for k, v in results[name]["params"].items()
                                                           if k != "use_gpu"}}))
         write_preset(preset_path(PRESET, REPO), {**data_values, **train_values},

@@ -225,6 +225,49 @@ class AdaptiveHybridParams(Section):
         return (self.collaborative, "content", "popularity")
 
 
+ENSEMBLE_SLOTS = 3  # train.ensemble: model_1 .. model_3 with weight_1 .. weight_3
+
+
+class EnsembleParams(Section):
+    """``train.ensemble``: up to :data:`ENSEMBLE_SLOTS` collaborative models, min-max scaled and weighted.
+
+    ``model_<i>`` names a registered collaborative model (``null`` leaves slot 3 empty) that
+    is built from its own ``train.<model_i>`` section; ``weight_<i>`` its weight.
+    """
+
+    model_1: str = "als"
+    weight_1: float = Field(1.0, ge=0, le=1000)
+    model_2: str = "ease"
+    weight_2: float = Field(1.0, ge=0, le=1000)
+    model_3: str | None = "rp3beta"
+    weight_3: float = Field(1.0, ge=0, le=1000)
+
+    @field_validator("model_1", "model_2", mode="before")
+    @classmethod
+    def _member(cls, v: Any) -> Any:
+        return check_collaborative(v)
+
+    @field_validator("model_3", mode="before")
+    @classmethod
+    def _optional_member(cls, v: Any) -> Any:
+        return v if v is None else check_collaborative(v)
+
+    @model_validator(mode="after")
+    def _distinct_members_with_weight(self) -> EnsembleParams:
+        names = [n for n in (getattr(self, f"model_{i}") for i in range(1, ENSEMBLE_SLOTS + 1)) if n is not None]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model_1 .. model_{ENSEMBLE_SLOTS} must be distinct models (got {names})")
+        members = self.members()
+        if sum(members.values()) <= 0:
+            raise ValueError(f"weight_1 .. weight_{ENSEMBLE_SLOTS} of the models given must not all be 0")
+        return self
+
+    def members(self) -> dict[str, float]:
+        """Model name -> weight, in slot order (empty slots left out)."""
+        return {getattr(self, f"model_{i}"): getattr(self, f"weight_{i}") for i in range(1, ENSEMBLE_SLOTS + 1)
+                if getattr(self, f"model_{i}") is not None}
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One registered model."""
@@ -251,6 +294,9 @@ MODELS: dict[str, ModelSpec] = {
     "adaptive_hybrid": ModelSpec("musicrec.models.adaptive_hybrid:AdaptiveHybridRecommender",
                                  AdaptiveHybridParams, needs_item_features=True, is_collaborative=False,
                                  color="#bcbd22"),
+    # blends other collaborative models: not itself a hybrid's collaborative part (no nesting)
+    "ensemble": ModelSpec("musicrec.models.ensemble:EnsembleRecommender", EnsembleParams, is_collaborative=False,
+                          color="#393b79"),
 }
 
 

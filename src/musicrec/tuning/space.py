@@ -45,9 +45,10 @@ SEARCH_SPACES: dict[str, dict[str, Dimension]] = {
         "weighting": Choice(("log1p", "bm25", "binary")),
         "bm25_k1": Float(1.0, 1000.0, log=True, when=BM25),
         "bm25_b": Float(0.0, 1.0, when=BM25),
-        "factors": Int(16, 256, log=True),
+        "factors": Int(16, 512, log=True),
         "regularization": Float(0.01, 1000.0, log=True),
-        "alpha": Float(0.1, 100.0, log=True),
+        # bm25 weights run to hundreds on play counts: confidences need alphas well below 1 there
+        "alpha": Float(0.01, 100.0, log=True),
         "iterations": Int(5, 30),
     },
     "itemknn": {
@@ -55,6 +56,14 @@ SEARCH_SPACES: dict[str, dict[str, Dimension]] = {
         "k": Int(10, 1000, log=True),
         "weighting": Choice(("raw", "log1p", "binary", "bm25")),
         # K1 / B serve both weighting: bm25 and similarity: bm25
+        "bm25_k1": Float(0.1, 1000.0, log=True),
+        "bm25_b": Float(0.0, 1.0),
+    },
+    "userknn": {
+        "similarity": Choice(("cosine", "bm25")),
+        "k": Int(10, 1000, log=True),
+        "shrink": Float(0.0, 100.0),
+        "weighting": Choice(("log1p", "binary", "bm25")),
         "bm25_k1": Float(0.1, 1000.0, log=True),
         "bm25_b": Float(0.0, 1.0),
     },
