@@ -122,8 +122,9 @@ class BPRParams(WeightedParams):
 class EASEParams(WeightedParams):
     weighting: Weighting = "binary"  # HetRec 2K, every artist: nDCG@10 0.229 binary vs 0.214 log1p
     l2: float = Field(500.0, gt=0, le=1e9)
-    # dense item x item float64 matrices, 2 * 8 * n^2 bytes: 35,000 items need 19.6 GB (24 GB machines)
-    max_items: int = Field(30_000, gt=0, le=35_000)
+    # dense item x item float64 matrices, 2 * 8 * n^2 bytes: 35,000 items need 19.6 GB (24 GB machines), the
+    # MSD protocol's 41,140 songs 25.2 GB (a 32 GB machine: README, "The Million Song Dataset protocol")
+    max_items: int = Field(30_000, gt=0, le=60_000)
 
 
 class RP3BetaParams(WeightedParams):
@@ -266,6 +267,10 @@ class EnsembleParams(Section):
         """Model name -> weight, in slot order (empty slots left out)."""
         return {getattr(self, f"model_{i}"): getattr(self, f"weight_{i}") for i in range(1, ENSEMBLE_SLOTS + 1)
                 if getattr(self, f"model_{i}") is not None}
+
+    def components(self) -> tuple[str, ...]:
+        """The registered models the ensemble blends (their ``train.<name>`` sections are read too)."""
+        return tuple(m for m in (self.model_1, self.model_2, self.model_3) if m is not None)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ def items_frame():
         df[col] = [0.1, 0.2, 0.3, 0.4]
     df["energy"] = [1.0, np.nan, 3.0, 5.0]
     df["tempo"] = [120.0, 120.0, 120.0, 120.0]  # constant column
+    df["preview_url"] = [None] * 4
     return df[list(ITEM_COLUMNS)]
 
 

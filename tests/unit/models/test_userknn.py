@@ -22,7 +22,8 @@ S6 = 1 / np.sqrt(6)
 
 
 def knn(**kw) -> UserKNNRecommender:
-    return build_model("userknn", {**default_params("userknn"), **kw}, seed=0).fit(X3)
+    """User-kNN on the raw counts (``weighting: raw``), as the hand computations below assume."""
+    return build_model("userknn", {**default_params("userknn"), "weighting": "raw", **kw}, seed=0).fit(X3)
 
 
 def test_one_neighbour_hand_computed():
@@ -74,7 +75,7 @@ def test_bm25_is_implicit_weighting_then_cosine():
     rng = np.random.default_rng(0)
     X = sp.csr_matrix((rng.random((30, 12)) < 0.3) * rng.integers(1, 6, (30, 12)), dtype=np.float32)
     X = X[np.diff(X.indptr) > 0]
-    model = build_model("userknn", {"similarity": "bm25", "k": 5, "shrink": 0.0}, seed=0).fit(X)
+    model = build_model("userknn", {"similarity": "bm25", "k": 5, "shrink": 0.0, "weighting": "raw"}, seed=0).fit(X)
     A = sp.csr_matrix(bm25_weight(X, K1=1.2, B=0.75)).toarray().astype(np.float64)
     n = np.linalg.norm(A, axis=1)
     sims = (A @ A.T) / np.outer(n, n)

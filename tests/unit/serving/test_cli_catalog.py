@@ -94,7 +94,9 @@ def test_models_lists_params_size_and_metrics(out):
     text = ok(cli(out, "models"))
     lines = text.splitlines()
     assert lines[0].startswith("als  (default)  ") and lines[0].endswith("B")
-    assert lines[1] == "  params: alpha=10, factors=16, iterations=6, regularization=1"
+    # the whole train.als section as trained: its own params and its input weighting
+    assert lines[1] == ("  params: alpha=10, bm25_b=0.8, bm25_k1=100, factors=16, iterations=6, regularization=1, "
+                        "weighting=log1p")
     assert lines[2] == "  test: ndcg@10 0.1458, recall@10 0.2000"
     assert lines[3].startswith("popularity  ") and "(default)" not in lines[3]
     doc = json.loads(ok(cli(out, "models", "--json", "-k", "20")))

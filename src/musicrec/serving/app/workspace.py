@@ -102,7 +102,7 @@ class Workspace:
             p = train_section("content", self.source.params)
             table = items if items is not None else self.catalog
             features = build_item_features(table, self.item_ids, tag_weight=p.tag_weight, audio_weight=p.audio_weight)
-            content = ContentRecommender(**p.model_dump()).fit(fit_rows, item_features=features)
+            content = ContentRecommender.from_params(p.model_dump()).fit(fit_rows, item_features=features)
             self.content_origin = ("built from the items table (tags and audio features)" if items is not None
                                    else "built from the catalogue's tags (no items table)")
         self.content = content
