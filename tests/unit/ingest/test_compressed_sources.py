@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import io
 import lzma
 import sys
-import zipfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from published import PUBLISHED  # noqa: E402
+from published import PUBLISHED, zip_of  # noqa: E402
 
 from musicrec.ingest import SOURCES  # noqa: E402
 from musicrec.pipeline.clean import CleanConfig, clean  # noqa: E402
@@ -30,16 +28,8 @@ from musicrec.pipeline.clean import CleanConfig, clean  # noqa: E402
 AS_PUBLISHED = (".zip", ".db")  # never compressed again (find_file does not look for them compressed)
 
 
-def _zip_members(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for member, data in members.items():
-            z.writestr(zipfile.ZipInfo(member, date_time=(2005, 5, 6, 0, 0, 0)), data)
-    return buf.getvalue()
-
-
 def _zip(member: str, data: bytes) -> bytes:
-    return _zip_members({member: data})
+    return zip_of({member: data})
 
 
 def _write(folder: Path, files: dict[str, bytes], mode: str) -> dict[str, str]:
@@ -59,7 +49,7 @@ def _write(folder: Path, files: dict[str, bytes], mode: str) -> dict[str, str]:
         elif mode == "zip":
             out, payload = name + ".zip", _zip(name, data)
         else:  # zip_in_folder: the member inside a folder, next to a README, as archives are often made
-            out, payload = name + ".zip", _zip_members({f"download/{name}": data, "download/README.txt": b"readme"})
+            out, payload = name + ".zip", zip_of({f"download/{name}": data, "download/README.txt": b"readme"})
         (folder / out).write_bytes(payload)
         names[name] = out
     return names
