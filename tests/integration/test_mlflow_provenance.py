@@ -32,7 +32,7 @@ def _runs(db: Path) -> list[tuple[str, str, dict[str, str]]]:
 
 def _locked(repo: Path) -> dict[str, str]:
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    return {d["path"]: d["md5"] for d in lock["stages"]["evaluate"]["deps"] if d["path"] in READ}
+    return {d["path"]: d["md5"] for d in lock["stages"]["compare"]["deps"] if d["path"] in READ}
 
 
 def test_tags_equal_dvc_lock_after_repro_and_exp_run(tmp_path):

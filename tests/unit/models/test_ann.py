@@ -204,7 +204,7 @@ def test_content_tfidf_default_params_are_unchanged():
     ("bpr", {"ann": {"kind": "lsh"}}, "train.bpr.ann.kind"),
     ("als", {"ann": {"hnsw_m": 1}}, "train.als.ann.hnsw_m"),
     ("als", {"ann": {"enabled": 1}}, "train.als.ann.enabled"),
-    ("content", {"ann": {"enabled": True}}, "train.content"),
+    ("content", {"ann": {"enabled": True}, "embedding": "tfidf"}, "train.content"),
     ("content", {"embedding": "bert"}, "train.content.embedding"),
 ])
 def test_invalid_ann_params_are_a_params_error_naming_the_key(tmp_path, section, value, key):
