@@ -71,7 +71,10 @@ def kernel_env(tmp_path_factory):
     """Make kernel ``python3`` run this interpreter, with ``musicrec`` importable."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "PYTHONPATH")}
+    saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "PYTHONPATH", "MPLBACKEND")}
+    # `import streamlit` (the app's tests, earlier in the session) sets MPLBACKEND=Agg for this process; a
+    # kernel inheriting it draws no inline figures
+    os.environ.pop("MPLBACKEND", None)
     src = str(ROOT / "src")
     os.environ["PYTHONPATH"] = src + (os.pathsep + saved["PYTHONPATH"] if saved["PYTHONPATH"] else "")
     try:
