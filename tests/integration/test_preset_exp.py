@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.pipeline import SHARED_REAL, SMALL_PARAMS, dvc, make_clone, run
+from tests.support.pipeline import HETREC_ZIP, clone_tracking_hetrec, dvc, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-HETREC_ZIP = SHARED_REAL / "hetrec2011-lastfm-2k" / "hetrec2011-lastfm-2k.zip"
 REPO = Path(__file__).resolve().parents[2]
 EXP = "preset-hetrec"
 
@@ -30,14 +29,7 @@ def experiment(tmp_path_factory):
         pytest.skip(f"HetRec Last.fm 2K zip not found at {HETREC_ZIP}")
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    repo = make_clone(tmp_path_factory.mktemp("preset") / "repo",
-                      {k: v for k, v in SMALL_PARAMS.items() if k == "generate"})
-    raw = repo / "data" / "raw" / "hetrec_lastfm_2k"
-    raw.mkdir(parents=True)
-    shutil.copyfile(HETREC_ZIP, raw / HETREC_ZIP.name)
-    dvc(["add", "data/raw/hetrec_lastfm_2k"], repo)
-    run(["git", "add", "data/raw/hetrec_lastfm_2k.dvc", "data/raw/.gitignore"], repo)
-    run(["git", "commit", "-qm", "Track the HetRec 2011 Last.fm 2K zip with DVC"], repo)
+    repo = clone_tracking_hetrec(tmp_path_factory.mktemp("preset") / "repo")  # README, "Using the real datasets"
     bin_dir = Path(sys.executable).parent
     out = run(["make", "-o", ".venv/.installed", "exp", "PRESET=hetrec_lastfm_2k", f"PY={sys.executable}",
                f"DVC={bin_dir / 'dvc'}", f"EXP_ARGS=-n {EXP} -S evaluate.bootstrap=0"], repo, timeout=2400)

@@ -13,17 +13,15 @@ Skipped when the shared read-only samples (``../shared/data/real``) are missing.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.pipeline import SHARED_REAL, SMALL_PARAMS, dvc, make_clone, run
+from tests.support.pipeline import HETREC_ZIP, clone_tracking_hetrec, dvc, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-HETREC_ZIP = SHARED_REAL / "hetrec2011-lastfm-2k" / "hetrec2011-lastfm-2k.zip"
 EXP = "hetrec-real"
 MODELS = ["popularity", "itemknn", "als"]
 UA = "hetrec2011-lastfm-2k.zip:user_artists.dat"
@@ -44,15 +42,7 @@ def _experiment(shown: list[dict[str, Any]], name: str) -> dict[str, Any]:
 def experiment(tmp_path_factory) -> tuple[Path, dict[str, Any]]:
     if not HETREC_ZIP.is_file():
         pytest.skip(f"HetRec Last.fm 2K zip not found at {HETREC_ZIP} (the shared read-only real data samples)")
-    repo = make_clone(tmp_path_factory.mktemp("hetrec") / "repo",
-                      {k: v for k, v in SMALL_PARAMS.items() if k == "generate"})
-    # README, "Using the real datasets", step by step
-    raw = repo / "data" / "raw" / "hetrec_lastfm_2k"
-    raw.mkdir(parents=True)
-    shutil.copyfile(HETREC_ZIP, raw / HETREC_ZIP.name)
-    dvc(["add", "data/raw/hetrec_lastfm_2k"], repo)
-    run(["git", "add", "data/raw/hetrec_lastfm_2k.dvc", "data/raw/.gitignore"], repo)
-    run(["git", "commit", "-qm", "Track the HetRec 2011 Last.fm 2K zip with DVC"], repo)
+    repo = clone_tracking_hetrec(tmp_path_factory.mktemp("hetrec") / "repo")  # README, "Using the real datasets"
     args = ["exp", "run", "-n", EXP]
     for s in SETTINGS:
         args += ["-S", s]

@@ -21,6 +21,7 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_REAL = REPO_ROOT.parent / "shared" / "data" / "real"
+HETREC_ZIP = SHARED_REAL / "hetrec2011-lastfm-2k" / "hetrec2011-lastfm-2k.zip"
 
 SMALL_PARAMS: dict[str, Any] = {
     "generate": {"n_tracks": 1500, "n_users": 1200, "n_plays": 45_000, "n_artists": 300, "n_genres": 8},
@@ -188,3 +189,16 @@ def run_model_stages(root: Path, out: str, models: list[str], *, params: str = "
             return r
     assert r is not None
     return r
+
+
+def clone_tracking_hetrec(dest: Path) -> Path:
+    """A clone (generate params of :data:`SMALL_PARAMS`) whose ``data/raw/hetrec_lastfm_2k`` holds the real
+    HetRec zip, tracked with ``dvc add`` and committed: README's "Using the real datasets", step by step."""
+    repo = make_clone(dest, {k: v for k, v in SMALL_PARAMS.items() if k == "generate"})
+    raw = repo / "data" / "raw" / "hetrec_lastfm_2k"
+    raw.mkdir(parents=True)
+    shutil.copyfile(HETREC_ZIP, raw / HETREC_ZIP.name)
+    dvc(["add", "data/raw/hetrec_lastfm_2k"], repo)
+    run(["git", "add", "data/raw/hetrec_lastfm_2k.dvc", "data/raw/.gitignore"], repo)
+    run(["git", "commit", "-qm", "Track the HetRec 2011 Last.fm 2K zip with DVC"], repo)
+    return repo
