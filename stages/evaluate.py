@@ -22,10 +22,15 @@ def main() -> None:
     ap.add_argument("--items", required=True)
     ap.add_argument("--model-dir", required=True, help="the model's folder (data/models/<model>)")
     ap.add_argument("--out", required=True, help="the model's evaluation folder (data/evaluation/<model>)")
+    ap.add_argument("--metrics", help="the model's DVC metrics file (reports/metrics/<model>.json)")
+    ap.add_argument("--train-report", help="the train@<model> report (reports/train/<model>.json): the "
+                                           "validation metrics of a model refitted on train + validation")
     args = ap.parse_args()
     p = load_params(args.params)
     part = run_one(p, args.model, pathlib.Path(args.matrices), pathlib.Path(args.items),
-                   pathlib.Path(args.model_dir), pathlib.Path(args.out))
+                   pathlib.Path(args.model_dir), pathlib.Path(args.out),
+                   pathlib.Path(args.metrics) if args.metrics else None,
+                   pathlib.Path(args.train_report) if args.train_report else None)
     k = p.evaluate.main_k
     print(f"evaluate: {args.model} ndcg@{k}={part.result['metrics'][f'ndcg@{k}']:.4f}")
 

@@ -13,7 +13,7 @@ set_thread_env()
 
 def main() -> None:
     from musicrec.config import load_params
-    from musicrec.pipeline.train import load_inputs, run_one
+    from musicrec.pipeline.train import load_inputs, refit_k, run_one
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
@@ -25,8 +25,9 @@ def main() -> None:
     args = ap.parse_args()
     p = load_params(args.params)
     inter, items = load_inputs(pathlib.Path(args.matrices), pathlib.Path(args.items))
-    result = run_one(p.train, p.seed, args.model, inter, items, pathlib.Path(args.out), pathlib.Path(args.report))
-    print(f"train: {args.model} {result.trained.seconds:.1f}s -> {args.out}")
+    result = run_one(p.train, p.seed, args.model, inter, items, pathlib.Path(args.out), pathlib.Path(args.report),
+                     refit_k(p))
+    print(f"train: {args.model} on {result.trained.fitted_on} {result.trained.seconds:.1f}s -> {args.out}")
 
 
 if __name__ == "__main__":

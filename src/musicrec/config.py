@@ -246,6 +246,10 @@ class EvaluateParams(Section):
                                                            max_length=16)
     main_k: int = Field(10, gt=0, le=MAX_K)
     bootstrap: int = Field(200, ge=0, le=10_000)
+    # select on validation, then refit on train + validation for test: the train stage scores the
+    # train fit on validation (what tuning, the champion and exp-show select on), then fits the
+    # model again on train + validation, which is scored on test and saved (served, logged)
+    refit_on_validation: bool = False
     sample_users: int = Field(5, ge=0, le=1000)
 
     @field_validator("k")

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 import yaml
 
-from tests.support.pipeline import SMALL_PARAMS, dvc, lock_outs, make_clone
+from tests.support.pipeline import SMALL_PARAMS, dvc, lock_outs, make_clone, model_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +95,7 @@ def test_dvc_exp_runs_are_compared_and_tracked(clone):
                 data = r.get("data") or {}
                 if r.get("name") in ("als-f8", "als-f24"):
                     params = data["params"]["params.yaml"]["data"]
-                    metrics = data["metrics"]["reports/metrics.json"]["data"]
+                    metrics = model_metrics(data["metrics"])
                     exps[r["name"]] = (params["train"]["als"]["factors"], metrics["als"]["ndcg@10"])
     assert set(exps) == {"als-f8", "als-f24"}
     assert exps["als-f8"][0] == 8 and exps["als-f24"][0] == 24

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.pipeline import HETREC_ZIP, clone_tracking_hetrec, dvc, run
+from tests.support.pipeline import HETREC_ZIP, clone_tracking_hetrec, dvc, model_metrics, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -85,7 +85,7 @@ def test_clean_read_the_zip_and_accounts_for_every_row(experiment) -> None:
 
 def test_every_model_has_metrics_and_beats_popularity(experiment) -> None:
     _, data = experiment
-    metrics = data["metrics"]["reports/metrics.json"]["data"]
+    metrics = model_metrics(data["metrics"])
     assert set(MODELS) <= set(metrics)
     for m in MODELS:
         for key in ("precision@10", "recall@10", "ndcg@10", "map@10"):

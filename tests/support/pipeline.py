@@ -102,6 +102,13 @@ def dvc(args: list[str], cwd: Path, **kw: Any) -> subprocess.CompletedProcess[st
     return run([str(Path(sys.executable).parent / "dvc"), *args], cwd, **kw)
 
 
+def model_metrics(metrics: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ``metrics`` of a ``dvc exp show --json`` / ``dvc metrics show --json`` revision, per model:
+    the evaluate@<model> stages' ``reports/metrics/<model>.json`` files."""
+    return {Path(path).stem: block["data"] for path, block in metrics.items()
+            if Path(path).parent.as_posix() == "reports/metrics"}
+
+
 def lock_outs(lock_path: Path, stages: list[str]) -> dict[str, str]:
     """``{stage:path: md5}`` for the outs of the given stages in a dvc.lock."""
     lock = yaml.safe_load(lock_path.read_text())

@@ -4,9 +4,9 @@ Reads the ``evaluate@<name>`` folders (``data/evaluation/<name>/``) of the model
 ``train.models``, compares each with popularity (paired tests per user,
 :func:`musicrec.pipeline.evaluate.combine`) and writes:
 
-* ``reports/metrics.json``, the DVC metrics: per model the headline metrics at
-  ``evaluate.main_k`` only (:data:`HEADLINE`), so ``dvc metrics show`` and ``dvc exp show``
-  fit a terminal;
+* ``reports/metrics.json``: every model's headline metrics in one object, what the CLI, the app
+  and the notebooks read (a plain output: the DVC metrics are the ``evaluate@<name>`` stages'
+  ``reports/metrics/<name>.json``, the same values, a row per model in ``dvc metrics show``);
 * ``reports/evaluation.json``: everything else (every cut-off, intervals, segments, paired tests);
 * the DVC plots files (:data:`PLOT_FILES`) and ``reports/report.md`` with its figures.
 
@@ -19,14 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from musicrec.pipeline.evaluate import Assessment, combine, load_assessment
+from musicrec.pipeline.evaluate import Assessment, combine, headline_metrics, load_assessment
 
 if TYPE_CHECKING:
     from musicrec.config import Params
 
-# reports/metrics.json: these metrics at evaluate.main_k, plus val_<metric> for the validation ones
-HEADLINE = ("ndcg", "recall", "precision", "map", "coverage")
-VALIDATION_HEADLINE = ("ndcg",)
 
 # the DVC plots files: name -> columns. metrics_at_k / precision_recall: one row per model and cut-off;
 # models: one row per model at evaluate.main_k (the nDCG bars and the coverage-vs-nDCG scatter)
@@ -45,7 +42,7 @@ class ComparePaths:
     evaluation: Path  # folder of the evaluate@<name> outputs, one sub-folder per model
     matrices: Path    # the interactions (the report's data summary and sample users)
     catalog: Path     # data/models/catalog.parquet (names in the report)
-    metrics: Path     # DVC metrics JSON (headline metrics per model)
+    metrics: Path     # reports/metrics.json (headline metrics per model)
     details: Path     # everything else, as JSON
     plots: Path       # folder of the PLOT_FILES
     report: Path      # report.md
@@ -71,9 +68,9 @@ def all_metrics(a: Assessment) -> dict[str, dict[str, Any]]:
 
 
 def metrics_json(a: Assessment, main_k: int) -> dict[str, dict[str, Any]]:
-    """The DVC metrics file: per model the :data:`HEADLINE` metrics at ``main_k`` (and the validation ones)."""
-    keys = [f"{m}@{main_k}" for m in HEADLINE] + [f"val_{m}@{main_k}" for m in VALIDATION_HEADLINE]
-    return {name: {k: block[k] for k in keys if k in block} for name, block in all_metrics(a).items()}
+    """``reports/metrics.json``: per model its DVC metrics (:func:`~musicrec.pipeline.evaluate.headline_metrics`)."""
+    return {name: headline_metrics(res["metrics"], a.validation.get(name, {}), main_k)
+            for name, res in a.results.items()}
 
 
 def details_json(a: Assessment) -> dict[str, Any]:

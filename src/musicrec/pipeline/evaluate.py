@@ -27,6 +27,11 @@ from musicrec.evaluation import metrics as M
 from musicrec.pipeline.interactions import Interactions
 from musicrec.progress import StepTimer, progress
 
+# the DVC metrics of a model (reports/metrics/<model>.json, written by evaluate@<model>): these test
+# metrics at evaluate.main_k, plus val_<metric> for these validation ones (see :func:`headline_metrics`)
+HEADLINE = ("ndcg", "recall", "precision", "map", "coverage")
+VALIDATION_HEADLINE = ("ndcg",)
+
 if TYPE_CHECKING:
     from musicrec.config import Params
 
@@ -107,13 +112,18 @@ class Assessment:
 
 
 def assess_model(model: Any, inter: Interactions, *, ks: list[int], main_k: int, bootstrap: int, seed: int,
-                 item_vectors: Any = None, capped_recall: bool = False) -> ModelAssessment:
+                 item_vectors: Any = None, capped_recall: bool = False,
+                 refitted_validation: Mapping[str, Any] | None = None) -> ModelAssessment:
     """Score one model on test (full protocol) and on validation (headline metrics).
 
     ``capped_recall`` adds ``recall_capped@k`` (the MSD strong-generalisation protocol's Recall@k).
+    ``refitted_validation``: ``model`` was refitted on train + validation
+    (``evaluate.refit_on_validation``, :func:`musicrec.pipeline.train.train_one`) and these are its
+    train fit's validation metrics: they are reported as they are (the refitted model has seen
+    validation), and its test query is the train + validation rows.
     """
     ks = sorted(set(int(k) for k in ks))
-    query = inter.query_rows()
+    query = inter.query_rows(with_validation=refitted_validation is not None)
     train_all = (inter.train + inter.query).tocsr()
     test_users = np.flatnonzero(np.diff(inter.test.indptr) > 0)
     rng = np.random.default_rng(seed)
@@ -124,7 +134,8 @@ def assess_model(model: Any, inter: Interactions, *, ks: list[int], main_k: int,
         pu.update(M.capped_recall_metrics(recs, rel, ks))
     result = E.evaluate_model(recs, inter.test, train_all, ks=ks, item_vectors=item_vectors,
                               bootstrap=bootstrap, rng=rng, users=test_users, per_user=pu)
-    validation = validation_metrics(model, inter, main_k, query)
+    validation = (validation_metrics(model, inter, main_k, query) if refitted_validation is None
+                  else dict(refitted_validation))
     return ModelAssessment(result, validation, pu, recs, test_users)
 
 
@@ -152,10 +163,14 @@ def combine(parts: Mapping[str, ModelAssessment], *, ks: list[int], main_k: int,
 
 
 def assess(models: Mapping[str, Any], inter: Interactions, *, ks: list[int], main_k: int, bootstrap: int,
-           seed: int, item_vectors: Any = None, capped_recall: bool = False) -> Assessment:
-    """:func:`assess_model` for every model, then :func:`combine`."""
+           seed: int, item_vectors: Any = None, capped_recall: bool = False,
+           refitted: Mapping[str, Mapping[str, Any]] | None = None) -> Assessment:
+    """:func:`assess_model` for every model, then :func:`combine` (``refitted``: model -> its
+    ``refitted_validation``, for the models refitted on train + validation)."""
+    refitted = refitted or {}
     parts = {name: assess_model(model, inter, ks=ks, main_k=main_k, bootstrap=bootstrap, seed=seed,
-                                item_vectors=item_vectors, capped_recall=capped_recall)
+                                item_vectors=item_vectors, capped_recall=capped_recall,
+                                refitted_validation=refitted.get(name))
              for name, model in models.items()}
     return combine(parts, ks=ks, main_k=main_k, bootstrap=bootstrap, seed=seed)
 
@@ -191,19 +206,36 @@ def load_assessment(directory: Path) -> ModelAssessment:
     return ModelAssessment(doc["result"], doc["validation"], per_user, arrays["recs"], arrays["test_users"])
 
 
-def assess_with_params(params: "Params", models: Mapping[str, Any], inter: Interactions, items: Any) -> Assessment:
+def assess_with_params(params: "Params", models: Mapping[str, Any], inter: Interactions, items: Any,
+                       refitted: Mapping[str, Mapping[str, Any]] | None = None) -> Assessment:
     """:func:`assess` with the ``evaluate`` section, the seed and the item vectors of ``train``'s features."""
     from musicrec.pipeline.train import item_features_for
 
     e = params.evaluate
     return assess(models, inter, ks=e.k, main_k=e.main_k, bootstrap=e.bootstrap, seed=params.seed,
                   item_vectors=item_features_for(items, inter, params.train).vectors,
-                  capped_recall=params.interactions.split.method == "strong_generalization")
+                  capped_recall=params.interactions.split.method == "strong_generalization", refitted=refitted)
+
+
+def headline_metrics(test: Mapping[str, Any], validation: Mapping[str, Any], main_k: int) -> dict[str, Any]:
+    """A model's DVC metrics: the :data:`HEADLINE` test metrics at ``main_k``, then ``val_`` + :data:`VALIDATION_HEADLINE`.
+
+    One small flat object per model, so that ``dvc metrics show`` is a row per model that fits a terminal.
+    """
+    out = {f"{m}@{main_k}": test[f"{m}@{main_k}"] for m in HEADLINE if f"{m}@{main_k}" in test}
+    out.update({f"val_{m}@{main_k}": validation[f"{m}@{main_k}"] for m in VALIDATION_HEADLINE
+                if f"{m}@{main_k}" in validation})
+    return out
 
 
 def run_one(params: "Params", name: str, matrices: Path, items_path: Path, model_dir: Path,
-            out_dir: Path) -> ModelAssessment:
-    """The ``evaluate@<name>`` stage: assess the saved model ``model_dir`` and save its evaluation folder."""
+            out_dir: Path, metrics_path: Path | None = None, train_report: Path | None = None) -> ModelAssessment:
+    """The ``evaluate@<name>`` stage: assess the saved model ``model_dir`` and save its evaluation folder.
+
+    ``metrics_path``: also write the model's DVC metrics file (:func:`headline_metrics`) there.
+    ``train_report``: the ``train@<name>`` report; its ``validation`` (a model refitted on train +
+    validation, :func:`musicrec.pipeline.train.run_one`) is the model's validation metrics.
+    """
     import pandas as pd
 
     from musicrec.errors import reading
@@ -212,6 +244,12 @@ def run_one(params: "Params", name: str, matrices: Path, items_path: Path, model
     from musicrec.pipeline.train import item_features_for
 
     timer = StepTimer(f"evaluate@{name}")
+    refitted = None
+    if train_report is not None:  # the train stage's report: the train fit's validation metrics if refitted
+        from musicrec.io import read_json
+
+        with reading(train_report, f"run the train@{name} stage first"):
+            refitted = read_json(train_report).get("validation")
     inter = load_interactions(matrices)
     with reading(items_path, "run the transform stage first"):
         items = pd.read_parquet(items_path)
@@ -220,7 +258,12 @@ def run_one(params: "Params", name: str, matrices: Path, items_path: Path, model
     e = params.evaluate
     part = assess_model(model, inter, ks=e.k, main_k=e.main_k, bootstrap=e.bootstrap, seed=params.seed,
                         item_vectors=item_features_for(items, inter, params.train).vectors,
-                        capped_recall=params.interactions.split.method == "strong_generalization")
+                        capped_recall=params.interactions.split.method == "strong_generalization",
+                        refitted_validation=refitted)
     timer.lap("assess")
     save_assessment(Path(out_dir), part)
+    if metrics_path is not None:
+        from musicrec.io import write_json
+
+        write_json(Path(metrics_path), headline_metrics(part.result["metrics"], part.validation, e.main_k))
     return part

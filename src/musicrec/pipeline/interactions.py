@@ -398,12 +398,23 @@ class Interactions:
     test: sp.csr_matrix
     query: sp.csr_matrix
 
-    def query_rows(self) -> sp.csr_matrix:
+    def query_rows(self, with_validation: bool = False) -> sp.csr_matrix:
         """What each user shows at query time, as play counts: train rows, or revealed rows for cold users.
 
-        The models weigh these rows themselves (``train.<model>.weighting``), as they weighed ``train``.
+        ``with_validation``: plus the validation rows (the test query of a model refitted on train +
+        validation, ``evaluate.refit_on_validation``). The models weigh these rows themselves
+        (``train.<model>.weighting``), as they weighed ``train``.
         """
-        m = sp.csr_matrix(self.train + self.query, dtype=np.float32)
+        rows = self.train + self.query
+        if with_validation:
+            rows = rows + self.validation
+        m = sp.csr_matrix(rows, dtype=np.float32)
+        m.sort_indices()
+        return m
+
+    def train_with_validation(self) -> sp.csr_matrix:
+        """The train and validation play counts together: what a refitted model is fitted on."""
+        m = sp.csr_matrix(self.train + self.validation, dtype=np.float32)
         m.sort_indices()
         return m
 

@@ -123,10 +123,10 @@ def run_local(params: "Params", paths: LocalPaths, *, start: Step = "generate", 
         run.built = build_interactions(load_processed_plays(paths.plays), params.interactions, params.seed)
         save_interactions(paths.matrices, run.built)
     if "train" in steps:
-        from musicrec.pipeline.train import save_models, train_all
+        from musicrec.pipeline.train import refit_k, save_models, train_all
 
         inter, items = run.interactions(), run.items()
-        run.trained = train_all(inter, items, params.train, params.seed)
+        run.trained = train_all(inter, items, params.train, params.seed, refit_k(params))
         save_models(paths.models, run.trained, inter, items, source=params.data.source)
     if "evaluate" in steps:
         from musicrec.pipeline.evaluate import assess_with_params
@@ -134,9 +134,14 @@ def run_local(params: "Params", paths: LocalPaths, *, start: Step = "generate", 
         inter, items = run.interactions(), run.items()
         if run.trained is not None:
             models = {t.name: t.model for t in run.trained}
+            refitted = {t.name: t.validation for t in run.trained if t.validation is not None}
         else:
             from musicrec.models.factory import load_model
 
+            if params.evaluate.refit_on_validation:
+                raise ValueError("evaluate.refit_on_validation: the models of a folder carry no validation metrics "
+                                 "of their train fit; run from the train step (start='train' or earlier)")
             models = {name: load_model(paths.models / name) for name in params.train.models}
-        run.assessment = assess_with_params(params, models, inter, items)
+            refitted = None
+        run.assessment = assess_with_params(params, models, inter, items, refitted)
     return run

@@ -29,6 +29,12 @@ class Trained:
     name: str
     model: Any
     seconds: float
+    # refitted on train + validation (evaluate.refit_on_validation): the train fit's validation metrics
+    validation: dict[str, Any] | None = None
+
+    @property
+    def fitted_on(self) -> str:
+        return "train" if self.validation is None else "train+validation"
 
 
 def item_features_for(items: pd.DataFrame, inter: Interactions, params: TrainParams) -> Any:
@@ -48,9 +54,15 @@ def build(name: str, params: TrainParams, seed: int) -> Any:
 
 
 def train_one(name: str, inter: Interactions, items: pd.DataFrame, params: TrainParams, seed: int,
-              features: Any = None) -> Trained:
+              features: Any = None, refit_k: int | None = None) -> Trained:
     """Fit model ``name`` on the train play counts, which it weighs itself (``train.<name>.weighting``;
-    ``features``: built when it needs them)."""
+    ``features``: built when it needs them).
+
+    ``refit_k`` (``evaluate.main_k`` under ``evaluate.refit_on_validation``): score that fit on
+    validation at this cut-off, then fit the model again on train + validation and return that one,
+    with the first fit's validation metrics (the refitted model has seen validation). Without a
+    validation split there is nothing to refit on: the train fit is returned.
+    """
     from musicrec.models import MODELS
 
     if features is None and MODELS[name].needs_item_features:
@@ -58,16 +70,31 @@ def train_one(name: str, inter: Interactions, items: pd.DataFrame, params: Train
     model = build(name, params, seed)
     t0 = time.perf_counter()
     model.fit(inter.train, item_features=features)
-    return Trained(name, model, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    if refit_k is None or inter.validation.nnz == 0:
+        return Trained(name, model, seconds)
+    from musicrec.pipeline.evaluate import validation_metrics
+
+    validation = validation_metrics(model, inter, refit_k)
+    model = build(name, params, seed)
+    t0 = time.perf_counter()
+    model.fit(inter.train_with_validation(), item_features=features)
+    return Trained(name, model, seconds + time.perf_counter() - t0, validation)
 
 
-def train_all(inter: Interactions, items: pd.DataFrame, params: TrainParams, seed: int) -> list[Trained]:
-    """Fit each model listed in ``train.models`` (the item features are built once)."""
+def refit_k(params: Any) -> int | None:
+    """:func:`train_one`'s ``refit_k`` for the whole ``params``: ``evaluate.main_k`` when refitting, else None."""
+    return params.evaluate.main_k if params.evaluate.refit_on_validation else None
+
+
+def train_all(inter: Interactions, items: pd.DataFrame, params: TrainParams, seed: int,
+              refit_k: int | None = None) -> list[Trained]:
+    """Fit each model listed in ``train.models`` (the item features are built once; ``refit_k``: :func:`train_one`)."""
     from musicrec.models import MODELS
 
     needs = [name for name in params.models if MODELS[name].needs_item_features]
     features = item_features_for(items, inter, params) if needs else None
-    return [train_one(name, inter, items, params, seed, features) for name in params.models]
+    return [train_one(name, inter, items, params, seed, features, refit_k) for name in params.models]
 
 
 def save_models(out_dir: Path, trained: list[Trained], inter: Interactions, items: pd.DataFrame, *,
@@ -101,18 +128,23 @@ def load_inputs(matrices: Path, items_path: Path) -> tuple[Interactions, pd.Data
 
 
 def run_one(params: TrainParams, seed: int, name: str, inter: Interactions, items: pd.DataFrame, out_dir: Path,
-            report_path: Path) -> TrainResult:
-    """Fit model ``name``, save its folder ``out_dir`` and write its train report (shape, fit seconds).
+            report_path: Path, refit_k: int | None = None) -> TrainResult:
+    """Fit model ``name`` (``refit_k``: :func:`train_one`), save its folder ``out_dir`` and write its train
+    report (shape, what it was fitted on, fit seconds; the train fit's validation metrics when refitted).
 
-    The report is a plain output, not a DVC metric: its timing differs on every run.
+    The report is a plain output, not a DVC metric: its timing differs on every run. The
+    ``evaluate@<name>`` stage reads its ``validation`` (:func:`musicrec.pipeline.evaluate.run_one`).
     """
     from musicrec.io import write_json
 
-    trained = train_one(name, inter, items, params, seed)
+    trained = train_one(name, inter, items, params, seed, refit_k=refit_k)
     trained.model.save(Path(out_dir))  # atomically, with its own temporaries next to out_dir
+    fitted = inter.train if trained.validation is None else inter.train_with_validation()
     report = {
         "model": name, "users": inter.train.shape[0], "items": inter.train.shape[1],
-        "train_interactions": int(inter.train.nnz), "fit_seconds": round(trained.seconds, 3),
+        "fitted_on": trained.fitted_on, "train_interactions": int(fitted.nnz), "fit_seconds": round(trained.seconds, 3),
     }
+    if trained.validation is not None:
+        report["validation"] = trained.validation
     write_json(report_path, report)
     return TrainResult(trained, report)

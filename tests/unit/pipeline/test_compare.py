@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from musicrec.pipeline import compare
-from musicrec.pipeline.evaluate import assess, assess_model, combine, load_assessment, save_assessment
+from musicrec.pipeline.evaluate import (HEADLINE, assess, assess_model, combine, headline_metrics, load_assessment,
+                                       save_assessment)
 from musicrec.pipeline.local import LocalPaths, params_for, run_local
 from musicrec.pipeline.train import train_all
 
@@ -47,7 +48,9 @@ def test_the_dvc_metrics_hold_the_headline_metrics_at_main_k_only(fitted) -> Non
     a = assess(models, inter, ks=[5, 10], main_k=5, bootstrap=0, seed=1)
     metrics = compare.metrics_json(a, 5)
     assert set(metrics) == set(models)
-    assert set(metrics["itemknn"]) == {f"{m}@5" for m in compare.HEADLINE} | {"val_ndcg@5"}
+    assert set(metrics["itemknn"]) == {f"{m}@5" for m in HEADLINE} | {"val_ndcg@5"}
+    for name, block in metrics.items():  # reports/metrics.json = the evaluate@<name> DVC metrics files, side by side
+        assert block == headline_metrics(a.results[name]["metrics"], a.validation[name], 5)
     details = compare.details_json(a)
     assert "ndcg@10" in details["itemknn"]["metrics"], "every cut-off stays in evaluation.json"
 
@@ -57,3 +60,24 @@ def test_a_missing_model_evaluation_names_its_stage(tmp_path) -> None:
 
     with pytest.raises(MissingInputError, match="run the evaluate@als stage first"):
         load_assessment(tmp_path / "als")
+
+
+def test_refit_on_validation_scores_the_train_fit_on_validation_and_tests_the_refit(fitted) -> None:
+    from musicrec.pipeline.evaluate import validation_metrics
+    from musicrec.pipeline.train import train_one
+
+    root, inter, models = fitted
+    items = run_local(PARAMS, LocalPaths.under(root), start="interactions", stop="interactions").items()
+    plain = train_one("itemknn", inter, items, PARAMS.train, PARAMS.seed)
+    refit = train_one("itemknn", inter, items, PARAMS.train, PARAMS.seed, refit_k=5)
+    assert plain.validation is None and plain.fitted_on == "train" and refit.fitted_on == "train+validation"
+    assert refit.validation == validation_metrics(plain.model, inter, 5), "the train fit's validation metrics"
+    both = inter.train_with_validation()
+    assert both.nnz == inter.train.nnz + inter.validation.nnz and both.dtype == np.float32
+    kw = {"ks": [5], "main_k": 5, "bootstrap": 0, "seed": 1}
+    part = assess_model(refit.model, inter, refitted_validation=refit.validation, **kw)
+    assert part.validation == refit.validation  # reported as they are: the refitted model has seen validation
+    heard = (inter.train + inter.validation).tocsr()
+    for row, user in zip(part.recs, part.test_users):  # its test query is train + validation: none recommended
+        assert not set(row[row >= 0]) & set(heard[user].indices)
+    assert part.result["metrics"] != assess_model(plain.model, inter, **kw).result["metrics"]
