@@ -315,7 +315,8 @@ def content_study(data: Path, seed: int, n_queries: int) -> dict[str, Any]:
     from musicrec.config import load_params
     from musicrec.models.factory import build_model
     from musicrec.pipeline.evaluate import assess
-    from musicrec.pipeline.train import item_features_for, load_inputs
+    from musicrec.pipeline.interactions import load_inputs
+    from musicrec.pipeline.train import item_features_for
 
     params = load_params(REPO / "params.yaml")
     inter, items = load_inputs(data / "processed" / "matrices", data / "processed" / "items.parquet")

@@ -12,7 +12,7 @@ from musicrec.pipeline.runner import run_stage  # noqa: E402
 def main() -> None:
     from musicrec.config import load_params
     from musicrec.pipeline.catalog import FILES, write_catalog
-    from musicrec.pipeline.train import load_inputs
+    from musicrec.pipeline.interactions import load_inputs
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")

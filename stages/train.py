@@ -13,7 +13,8 @@ set_thread_env()
 
 def main() -> None:
     from musicrec.config import load_params
-    from musicrec.pipeline.train import load_inputs, refit_k, run_one
+    from musicrec.pipeline.interactions import load_inputs
+    from musicrec.pipeline.train import refit_k, run_one
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")

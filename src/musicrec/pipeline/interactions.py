@@ -419,6 +419,14 @@ class Interactions:
         return m
 
 
+def load_inputs(matrices: "Path | str", items_path: "Path | str") -> tuple[Interactions, pd.DataFrame]:
+    """The train and catalog stages' inputs: the interactions folder and the transform's items table."""
+    inter = load_interactions(matrices)
+    with reading(items_path, "run the transform stage first"):
+        items = pd.read_parquet(items_path)
+    return inter, items
+
+
 def load_interactions(out_dir: "Path | str") -> Interactions:
     from pathlib import Path
 

@@ -5,7 +5,7 @@ per model (``<name>/model.json`` + arrays, written by the ``train@<name>`` stage
 the id maps and a small catalogue (``catalog.parquet``: item index, id, name,
 artist, tags, genre; written by the ``catalog`` stage, :mod:`musicrec.pipeline.catalog`)
 so that recommendations can be printed with names after a plain ``dvc pull``.
-:func:`load_inputs` and :func:`run_one` are the ``train@<name>`` stage's work (one
+:func:`~musicrec.pipeline.interactions.load_inputs` and :func:`run_one` are the ``train@<name>`` stage's work (one
 model); :func:`train_all` and :func:`save_models` fit and save every model of
 ``train.models`` in process (``pipeline.local``). The params sections a model's fit
 reads: :func:`musicrec.pipeline.validate.fit_sections`.
@@ -114,17 +114,6 @@ def save_models(out_dir: Path, trained: list[Trained], inter: Interactions, item
 class TrainResult:
     trained: Trained
     report: dict[str, Any]  # what reports/train/<name>.json holds: shape and fit seconds
-
-
-def load_inputs(matrices: Path, items_path: Path) -> tuple[Interactions, pd.DataFrame]:
-    """The train stage's inputs: the interactions folder and the transform's items table."""
-    from musicrec.errors import reading
-    from musicrec.pipeline.interactions import load_interactions
-
-    inter = load_interactions(matrices)
-    with reading(items_path, "run the transform stage first"):
-        items = pd.read_parquet(items_path)
-    return inter, items
 
 
 def run_one(params: TrainParams, seed: int, name: str, inter: Interactions, items: pd.DataFrame, out_dir: Path,
