@@ -70,11 +70,11 @@ test: $(VENV)/.installed-dev ## the whole test suite (what CI runs); PYTEST_ARGS
 test-scale: $(VENV)/.installed-dev ## the 10M-row streaming scale test (not in the default suite)
 	$(PY) -m pytest -m scale -p no:cacheprovider $(PYTEST_ARGS)
 
-# A small ALS grid as DVC experiments (data stages and the other models stay cached); best first.
+# A small ALS grid as DVC experiments (data stages and the other models stay cached), each one a
+# `dvc exp run --temp` (not DVC's queue, whose worker can stop half way: mk/exp_grid.py); best first.
 GRID ?= -S 'train.als.factors=32,64,128' -S 'train.als.regularization=0.01,0.1' -S 'train.als.alpha=1,4'
-exp-grid: $(VENV)/.installed ## queue and run a small ALS grid as DVC experiments, then exp-show
-	$(DVC) exp run --queue $(GRID)
-	$(DVC) exp run --run-all --jobs 1
+exp-grid: $(VENV)/.installed ## run a small ALS grid as DVC experiments, one after the other (mk/exp_grid.py), then exp-show
+	$(PY) mk/exp_grid.py $(GRID)
 	$(MAKE) --no-print-directory exp-show
 
 # dvc exp show cut to data.source, the trained models' changed params and their nDCG/recall (mk/exp_show.py)

@@ -140,7 +140,8 @@ def main() -> None:
     args = sys.argv[1:]
     if not Path("params.yaml").is_file() or not Path("dvc.yaml").is_file():
         sys.exit("exp-show: params.yaml / dvc.yaml not found; run it in the repository root")
-    dvc = shutil.which("dvc") or "dvc"
+    beside = Path(sys.executable).parent / "dvc"  # the venv's dvc, as make runs it
+    dvc = str(beside) if beside.is_file() else (shutil.which("dvc") or "dvc")
     r = subprocess.run([dvc, "exp", "show", "--json", *(a for a in args if a not in OWN_FLAGS)],
                        capture_output=True, text=True)
     if r.returncode != 0:

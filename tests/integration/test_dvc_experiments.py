@@ -9,7 +9,8 @@
 * ``dvc metrics show`` is a row per model (``reports/metrics/<model>.json``, the headline metrics
   only); ``make exp-show`` (``mk/exp_show.py``) is a row per experiment and model with the source,
   the model's changed params and its nDCG / recall, no timings, in 120 columns;
-  ``dvc plots diff`` draws an experiment beside its baseline.
+  ``dvc plots diff`` draws an experiment beside its baseline; ``mk/exp_grid.py`` (``make exp-grid``) runs
+  every combination of its axes as a ``--temp`` experiment.
 """
 
 from __future__ import annotations
@@ -113,3 +114,16 @@ def test_exp_show_shows_the_source_and_the_changed_als_params_but_no_timings(rep
     dvc(["plots", "diff", "HEAD", "als-f4", "-o", "diff"], repo)
     page = (repo / "diff/index.html").read_text(encoding="utf-8")
     assert page.count("vegaEmbed(") == 5 and '"rev": "als-f4"' in page and '"rev": "HEAD"' in page
+
+
+def test_exp_grid_runs_every_combination_without_the_queue(repo: Path) -> None:
+    before = (repo / "params.yaml").read_text()
+    out = run([sys.executable, str(ROOT / "mk/exp_grid.py"), "-S", "train.als.factors=5,6",
+               "-S", "train.als.iterations=2"], repo).stdout
+    assert "exp-grid: 2 experiments done" in out, out
+    assert (repo / "params.yaml").read_text() == before, "the workspace stays as it was"
+    shown = json.loads(dvc(["exp", "show", "--json"], repo).stdout)
+    factors = {(r["data"]["params"]["params.yaml"]["data"]["train"]["als"]["factors"],
+                r["data"]["params"]["params.yaml"]["data"]["train"]["als"]["iterations"])
+               for entry in shown for group in entry.get("experiments") or [] for r in group["revs"]}
+    assert {(5, 2), (6, 2)} <= factors, factors

@@ -90,9 +90,11 @@ def start_run(
     """
     import mlflow
 
+    from musicrec.tracking.server import set_experiment
+
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
-    exp = mlflow.set_experiment(experiment)
+    exp = set_experiment(experiment, mlflow.get_tracking_uri())
     clean_tags = {safe_key(k): str(v)[:MAX_TAG_LEN] for k, v in scrub(dict(tags or {})).items()}
     if description:
         desc = scrub({"description": description})["description"]

@@ -44,6 +44,33 @@ def project_root(repo_root: Path | str) -> Path:
     return root
 
 
+def local_artifact_root(uri: str) -> Path | None:
+    """Where a local SQLite store's artifacts belong: ``mlruns/`` beside its ``mlflow.db``; None for other stores.
+
+    MLflow resolves a new experiment's default artifact location (``./mlruns``) against the
+    working directory of the process that creates it: a DVC experiment's temporary copy would
+    get the artifacts of every later run, and they would vanish with it.
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlruns"
+
+
+def set_experiment(name: str, uri: str) -> object:
+    """``mlflow.set_experiment(name)``, creating it (for a local store) with its artifacts in
+    :func:`local_artifact_root`, whichever folder the process runs in."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    root = local_artifact_root(uri)
+    if root is not None and mlflow.get_experiment_by_name(name) is None:
+        try:
+            mlflow.create_experiment(name, artifact_location=(root / name).as_uri())
+        except MlflowException:  # created meanwhile by another process: use that one
+            pass
+    return mlflow.set_experiment(name)
+
+
 def configure_http(timeout_s: float) -> None:
     """Bound every MLflow REST call: timeout ``timeout_s`` and at most one retry (unless the user set them)."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, math.ceil(timeout_s))))

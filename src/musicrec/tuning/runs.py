@@ -62,7 +62,7 @@ def study_runs(params: Any, repo_root: Path, study_name: str, settings: dict[str
     import mlflow
 
     mlflow.set_tracking_uri(uri)
-    exp = mlflow.set_experiment(params.mlflow.experiment)
+    exp = server.set_experiment(params.mlflow.experiment, uri)
     found = mlflow.search_runs([exp.experiment_id], filter_string=f"tags.`{STUDY_TAG}` = '{study_name}'",
                                max_results=1, output_format="list")
     if found:

@@ -105,6 +105,21 @@ def test_failed_body_marks_run_failed(tmp_path, store):
     assert _client(store).get_run(run.info.run_id).info.status == "FAILED"
 
 
+def test_artifacts_go_beside_the_store_whatever_the_working_directory(tmp_path, store, monkeypatch):
+    # a DVC experiment runs in a temporary copy; the experiment it creates must not keep its artifacts there
+    elsewhere = tmp_path / ".dvc/tmp/exps/tmp123"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    with tr.start_run("made-in-a-copy", run_name="first", tracking_uri=store) as run:
+        pass
+    with tr.start_run("made-in-a-copy", run_name="second", tracking_uri=store) as again:
+        pass
+    root = (tmp_path / "mlruns").resolve().as_uri()
+    for r in (run, again):
+        assert _client(store).get_run(r.info.run_id).info.artifact_uri.startswith(root + "/"), r.info.artifact_uri
+    assert server.local_artifact_root("http://127.0.0.1:5000") is None  # a server decides for itself
+
+
 def _git(repo: Path, *args: str) -> None:
     from tests.support.pipeline import pipeline_env
 
