@@ -68,12 +68,6 @@ def hetrec_raw() -> tuple[dict, dict]:
     return raw, {k: v for k, v in values.items() if k.startswith(PROTOCOL_KEYS)}
 
 
-def hetrec_params() -> tuple[Params, dict]:
-    """:func:`hetrec_raw`, parsed: the params, the preset's data and protocol values."""
-    raw, values = hetrec_raw()
-    return parse_params(raw, preset_path(PRESET, REPO)), values
-
-
 def build(params: Params, zip_dir: Path, work: Path) -> Interactions:
     """clean -> transform -> interactions in process (the stages' functions) under ``work``."""
     run = run_local(params, LocalPaths.under(work, raw=zip_dir), start="clean", stop="interactions")
