@@ -25,7 +25,10 @@ SEED = 42
 # sample for the evaluation comparison, and no second transform run for the per-phase memory breakdown.
 DEFAULT_PLAN = {"repeats": 2, "phases": True}
 PLANS: dict[str, dict[str, Any]] = {"48m": {"repeats": 1, "phases": False, "als_iterations": 1, "eval_users": 25_000}}
-STAGES = ("clean", "transform", "interactions", "train", "evaluate")
+STAGES = ("clean", "transform", "interactions", "train", "evaluate")  # the growth table's rows (stage_commands)
+# the models the benchmark trains: ALS is what is benchmarked; popularity is the required baseline
+BENCH_MODELS = ("popularity", "als")
+BENCHED_MODEL = "als"
 DATA_STAGES = ("clean", "transform", "interactions")
 
 
@@ -82,29 +85,46 @@ def bench_params(name: str) -> dict[str, Any]:
     c = size_config(name)
     p["generate"].update({k: c[k] for k in ("n_tracks", "n_users", "n_plays", "n_genres", "n_artists")})
     p["data"]["source"] = "synthetic"
+    p["data"]["allow_absolute_paths"] = True  # the generated data lives in bench-data/<size>/raw, beside the work folder
     # ALS is what is benchmarked; itemknn/others are timed by their own tests. popularity must stay.
-    p["train"]["models"] = ["popularity", "als"]
+    p["train"]["models"] = list(BENCH_MODELS)
     p["mlflow"]["required"] = False
     return p
 
 
-def stage_commands(raw: Path) -> dict[str, list[str]]:
-    """The DVC stages' commands as the benchmark runs them (in the size's work folder)."""
+def stage_commands(raw: Path) -> dict[str, list[list[str]]]:
+    """The DVC stages' commands as the benchmark runs them (in the size's work folder), grouped as measured:
+    ``train`` is ``train@als`` alone (compared with a bare implicit fit), ``setup`` what the evaluation needs
+    besides (the catalog, ``train@popularity``; not timed for the growth table), ``evaluate`` is
+    ``evaluate@<model>`` for both models and ``compare``. Each group's wall times add up, its peak is the
+    largest of its commands'."""
     st = REPO / "stages"
     py = sys.executable
+    inputs = ["--matrices", "data/processed/matrices", "--items", "data/processed/items.parquet"]
+
+    def stage(name: str, *args: str) -> list[str]:
+        return [py, str(st / f"{name}.py"), "--params", "params.yaml", *args]
+
+    def train(m: str) -> list[str]:
+        return stage("train", "--model", m, *inputs, "--out", f"data/models/{m}", "--report", f"reports/train/{m}.json")
+
+    def evaluate(m: str) -> list[str]:
+        return stage("evaluate", "--model", m, *inputs, "--model-dir", f"data/models/{m}", "--out",
+                     f"data/evaluation/{m}", "--metrics", f"reports/metrics/{m}.json",
+                     "--train-report", f"reports/train/{m}.json")
+
     return {
-        "clean": [py, str(st / "clean.py"), "--params", "params.yaml", "--input", str(raw), "--out", "data/interim",
-                  "--report", "reports/data_quality.json"],
-        "transform": [py, str(st / "transform.py"), "--params", "params.yaml", "--interim", "data/interim",
-                      "--out-plays", "data/processed/plays", "--out-items", "data/processed/items.parquet",
-                      "--report", "reports/transform.json"],
-        "interactions": [py, str(st / "interactions.py"), "--params", "params.yaml", "--plays", "data/processed/plays",
-                         "--out", "data/processed/matrices", "--report", "reports/interactions.json"],
-        "train": [py, str(st / "train.py"), "--params", "params.yaml", "--matrices", "data/processed/matrices",
-                  "--items", "data/processed/items.parquet", "--out", "data/models", "--report", "reports/train.json"],
-        "evaluate": [py, str(st / "evaluate.py"), "--params", "params.yaml", "--matrices", "data/processed/matrices",
-                     "--items", "data/processed/items.parquet", "--models", "data/models",
-                     "--metrics", "reports/metrics.json",
-                     "--details", "reports/evaluation.json", "--plots", "reports/plots", "--report",
-                     "reports/report.md", "--figures", "reports/figures"],
+        "clean": [stage("clean", "--input", str(raw), "--out", "data/interim", "--report", "reports/data_quality.json")],
+        "transform": [stage("transform", "--interim", "data/interim", "--out-plays", "data/processed/plays",
+                            "--out-items", "data/processed/items.parquet", "--report", "reports/transform.json")],
+        "interactions": [stage("interactions", "--plays", "data/processed/plays", "--out", "data/processed/matrices",
+                               "--report", "reports/interactions.json")],
+        "train": [train(BENCHED_MODEL)],
+        "setup": [stage("catalog", *inputs, "--out", "data/models"),
+                  *(train(m) for m in BENCH_MODELS if m != BENCHED_MODEL)],
+        "evaluate": [*(evaluate(m) for m in BENCH_MODELS),
+                     stage("compare", "--evaluation", "data/evaluation", *inputs, "--models", "data/models",
+                           "--catalog", "data/models/catalog.parquet", "--metrics", "reports/metrics.json",
+                           "--details", "reports/evaluation.json", "--plots", "reports/plots",
+                           "--report", "reports/report.md", "--figures", "reports/figures")],
     }

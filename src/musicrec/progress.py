@@ -101,15 +101,18 @@ class StepTimer:
     previous lap (or since the timer was made), for a step that is a run of statements.
     """
 
-    def __init__(self, stage: str, *, stream: IO[str] | None = None, clock=time.perf_counter) -> None:
-        self.stage, self.stream, self.clock = stage, stream, clock
+    def __init__(self, stage: str, *, stream: IO[str] | None = None, clock=time.perf_counter,
+                 quiet: bool = False) -> None:
+        self.stage, self.stream, self.clock, self.quiet = stage, stream, clock, quiet
         self.durations: dict[str, float] = {}
+        self.peaks: dict[str, float] = {}  # the process's peak RSS (MB) when each step ended
         self._mark = clock()
 
     def record(self, name: str, seconds: float) -> None:
         self.durations[name] = round(self.durations.get(name, 0.0) + seconds, 3)
+        self.peaks[name] = peak_rss_mb()
         stream = sys.stderr if self.stream is None else self.stream
-        if mode(stream) != "off":
+        if not self.quiet and mode(stream) != "off":
             print(f"{self.stage}: {name}: {duration(seconds)}", file=stream, flush=True)
         self._mark = self.clock()
 
@@ -126,3 +129,18 @@ class StepTimer:
 
     def total(self) -> float:
         return round(sum(self.durations.values()), 3)
+
+    def phases(self) -> list[dict[str, float | str]]:
+        """The steps in order, for a stage's report: seconds, and the process's peak RSS so far
+        (a high-water mark: the step where it rises is the one that needed the memory)."""
+        return [{"phase": n, "seconds": s, "peak_rss_mb": self.peaks[n]} for n, s in self.durations.items()]
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, MB (0 where the platform does not say)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Linux / macOS
+        return 0.0
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(kb / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)

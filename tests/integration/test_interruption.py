@@ -55,9 +55,10 @@ MODELS = SMALL_PARAMS["train"]["models"]
 # in the order dvc repro runs them (train@<model> / evaluate@<model>: one stage per model)
 STAGES = ["validate", "generate", "clean", "transform", "interactions", "catalog", *(f"train@{m}" for m in MODELS),
           *(f"evaluate@{m}" for m in MODELS), "compare"]
-# outputs whose bytes legitimately differ between two runs (fit timings; the report names a fresh MLflow run id)
-TIMINGS = {f"reports/train/{m}.json" for m in MODELS}
-NONDETERMINISTIC = TIMINGS | {"reports/report.md"}
+# outputs whose bytes legitimately differ between two runs: reports with timings (file -> the key that holds
+# them; everything else in them is compared), and the report, which names a fresh MLflow run id
+TIMINGS = {**{f"reports/train/{m}.json": "fit_seconds" for m in MODELS}, "reports/interactions.json": "phases"}
+NONDETERMINISTIC = set(TIMINGS) | {"reports/report.md"}
 DVC_BIN = str(Path(sys.executable).parent / "dvc")
 RUN_TIMEOUT_S = 600
 LOCK_REFUSED_RE = re.compile(r"Unable to acquire lock|is busy, it is being blocked by")
@@ -95,7 +96,7 @@ def complete_problem(rel: str, data: bytes, known: dict[str, set[str]]) -> str |
             doc = json.loads(data)
         except ValueError as err:
             return f"{rel}: not JSON ({err})"
-        return None if "fit_seconds" in doc else f"{rel}: incomplete JSON"
+        return None if TIMINGS[rel] in doc else f"{rel}: incomplete JSON"
     if rel == "reports/report.md":  # names its MLflow run; written whole, then with its provenance section
         return None if data.startswith(b"# musicrec evaluation report") and b"\n## Definitions\n" in data \
             else f"{rel}: incomplete report"
@@ -219,7 +220,7 @@ def wait_for_temp(repo: Path, outs: list[str], ended: Callable[[], bool], before
 def reference(tmp_path_factory):
     repo = reference_clone(tmp_path_factory)  # shared with tests/integration/test_security.py (one run per process)
     outs = stage_outs(repo)
-    train = {f: {k: v for k, v in json.loads((repo / f).read_text()).items() if k != "fit_seconds"}
+    train = {f: {k: v for k, v in json.loads((repo / f).read_text()).items() if k != TIMINGS[f]}
              for f in sorted(TIMINGS)}
     return outs, output_md5s(repo, outs), yaml.safe_load((repo / "dvc.lock").read_text()), train, repo
 
@@ -275,7 +276,7 @@ def test_sigkill_in_every_stage_then_repro_recovers_byte_identical(reference, tm
     assert set(got) == set(ref)
     differ = sorted(f for f in ref if got[f] != ref[f])
     assert set(differ) <= NONDETERMINISTIC, differ
-    train = {f: {k: v for k, v in json.loads((repo / f).read_text()).items() if k != "fit_seconds"}
+    train = {f: {k: v for k, v in json.loads((repo / f).read_text()).items() if k != TIMINGS[f]}
              for f in sorted(TIMINGS)}
     assert train == ref_train
     lock = yaml.safe_load((repo / "dvc.lock").read_text())

@@ -30,7 +30,7 @@ the protocol).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal
 
 import numpy as np
 import pandas as pd
@@ -41,7 +41,10 @@ import scipy.sparse as sp
 from musicrec.errors import DataError, MissingInputError, reading
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from musicrec.config import InteractionsParams, SplitParams
+    from musicrec.progress import StepTimer
 
 
 # the matrices folder's play-count files, <name>.npz (train + query: every user's row at query time)
@@ -50,19 +53,42 @@ MATRICES = ("train", "validation", "test", "query")
 
 @dataclass(frozen=True)
 class IdMaps:
-    user_ids: np.ndarray  # index -> user id (str), sorted
-    item_ids: np.ndarray  # index -> item id (str), sorted
+    """index -> user / item id (str), sorted: NumPy arrays, or Arrow strings as :func:`build_interactions`
+    makes them (48 MB for a million 40-character ids where NumPy holds a Python string each)."""
+
+    user_ids: "np.ndarray | pa.Array"
+    item_ids: "np.ndarray | pa.Array"
 
     @property
     def shape(self) -> tuple[int, int]:
         return len(self.user_ids), len(self.item_ids)
 
+    def numpy(self) -> "IdMaps":
+        """The same maps as NumPy string arrays (what :func:`load_interactions` gives)."""
+        return IdMaps(_numpy_ids(self.user_ids), _numpy_ids(self.item_ids))
+
     def to_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         users = pd.DataFrame({"index": np.arange(len(self.user_ids), dtype=np.int64),
-                              "user_id": pd.array(self.user_ids, dtype="string")})
+                              "user_id": _string_array(self.user_ids)})
         items = pd.DataFrame({"index": np.arange(len(self.item_ids), dtype=np.int64),
-                              "item_id": pd.array(self.item_ids, dtype="string")})
+                              "item_id": _string_array(self.item_ids)})
         return users, items
+
+
+def _arrow_ids(ids: Any) -> bool:
+    return isinstance(ids, (pa.Array, pa.ChunkedArray))
+
+
+def _numpy_ids(ids: "np.ndarray | pa.Array") -> np.ndarray:
+    return ids.to_numpy(zero_copy_only=False).astype(str) if _arrow_ids(ids) else ids
+
+
+def _string_array(ids: "np.ndarray | pa.Array") -> "pd.api.extensions.ExtensionArray":
+    """pandas ``string`` ids (the same Parquet bytes either way; Arrow ids are not copied to Python strings)."""
+    if _arrow_ids(ids):
+        return pd.arrays.ArrowStringArray(pa.chunked_array([ids.cast(pa.large_string())])
+                                          if isinstance(ids, pa.Array) else ids.cast(pa.large_string()))
+    return pd.array(ids, dtype="string")
 
 
 @dataclass(frozen=True)
@@ -84,7 +110,7 @@ class BuiltInteractions:
     def interactions(self) -> "Interactions":
         """The same matrices as :func:`load_interactions` gives back after :func:`save_interactions`."""
         p = self.parts
-        return Interactions(maps=self.maps, train=p.train, validation=p.validation, test=p.test, query=p.query)
+        return Interactions(maps=self.maps.numpy(), train=p.train, validation=p.validation, test=p.test, query=p.query)
 
 
 def _as_chunks(values: "pd.Series | pa.ChunkedArray | pa.Array") -> list[pa.Array]:
@@ -96,6 +122,74 @@ def _as_chunks(values: "pd.Series | pa.ChunkedArray | pa.Array") -> list[pa.Arra
     return list(values.chunks)
 
 
+def _dictionary_chunks(values: "pd.Series | pa.ChunkedArray | pa.Array", what: str) -> list[pa.DictionaryArray]:
+    chunks = [c if pa.types.is_dictionary(c.type) else pc.dictionary_encode(c) for c in _as_chunks(values)]
+    if any(c.null_count for c in chunks):
+        raise ValueError(f"{what} ids contain nulls (the clean stage should have quarantined them)")
+    return chunks
+
+
+class _Encoder:
+    """Codes into one sorted vocabulary for the id columns of several parts.
+
+    :meth:`add` keeps each part's ids as int32 indices into one dictionary per part
+    (Parquet's row groups come back with a dictionary each: they are unified),
+    :meth:`vocabulary` sorts the union of the parts' dictionaries once (code point =
+    UTF-8 byte order, the same order as ``np.sort`` on the strings) and looks every
+    dictionary up in one hash table, and :meth:`codes` turns one part's indices into
+    int32 codes and forgets them: a row's string is never materialised, and at most
+    one part is held twice.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.parts: list[tuple[pa.Array, list[np.ndarray]] | None] = []  # (dictionary, indices per chunk)
+        self._pos: np.ndarray | None = None
+        self._starts: list[int] = []
+
+    def add(self, values: "pd.Series | pa.ChunkedArray | pa.Array") -> None:
+        chunks = _dictionary_chunks(values, self.what)
+        if len(chunks) > 1:
+            chunks = pa.chunked_array(chunks).unify_dictionaries().chunks
+        dictionary = chunks[0].dictionary.cast(pa.large_string()) if chunks else pa.array([], pa.large_string())
+        self.parts.append((dictionary, [c.indices.to_numpy(zero_copy_only=False) for c in chunks]))
+
+    def vocabulary(self) -> pa.Array:
+        """The sorted vocabulary (an Arrow string array; ``.to_numpy(zero_copy_only=False)`` for NumPy)."""
+        # sorted, not hashed: Arrow's hash tables of a million 40-character ids took 250 MB, a sort takes half
+        every = pa.concat_arrays([part[0] for part in self.parts if part is not None]) if self.parts \
+            else pa.array([], pa.large_string())
+        order = pc.array_sort_indices(every)
+        ordered = every.take(order)
+        del every
+        n = len(ordered)
+        first = np.ones(n, dtype=bool)  # the first of each run of equal ids
+        if n > 1:
+            first[1:] = pc.not_equal(ordered.slice(1), ordered.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+        vocab = ordered if first.all() else ordered.filter(pa.array(first))
+        del ordered
+        if len(vocab) >= 2**31:
+            raise DataError(f"{len(vocab):,} distinct {self.what} ids do not fit in int32 indices")
+        self._pos = np.empty(n, dtype=np.int32)
+        self._pos[order.to_numpy()] = np.cumsum(first, dtype=np.int64) - 1
+        self._starts = list(np.cumsum([0] + [len(part[0]) for part in self.parts if part is not None]))
+        for i, part in enumerate(self.parts):  # the dictionaries are looked up: only the indices are needed now
+            self.parts[i] = (pa.array([], pa.large_string()), part[1]) if part is not None else None
+        return vocab
+
+    def codes(self, i: int) -> np.ndarray:
+        assert self._pos is not None, "vocabulary() first"
+        part, self.parts[i] = self.parts[i], None
+        indices = part[1] if part is not None else []
+        pos = self._pos[self._starts[i]:self._starts[i + 1]]
+        out = np.empty(sum(len(x) for x in indices), dtype=np.int32)
+        at = 0
+        for x in indices:
+            out[at:at + len(x)] = pos[x]
+            at += len(x)
+        return out
+
+
 def encode_sorted(values: "pd.Series | pa.ChunkedArray | pa.Array", what: str = "id") -> tuple[np.ndarray, np.ndarray]:
     """Codes of ``values`` into their sorted vocabulary, and the vocabulary.
 
@@ -105,21 +199,10 @@ def encode_sorted(values: "pd.Series | pa.ChunkedArray | pa.Array", what: str = 
     ordered by code point (UTF-8 byte order), the same order as ``np.sort`` on
     the strings. Returns ``(codes int32, vocabulary str array)``.
     """
-    chunks = [c if pa.types.is_dictionary(c.type) else pc.dictionary_encode(c) for c in _as_chunks(values)]
-    if any(c.null_count for c in chunks):
-        raise ValueError(f"{what} ids contain nulls (the clean stage should have quarantined them)")
-    dicts = [c.dictionary.cast(pa.large_string()) for c in chunks]
-    vocab = pc.unique(pa.chunked_array(dicts, type=pa.large_string()))
-    vocab = vocab.take(pc.array_sort_indices(vocab))
-    if len(vocab) >= 2**31:
-        raise DataError(f"{len(vocab):,} distinct {what} ids do not fit in int32 indices")
-    # one lookup over all the chunks' dictionaries (one hash table of the vocabulary, not one per chunk)
-    pos = np.asarray(pc.index_in(pa.chunked_array(dicts, type=pa.large_string()), value_set=vocab)
-                     .to_numpy(), dtype=np.int32)
-    starts = np.cumsum([0] + [len(d) for d in dicts])
-    codes = [pos[starts[i]:starts[i + 1]][c.indices.to_numpy(zero_copy_only=False)] for i, c in enumerate(chunks)]
-    out = np.concatenate(codes) if codes else np.empty(0, dtype=np.int32)
-    return out, vocab.to_numpy(zero_copy_only=False).astype(str)
+    enc = _Encoder(what)
+    enc.add(values)
+    vocab = enc.vocabulary()
+    return enc.codes(0), vocab.to_numpy(zero_copy_only=False).astype(str)
 
 
 def build_id_maps(user_ids: "pd.Series | pa.ChunkedArray", item_ids: "pd.Series | pa.ChunkedArray") -> IdMaps:
@@ -135,11 +218,18 @@ def _codes(values: pd.Series, vocabulary: np.ndarray, what: str) -> np.ndarray:
     return pos.astype(np.int64)
 
 
+def _value_dtype(values: np.ndarray) -> type:
+    """float32 (the matrices' values, what the models read) when it holds ``values`` exactly, else float64."""
+    return np.float32 if np.array_equal(values.astype(np.float32).astype(values.dtype, copy=False), values) \
+        else np.float64
+
+
 def _coo_to_csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
-    m = sp.csr_matrix((vals, (rows, cols)), shape=shape)
+    """Users x items CSR from (row, column, value) triples, repeated pairs summed; float32 where exact."""
+    m = sp.csr_matrix((np.asarray(vals, dtype=np.float64), (rows, cols)), shape=shape)
     m.sum_duplicates()
     m.sort_indices()
-    return m
+    return m.astype(_value_dtype(m.data), copy=False)
 
 
 def to_csr(plays: pd.DataFrame, maps: IdMaps, value: str = "playcount") -> sp.csr_matrix:
@@ -149,91 +239,155 @@ def to_csr(plays: pd.DataFrame, maps: IdMaps, value: str = "playcount") -> sp.cs
     return _coo_to_csr(rows, cols, plays[value].to_numpy(dtype=np.float64), maps.shape)
 
 
-def _row_ranks(indptr: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Rank (0 = first) of each stored entry within its row, ordering by ``keys``."""
-    n = len(keys)
-    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
-    order = np.lexsort((keys, rows))
-    ranks = np.empty(n, dtype=np.int64)
-    ranks[order] = np.arange(n) - indptr[rows[order]]
+# entries per block of the split's per-entry work (bounded temporaries whatever the data size: ~10 MB)
+_BLOCK = 1 << 18
+
+
+def _row_blocks(indptr: np.ndarray, block: int | None = None) -> "Iterator[tuple[int, int]]":
+    """Consecutive row ranges ``[lo, hi)`` of about ``block`` (:data:`_BLOCK`) stored entries each (whole rows)."""
+    block = block or _BLOCK
+    n_rows, r = len(indptr) - 1, 0
+    while r < n_rows:
+        nxt = int(np.searchsorted(indptr, indptr[r] + block, side="right")) - 1
+        nxt = min(max(nxt, r + 1), n_rows)
+        yield r, nxt
+        r = nxt
+
+
+def _local_rows(indptr: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """The row (``lo``-based) of each stored entry of rows ``lo..hi``."""
+    return np.repeat(np.arange(hi - lo, dtype=np.int32), np.diff(indptr[lo:hi + 1]))
+
+
+def _row_ranks(indptr: np.ndarray, keys: "np.ndarray | Callable[[int, int], np.ndarray]",
+               block: int | None = None) -> np.ndarray:
+    """Rank (0 = first) of each stored entry within its row, ordering by ``keys`` (int32).
+
+    ``keys``: one per stored entry, or ``keys(start, end)`` giving the keys of entries
+    ``start..end``, called block after block in order (a seeded stream drawn in blocks
+    gives the same numbers as one draw). Ties keep the stored order.
+    """
+    nnz = int(indptr[-1])
+    ranks = np.empty(nnz, dtype=np.int32)
+    for lo, hi in _row_blocks(indptr, block):
+        s, e = int(indptr[lo]), int(indptr[hi])
+        k = keys(s, e) if callable(keys) else keys[s:e]
+        local = _local_rows(indptr, lo, hi)
+        order = np.lexsort((k, local))
+        ranks[s + order] = np.arange(e - s, dtype=np.int64) - (indptr[lo:hi] - s)[local[order]]
     return ranks
 
 
-def _select(m: sp.csr_matrix, mask: np.ndarray) -> sp.csr_matrix:
-    coo = m.tocoo()
-    out = sp.csr_matrix((coo.data[mask], (coo.row[mask], coo.col[mask])), shape=m.shape, dtype=m.dtype)
-    out.sort_indices()
-    return out
+# what each stored entry of the counts becomes (:func:`_parts`)
+TRAIN, VALIDATION, TEST, QUERY, DROPPED = range(5)
+
+
+def _parts(counts: sp.csr_matrix, part: np.ndarray) -> Split:
+    """The four matrices of a split from each entry's part code; the values stay the counts' dtype.
+
+    Each row's entries per part are counted block by block, so that a part costs only a
+    boolean mask over the entries besides its own arrays.
+    """
+    indptr = counts.indptr
+    per_row = np.zeros((counts.shape[0], DROPPED + 1), dtype=np.int32)
+    for lo, hi in _row_blocks(indptr):
+        s, e = int(indptr[lo]), int(indptr[hi])
+        local = _local_rows(indptr, lo, hi).astype(np.int64)
+        per_row[lo:hi] = np.bincount(local * (DROPPED + 1) + part[s:e], minlength=(hi - lo) * (DROPPED + 1)) \
+            .reshape(hi - lo, DROPPED + 1)
+    out = []
+    for code in (TRAIN, VALIDATION, TEST, QUERY):
+        mask = part == code
+        part_indptr = np.zeros(len(indptr), dtype=indptr.dtype)
+        np.cumsum(per_row[:, code], out=part_indptr[1:])
+        m = sp.csr_matrix((counts.data[mask], counts.indices[mask], part_indptr), shape=counts.shape)
+        m.has_sorted_indices = True
+        out.append(m)
+    return Split(*out)
+
+
+def _canonical(counts: sp.csr_matrix) -> sp.csr_matrix:
+    counts = sp.csr_matrix(counts)
+    counts.sort_indices()
+    return counts
 
 
 def split(counts: sp.csr_matrix, params: "SplitParams", rng: np.random.Generator,
           last_ts: sp.csr_matrix | None = None) -> Split:
-    """Split a users x items count matrix into train / validation / test / query (``interactions.split``)."""
-    method, test_fraction, validation_fraction = params.method, params.test_fraction, params.validation_fraction
-    min_user_items = params.min_user_items
-    cold_user_fraction, cold_known_items = params.cold_user_fraction, params.cold_known_items
-    counts = sp.csr_matrix(counts)
-    counts.sort_indices()
-    n_users = counts.shape[0]
-    lengths = np.diff(counts.indptr)
-    nnz = counts.nnz
-    rows = np.repeat(np.arange(n_users), lengths)
-    eligible = lengths >= min_user_items
+    """Split a users x items count matrix into train / validation / test / query (``interactions.split``).
+
+    The per-entry work runs in blocks of whole rows (:data:`_BLOCK` entries): besides the
+    counts, it holds an int32 rank and a one-byte part code per entry, then the parts.
+    """
+    method = params.method
+    counts = _canonical(counts)
+    indptr = counts.indptr
 
     if method == "temporal":
         if last_ts is None:
             raise DataError("interactions.split.method=temporal needs timestamps, and this source has none; "
                              "use method: random")
-        ts = sp.csr_matrix(last_ts)
-        ts.sort_indices()
+        ts = _canonical(last_ts)
         if ts.shape != counts.shape or not np.array_equal(ts.indices, counts.indices):
             raise ValueError("last_ts must have the same sparsity pattern as counts")
         if not np.isfinite(ts.data).all() or (ts.data <= 0).any():
             raise DataError("interactions.split.method=temporal needs a timestamp on every interaction")
         # oldest first; ties broken by a seeded random key so the order is total
-        keys = ts.data.astype(np.float64) + rng.random(nnz) * 1e-3
+        ranks = _row_ranks(indptr, lambda s, e: ts.data[s:e].astype(np.float64) + rng.random(e - s) * 1e-3)
+    elif method == "strong_generalization":
+        for lo, hi in _row_blocks(indptr):  # the stream as the other methods draw it, so that seeds keep their split
+            rng.random(int(indptr[hi] - indptr[lo]))
+        return strong_generalization(counts, params, rng)
     else:
-        keys = rng.random(nnz)
-    ranks = _row_ranks(counts.indptr, keys)
+        ranks = _row_ranks(indptr, lambda s, e: rng.random(e - s))
+    part = _assign_parts(indptr, ranks, params, rng)
+    del ranks
+    return _parts(counts, part)
+
+
+def _assign_parts(indptr: np.ndarray, ranks: np.ndarray, params: "SplitParams", rng: np.random.Generator) -> np.ndarray:
+    """Each entry's part code under ``random`` / ``temporal`` / ``cold_users`` from its rank in its row
+    (its per-user arrays are gone once it returns, before the parts are built)."""
+    test_fraction, validation_fraction = params.test_fraction, params.validation_fraction
+    cold_user_fraction, cold_known_items = params.cold_user_fraction, params.cold_known_items
+    lengths = np.diff(indptr).astype(np.int64)
+    eligible = lengths >= params.min_user_items
+    n_users, nnz = len(lengths), len(ranks)
     n_test = np.where(eligible, np.maximum(1, np.floor(lengths * test_fraction + 0.5)), 0).astype(np.int64)
     n_val = np.where(eligible & (validation_fraction > 0),
                      np.maximum(1, np.floor(lengths * validation_fraction + 0.5)), 0).astype(np.int64)
     n_val = np.minimum(n_val, np.maximum(lengths - n_test - 1, 0))  # train keeps at least one item
-    query_mask = np.zeros(nnz, dtype=bool)
-
-    if method == "strong_generalization":
-        return strong_generalization(counts, params, rng)
-    if method == "cold_users":
+    cold = np.zeros(n_users, dtype=bool)
+    if params.method == "cold_users":
         cand = np.flatnonzero(eligible & (lengths > cold_known_items + 1))
         n_cold = int(round(len(cand) * cold_user_fraction))
-        cold = np.zeros(n_users, dtype=bool)
         cold[rng.choice(cand, size=n_cold, replace=False)] = True
-        is_cold = cold[rows]
         # cold users: ranks < known -> query; the rest split between validation and test
-        query_mask = is_cold & (ranks < cold_known_items)
         rest = lengths - cold_known_items
         n_val_c = np.where(validation_fraction > 0,
                            np.floor(rest * validation_fraction / (validation_fraction + test_fraction) + 0.5), 0)
         n_val = np.where(cold, n_val_c, n_val).astype(np.int64)
         n_test = np.where(cold, rest - n_val_c, n_test).astype(np.int64)
-        length_rows = lengths[rows]
-        test_mask = is_cold & ~query_mask & (ranks >= length_rows - n_test[rows])
-        val_mask = is_cold & ~query_mask & ~test_mask
-        hot_ranks_rev = length_rows - 1 - ranks
-        test_mask |= ~is_cold & (hot_ranks_rev < n_test[rows])
-        val_mask |= ~is_cold & (hot_ranks_rev >= n_test[rows]) & (hot_ranks_rev < n_test[rows] + n_val[rows])
-    else:
+    part = np.empty(nnz, dtype=np.int8)
+    for lo, hi in _row_blocks(indptr):
+        s, e = int(indptr[lo]), int(indptr[hi])
+        local = _local_rows(indptr, lo, hi)
+        rk = ranks[s:e]
         # the highest ranks (latest for temporal, random otherwise) go to test, then validation
-        rev = lengths[rows] - 1 - ranks
-        test_mask = rev < n_test[rows]
-        val_mask = (rev >= n_test[rows]) & (rev < n_test[rows] + n_val[rows])
-    train_mask = ~(test_mask | val_mask | query_mask)
-    return Split(
-        train=_select(counts, train_mask),
-        validation=_select(counts, val_mask),
-        test=_select(counts, test_mask),
-        query=_select(counts, query_mask),
-    )
+        rev = (lengths[lo:hi] - 1)[local] - rk
+        nt, nv = n_test[lo:hi][local], n_val[lo:hi][local]
+        test = rev < nt
+        val = (rev >= nt) & (rev < nt + nv)
+        code = np.where(test, TEST, np.where(val, VALIDATION, TRAIN)).astype(np.int8)
+        is_cold = cold[lo:hi][local]
+        if is_cold.any():
+            # cold users reveal their lowest ranks (query) and split the rest, the highest to test
+            query = rk < cold_known_items
+            c_test = ~query & (rk >= (lengths[lo:hi])[local] - nt)
+            c_code = np.where(query, QUERY, np.where(c_test, TEST, VALIDATION)).astype(np.int8)
+            code = np.where(is_cold, c_code, code)
+        part[s:e] = code
+    return part
 
 
 def heldout_user_count(n_eligible: int, params: "SplitParams") -> int:
@@ -260,33 +414,89 @@ def strong_generalization(counts: sp.csr_matrix, params: "SplitParams", rng: np.
     user has are dropped (the model cannot know them): the split report counts them
     (``dropped_unseen_items``); every other pair lands in exactly one part.
     """
+    counts = _canonical(counts)
     n_users = counts.shape[0]
-    lengths = np.diff(counts.indptr)
-    rows = np.repeat(np.arange(n_users), lengths)
+    indptr, indices = counts.indptr, counts.indices
+    lengths = np.diff(indptr)
     cand = np.flatnonzero(lengths >= params.min_user_items)
     n_h = heldout_user_count(len(cand), params)
     perm = rng.permutation(cand)
     role = np.zeros(n_users, dtype=np.int8)  # 0 train, 1 validation, 2 test
     role[perm[len(perm) - 2 * n_h:len(perm) - n_h]] = 1
     role[perm[len(perm) - n_h:]] = 2
-    held = role[rows] > 0
-    train_mask = ~held
+    held_row = role > 0
     seen = np.zeros(counts.shape[1], dtype=bool)
-    seen[counts.indices[train_mask]] = True
-    keep = train_mask | seen[counts.indices]
+    for lo, hi in _row_blocks(indptr):
+        s, e = int(indptr[lo]), int(indptr[hi])
+        seen[indices[s:e][~held_row[lo:hi][_local_rows(indptr, lo, hi)]]] = True
+    # held-out users' pairs on items some training user has: the ones a held-out user is scored or queried on
+    part = np.empty(len(indices), dtype=np.int8)
+    kept_len = np.zeros(n_users, dtype=np.int64)
+    for lo, hi in _row_blocks(indptr):
+        s, e = int(indptr[lo]), int(indptr[hi])
+        local = _local_rows(indptr, lo, hi)
+        held = held_row[lo:hi][local]
+        kept = held & seen[indices[s:e]]
+        kept_len[lo:hi] = np.bincount(local[kept], minlength=hi - lo)
+        part[s:e] = np.where(held, np.where(kept, QUERY, DROPPED), TRAIN)
     # per held-out user: score a random floor((1 - q) n) of the items kept, reveal the rest
-    kept_len = np.bincount(rows[keep & held], minlength=n_users)
     n_scored = np.floor(kept_len * (1.0 - params.query_fraction) + 1e-9).astype(np.int64)
-    keys = np.where(keep & held, rng.random(len(rows)), np.inf)
-    ranks = _row_ranks(counts.indptr, keys)
-    scored = held & keep & (ranks < n_scored[rows])
-    query_mask = held & keep & ~scored
-    return Split(
-        train=_select(counts, train_mask),
-        validation=_select(counts, scored & (role[rows] == 1)),
-        test=_select(counts, scored & (role[rows] == 2)),
-        query=_select(counts, query_mask),
-    )
+    ranks = _row_ranks(indptr, lambda s, e: np.where(part[s:e] == QUERY, rng.random(e - s), np.inf))
+    for lo, hi in _row_blocks(indptr):
+        s, e = int(indptr[lo]), int(indptr[hi])
+        local = _local_rows(indptr, lo, hi)
+        scored = (part[s:e] == QUERY) & (ranks[s:e] < n_scored[lo:hi][local])
+        part[s:e] = np.where(scored, np.where(role[lo:hi][local] == 1, VALIDATION, TEST), part[s:e])
+    del ranks
+    return _parts(counts, part)
+
+
+def _plays_parts(plays_dir: "Path | str") -> list:
+    from pathlib import Path
+
+    plays_dir = Path(plays_dir)
+    parts = sorted(plays_dir.glob("*.parquet"))
+    if not parts:
+        raise MissingInputError(f"{plays_dir}: no Parquet parts (run the transform stage first)")
+    return parts
+
+
+ID_COLUMNS = ("user_id", "item_id")
+
+
+@dataclass(frozen=True)
+class PlaysParts:
+    """The transform output, part by part: what :func:`build_interactions` reads, one column of one
+    part at a time (user / item ids as Arrow dictionaries + int32 indices, never a string per row)."""
+
+    count: int                                  # parts
+    rows: int                                   # rows over all parts
+    column_names: tuple[str, ...]
+    read: "Callable[[int, str], pa.ChunkedArray]"  # (part, column) -> that column
+
+    @classmethod
+    def from_dir(cls, plays_dir: "Path | str") -> "PlaysParts":
+        """The transform's Parquet folder (``part.NNNNN.parquet``, in name order)."""
+        import pyarrow.parquet as pq
+
+        with reading(plays_dir, "re-run the transform stage"):
+            paths = _plays_parts(plays_dir)
+            files = [pq.ParquetFile(p) for p in paths]
+            names = tuple(files[0].schema_arrow.names)
+            rows = sum(f.metadata.num_rows for f in files)
+
+        def read(i: int, column: str) -> pa.ChunkedArray:
+            with reading(paths[i], "re-run the transform stage"):
+                return pq.read_table(paths[i], columns=[column],
+                                     read_dictionary=[column] if column in ID_COLUMNS else None).column(0)
+
+        return cls(len(paths), rows, names, read)
+
+    @classmethod
+    def from_table(cls, plays: "pd.DataFrame | pa.Table") -> "PlaysParts":
+        """One part held in memory (a frame or an Arrow table)."""
+        table = plays if isinstance(plays, pa.Table) else pa.Table.from_pandas(plays, preserve_index=False)
+        return cls(1, len(table), tuple(table.column_names), lambda i, column: table[column])
 
 
 def _plays_parts(plays_dir: "Path | str") -> list:
@@ -300,78 +510,143 @@ def _plays_parts(plays_dir: "Path | str") -> list:
 
 
 def load_processed_plays(plays_dir: "Path | str") -> pd.DataFrame:
-    """Read the transform output (all partitions) into one frame."""
+    """Read the transform output (all partitions) into one frame (for notebooks; the stage reads :class:`PlaysParts`)."""
     with reading(plays_dir, "re-run the transform stage"):
         return pd.concat([pd.read_parquet(p) for p in _plays_parts(plays_dir)], ignore_index=True)
 
 
-def read_plays_table(plays_dir: "Path | str", columns: "list[str] | None" = None) -> pa.Table:
-    """The transform output as one Arrow table, id columns dictionary-encoded.
+def _row_lengths_if_canonical(rows: list[np.ndarray], cols: list[np.ndarray], n_rows: int) -> np.ndarray | None:
+    """Entries per row when every part is sorted by (row, column) without a repeated pair and each
+    row lies in one part (what the transform writes), else None."""
+    lengths = np.zeros(n_rows, dtype=np.int64)
+    runs = 0
+    for r, c in zip(rows, cols):
+        if not len(r):
+            continue
+        dr = np.diff(r)
+        if (dr < 0).any() or (np.diff(c)[dr == 0] <= 0).any():
+            return None
+        runs += 1 + int(np.count_nonzero(dr))
+        lengths += np.bincount(r, minlength=n_rows)
+    return lengths if runs == int(np.count_nonzero(lengths)) else None
 
-    The interactions stage reads this instead of :func:`load_processed_plays`:
-    only the columns it needs, and user / item ids as the Parquet dictionaries
-    plus int32 indices, never one Python or NumPy string per row (at 10M plays
-    that string column alone was 1.6 GB as fixed-width NumPy strings).
+
+def _destinations(r: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Where a canonical part's entries go in the CSR arrays: each row's run is contiguous in both."""
+    first = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+    run_len = np.diff(np.r_[first, len(r)])
+    return np.repeat(indptr[r[first]].astype(np.int64) - first, run_len) + np.arange(len(r))
+
+
+def _assemble(rows: list[np.ndarray], cols: list[np.ndarray], values: "dict[str, Callable[[int], np.ndarray]]",
+              shape: tuple[int, int]) -> dict[str, sp.csr_matrix]:
+    """One users x items CSR per ``values`` column (same pattern; float32 where that is exact, else float64).
+
+    Parts as the transform writes them are placed straight into the CSR arrays, part by
+    part, each part's codes freed once placed; anything else (a frame, overlapping parts,
+    repeated pairs) goes through COO with duplicates summed.
     """
-    import pyarrow.parquet as pq
+    n_parts = len(rows)
+    lengths = _row_lengths_if_canonical(rows, cols, shape[0])
+    if lengths is None:
+        r, c = np.concatenate(rows), np.concatenate(cols)
+        rows.clear(), cols.clear()
+        return {k: _coo_to_csr(r, c, np.concatenate([get(i) for i in range(n_parts)]), shape)
+                for k, get in values.items()}
+    nnz = int(lengths.sum())
+    index_dtype = np.int32 if nnz < 2**31 else np.int64
+    indptr = np.zeros(shape[0] + 1, dtype=index_dtype)
+    np.cumsum(lengths, out=indptr[1:])
+    indices = np.empty(nnz, dtype=np.int32)
+    data = {k: np.empty(nnz, dtype=np.float32) for k in values}
+    for i in range(n_parts):
+        dest = _destinations(rows[i], indptr)
+        indices[dest] = cols[i]
+        rows[i] = cols[i] = None  # type: ignore[call-overload]
+        for k, get in values.items():
+            v = get(i)
+            if data[k].dtype == np.float32 and _value_dtype(v) is np.float64:
+                data[k] = data[k].astype(np.float64)
+            data[k][dest] = v
+    out = {}
+    for k, d in data.items():
+        m = sp.csr_matrix((d, indices, indptr), shape=shape)
+        m.has_sorted_indices = True
+        out[k] = m
+    return out
 
-    columns = columns or ["user_id", "item_id", "playcount"]
-    with reading(plays_dir, "re-run the transform stage"):
-        tables = [pq.read_table(p, columns=columns, read_dictionary=[c for c in ("user_id", "item_id") if c in columns])
-                  for p in _plays_parts(plays_dir)]
-    return pa.concat_tables(tables)
 
-
-def build_interactions(plays: "pd.DataFrame | pa.Table", params: "InteractionsParams", seed: int) -> BuiltInteractions:
+def build_interactions(plays: "pd.DataFrame | pa.Table | PlaysParts", params: "InteractionsParams", seed: int,
+                       timer: "StepTimer | None" = None) -> BuiltInteractions:
     """Id maps and the split play counts, plus a report.
 
-    ``plays`` is the transform output, as a frame or as an Arrow table
-    (:func:`read_plays_table`); both give the same result.
+    ``plays`` is the transform output: :meth:`PlaysParts.from_dir` (what the stage reads),
+    or a frame or Arrow table; all give the same result. ``timer`` times the phases.
     """
-    if len(plays) == 0:
+    from musicrec.progress import StepTimer
+
+    parts = plays if isinstance(plays, PlaysParts) else PlaysParts.from_table(plays)
+    if parts.rows == 0:
         raise DataError("no interactions left after the transform filter; lower transform.min_user_items / "
                          "transform.min_item_users")
-    table = plays if isinstance(plays, pa.Table) else pa.Table.from_pandas(plays, preserve_index=False)
-    rows, user_ids = encode_sorted(table["user_id"], "user")
-    cols, item_ids = encode_sorted(table["item_id"], "item")
-    maps = IdMaps(user_ids, item_ids)
-    counts = _coo_to_csr(rows, cols, table["playcount"].to_numpy().astype(np.float64, copy=False), maps.shape)
-    last_ts = None
     split_method, sp_ = params.split.method, params.split
+    if split_method == "temporal" and "last_ts" not in parts.column_names:
+        raise DataError("interactions.split.method=temporal needs the last_ts column of the transform output")
+    timer = timer if timer is not None else StepTimer("interactions", quiet=True)
+    # one id column at a time: its indices and dictionaries, then its codes (Arrow strings: 1M ids of 40
+    # characters are 48 MB)
+    user_ids, rows = _encode_column(parts, "user_id", "user")
+    item_ids, cols = _encode_column(parts, "item_id", "item")
+    timer.lap("read and encode ids")
+    values = {"counts": lambda i: parts.read(i, "playcount").to_numpy()}
     if split_method == "temporal":
-        if "last_ts" not in table.column_names:
-            raise DataError("interactions.split.method=temporal needs the last_ts column of the transform output")
-        ts = table["last_ts"]
-        if ts.null_count:
-            raise DataError("interactions.split.method=temporal needs timestamps, and this source has none "
-                             f"({ts.null_count} of {len(ts)} pairs lack one); use method: random")
-        micros = pc.cast(pc.cast(ts, pa.timestamp("us", tz="UTC")), pa.int64()).to_numpy()
-        last_ts = _coo_to_csr(rows, cols, micros / 1e6, maps.shape)
-    del table
-    parts = split(counts, sp_, np.random.default_rng(seed), last_ts=last_ts)
+        values["last_ts"] = lambda i: _seconds(parts.read(i, "last_ts"))
+    matrices = _assemble(rows, cols, values, (len(user_ids), len(item_ids)))
+    counts, last_ts = matrices["counts"], matrices.get("last_ts")
+    timer.lap("matrix")
+    parts_ = split(counts, sp_, np.random.default_rng(seed), last_ts=last_ts)
+    del last_ts, matrices
+    timer.lap("split")
     n_users, n_items = counts.shape
     report = {
         "users": n_users,
         "items": n_items,
         "interactions": int(counts.nnz),
-        "plays": int(counts.sum()),
+        "plays": int(counts.data.sum(dtype=np.float64)),
         "density": round(counts.nnz / (n_users * n_items), 8),
         "split": {
             "method": split_method,
             "seed": seed,
-            "train": int(parts.train.nnz),
-            "validation": int(parts.validation.nnz),
-            "test": int(parts.test.nnz),
-            "query": int(parts.query.nnz),
-            "test_users": int((np.diff(parts.test.indptr) > 0).sum()),
-            "validation_users": int((np.diff(parts.validation.indptr) > 0).sum()),
-            "cold_users": int((np.diff(parts.query.indptr) > 0).sum()),
+            "train": int(parts_.train.nnz),
+            "validation": int(parts_.validation.nnz),
+            "test": int(parts_.test.nnz),
+            "query": int(parts_.query.nnz),
+            "test_users": int((np.diff(parts_.test.indptr) > 0).sum()),
+            "validation_users": int((np.diff(parts_.validation.indptr) > 0).sum()),
+            "cold_users": int((np.diff(parts_.query.indptr) > 0).sum()),
         },
     }
     if split_method == "strong_generalization":
-        kept = parts.train.nnz + parts.validation.nnz + parts.test.nnz + parts.query.nnz
+        kept = parts_.train.nnz + parts_.validation.nnz + parts_.test.nnz + parts_.query.nnz
         report["split"]["dropped_unseen_items"] = int(counts.nnz - kept)
-    return BuiltInteractions(maps=maps, parts=parts, report=report)
+    return BuiltInteractions(maps=IdMaps(user_ids, item_ids), parts=parts_, report=report)
+
+
+def _encode_column(parts: PlaysParts, column: str, what: str) -> tuple[pa.Array, list[np.ndarray]]:
+    """The sorted vocabulary of an id column over every part, and each part's int32 codes into it."""
+    enc = _Encoder(what)
+    for i in range(parts.count):
+        enc.add(parts.read(i, column))
+    vocab = enc.vocabulary()
+    return vocab, [enc.codes(i) for i in range(parts.count)]
+
+
+def _seconds(ts: pa.ChunkedArray) -> np.ndarray:
+    """A ``last_ts`` column as seconds since the epoch (float64); a missing one is a data error."""
+    if ts.null_count:
+        raise DataError("interactions.split.method=temporal needs timestamps, and this source has none "
+                         f"({ts.null_count} of {len(ts)} pairs lack one); use method: random")
+    return pc.cast(pc.cast(ts, pa.timestamp("us", tz="UTC")), pa.int64()).to_numpy() / 1e6
 
 
 def save_interactions(out_dir: "Path | str", built: BuiltInteractions) -> None:

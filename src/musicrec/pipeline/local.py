@@ -118,9 +118,9 @@ def run_local(params: "Params", paths: LocalPaths, *, start: Step = "generate", 
 
         run.transform = run_transform(paths.interim, paths.plays, paths.items, params.transform, params.dask)
     if "interactions" in steps:
-        from musicrec.pipeline.interactions import build_interactions, load_processed_plays, save_interactions
+        from musicrec.pipeline.interactions import PlaysParts, build_interactions, save_interactions
 
-        run.built = build_interactions(load_processed_plays(paths.plays), params.interactions, params.seed)
+        run.built = build_interactions(PlaysParts.from_dir(paths.plays), params.interactions, params.seed)
         save_interactions(paths.matrices, run.built)
     if "train" in steps:
         from musicrec.pipeline.train import refit_k, save_models, train_all

@@ -128,10 +128,10 @@ def run_one(params: TrainParams, seed: int, name: str, inter: Interactions, item
 
     trained = train_one(name, inter, items, params, seed, refit_k=refit_k)
     trained.model.save(Path(out_dir))  # atomically, with its own temporaries next to out_dir
-    fitted = inter.train if trained.validation is None else inter.train_with_validation()
+    fitted_nnz = inter.train.nnz + (0 if trained.validation is None else inter.validation.nnz)  # disjoint parts
     report = {
         "model": name, "users": inter.train.shape[0], "items": inter.train.shape[1],
-        "fitted_on": trained.fitted_on, "train_interactions": int(fitted.nnz), "fit_seconds": round(trained.seconds, 3),
+        "fitted_on": trained.fitted_on, "train_interactions": int(fitted_nnz), "fit_seconds": round(trained.seconds, 3),
     }
     if trained.validation is not None:
         report["validation"] = trained.validation

@@ -169,16 +169,33 @@ def _isin(col: pd.Series, keys: Any) -> np.ndarray:
     return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _keep(df: pd.DataFrame, users: Any, items: Any) -> pd.DataFrame:
-    """Rows whose user is in ``users`` and item in ``items`` (``None`` = no restriction).
+@dataclass(frozen=True)
+class Selection:
+    """The ids a filter pass keeps: ``keys`` are the ids kept (``keep``) or the ids dropped (not ``keep``).
 
-    The keep sets may be a ``pd.Index`` or an Arrow string array (what the Dask graph carries).
+    The filter passes whichever is smaller (:func:`iterate_filter`): a million kept user ids
+    were hashed again for every partition of every pass, where the few dropped ones select
+    the same pairs. ``keys`` is a ``pd.Index`` or an Arrow string array (what the Dask graph carries).
     """
+
+    keys: Any
+    keep: bool = True
+
+    def arrow(self) -> "Selection":
+        return Selection(_value_set(self.keys), self.keep)
+
+
+def _smaller(kept: pd.Index, dropped: pd.Index) -> Selection:
+    return Selection(kept, True) if len(kept) <= len(dropped) else Selection(dropped, False)
+
+
+def _keep(df: pd.DataFrame, users: Selection | None, items: Selection | None) -> pd.DataFrame:
+    """Rows whose user and item the selections keep (``None`` = no restriction)."""
     mask = np.ones(len(df), dtype=bool)
-    if users is not None:
-        mask &= _isin(df["user_id"], users)
-    if items is not None:
-        mask &= _isin(df["item_id"], items)
+    for column, sel in (("user_id", users), ("item_id", items)):
+        if sel is not None:
+            hit = _isin(df[column], sel.keys)
+            mask &= hit if sel.keep else ~hit
     return df[mask]
 
 
@@ -192,18 +209,24 @@ def iterate_filter(
     """Run the fixed-point filter.
 
     ``count_fn(users, items)`` must return ``(user_counts, item_counts)`` (pandas
-    Series of distinct-partner counts) over pairs restricted to the given keep
-    sets (``None`` = no restriction). Returns the final keep sets and per-pass
-    statistics. Pure: the tests drive it with an in-memory ``count_fn``.
+    Series of distinct-partner counts) over the pairs the two :class:`Selection`\ s keep
+    (``None`` = no restriction). Each pass keeps the users and items its counts reach
+    the minimum; the next pass is given, per side, the ids kept or every id dropped so
+    far, whichever is fewer: both select the same pairs (an id dropped once never comes
+    back, and an id kept so far has never been dropped). Returns the final keep sets
+    and per-pass statistics. Pure: the tests drive it with an in-memory ``count_fn``.
     """
-    users: pd.Index | None = None
-    items: pd.Index | None = None
+    users: Selection | None = None
+    items: Selection | None = None
+    dropped_users = dropped_items = pd.Index([], dtype=object)
     passes: list[dict[str, int]] = []
     # iter(): the number of passes is not known in advance (max_passes is a bound)
     for i in progress(iter(range(1, spec.max_passes + 1)), "transform: filter", unit="passes"):
         user_counts, item_counts = count_fn(users, items)
-        new_users = pd.Index(user_counts.index[user_counts.to_numpy() >= spec.min_user_items]).sort_values()
-        new_items = pd.Index(item_counts.index[item_counts.to_numpy() >= spec.min_item_users]).sort_values()
+        user_ok = user_counts.to_numpy() >= spec.min_user_items
+        item_ok = item_counts.to_numpy() >= spec.min_item_users
+        new_users = pd.Index(user_counts.index[user_ok]).sort_values()
+        new_items = pd.Index(item_counts.index[item_ok]).sort_values()
         passes.append(
             {
                 "pass": i,
@@ -216,7 +239,9 @@ def iterate_filter(
         )
         if len(new_users) == len(user_counts) and len(new_items) == len(item_counts):
             return new_users, new_items, passes
-        users, items = new_users, new_items
+        dropped_users = dropped_users.append(pd.Index(user_counts.index[~user_ok], dtype=object))
+        dropped_items = dropped_items.append(pd.Index(item_counts.index[~item_ok], dtype=object))
+        users, items = _smaller(new_users, dropped_users), _smaller(new_items, dropped_items)
     raise DataError(
         f"the minimum-activity filter did not reach a fixed point in transform.max_passes={spec.max_passes} "
         f"passes (last pass kept {passes[-1]['users_kept']} users, {passes[-1]['items_kept']} items); "
@@ -227,12 +252,12 @@ def iterate_filter(
 def filter_pairs_in_memory(pairs: pd.DataFrame, spec: FilterSpec) -> pd.DataFrame:
     """Reference implementation of the filter on a pandas frame (for tests)."""
 
-    def count(users: pd.Index | None, items: pd.Index | None) -> tuple[pd.Series, pd.Series]:
+    def count(users: Selection | None, items: Selection | None) -> tuple[pd.Series, pd.Series]:
         df = _keep(pairs, users, items)
         return df["user_id"].value_counts(sort=False), df["item_id"].value_counts(sort=False)
 
     users, items, _ = iterate_filter(count, spec)
-    return _sort_partition(_keep(pairs, users, items))
+    return _sort_partition(_keep(pairs, Selection(users), Selection(items)))
 
 
 def _is_url(p: Any) -> bool:
@@ -307,15 +332,18 @@ def run_transform(
             spilled = dd.read_parquet(str(spill))
             ids = spilled[["user_id", "item_id"]]
 
-            def count(users: pd.Index | None, its: pd.Index | None) -> tuple[pd.Series, pd.Series]:
-                # keep sets travel as Arrow arrays; meta given, so Dask does not run _keep to infer it
-                kept = ids.map_partitions(_keep, _value_set(users), _value_set(its), meta=ids._meta)
+            last: list[Selection | None] = [None, None]  # the selections of the last pass: the fixed point's
+
+            def count(users: Selection | None, its: Selection | None) -> tuple[pd.Series, pd.Series]:
+                # selections travel as Arrow arrays; meta given, so Dask does not run _keep to infer it
+                last[:] = [users and users.arrow(), its and its.arrow()]
+                kept = ids.map_partitions(_keep, *last, meta=ids._meta)
                 uc, ic = dask.compute(kept["user_id"].value_counts(sort=False), kept["item_id"].value_counts(sort=False))
                 return uc, ic
 
             users, kept_items, passes = iterate_filter(count, spec)
             timer.lap(f"filter ({len(passes)} passes)")
-            final = spilled.map_partitions(_keep, _value_set(users), _value_set(kept_items), meta=spilled._meta)
+            final = spilled.map_partitions(_keep, *last, meta=spilled._meta)
             final = final.map_partitions(_sort_partition, meta=spilled._meta)
             # write and count in one pass over the data (computing the counts afterwards re-ran the graph)
             write = final.to_parquet(

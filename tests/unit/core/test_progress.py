@@ -130,3 +130,20 @@ def test_the_long_steps_report_progress(monkeypatch, capsys):
     recommend_batched(model, np.arange(5), X, 3)
     assert "evaluate: als" in capsys.readouterr().err
 
+
+
+def test_step_timer_phases_give_seconds_and_the_peak_memory_so_far():
+    import io
+
+    from musicrec.progress import StepTimer
+
+    ticks = iter([0.0, 1.0, 1.0, 2.0, 2.5, 2.5])  # made, lap, its mark, step start, end, its mark
+    out = io.StringIO()
+    t = StepTimer("stage", stream=out, clock=lambda: next(ticks), quiet=True)
+    t.lap("read")
+    with t.step("write"):
+        pass
+    phases = t.phases()
+    assert [(p["phase"], p["seconds"]) for p in phases] == [("read", 1.0), ("write", 0.5)]
+    assert all(p["peak_rss_mb"] > 0 for p in phases) and phases[1]["peak_rss_mb"] >= phases[0]["peak_rss_mb"]
+    assert out.getvalue() == "", "quiet: nothing printed"

@@ -113,7 +113,7 @@ def test_build_and_roundtrip(tmp_path):
     assert report["split"]["train"] + report["split"]["validation"] + report["split"]["test"] == len(rows)
     save_interactions(tmp_path / "m", built)
     back = load_interactions(tmp_path / "m")
-    assert list(back.maps.user_ids) == list(maps.user_ids)
+    assert list(back.maps.user_ids) == list(maps.numpy().user_ids)
     assert (back.test != parts.test).nnz == 0
     assert not any(p.name.startswith(".tmp") for p in tmp_path.iterdir())
 
@@ -138,7 +138,7 @@ def test_build_interactions_same_from_arrow_table_and_frame(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from musicrec.pipeline.interactions import read_plays_table
+    from musicrec.pipeline.interactions import PlaysParts
 
     rng = np.random.default_rng(3)
     n = 600
@@ -152,10 +152,91 @@ def test_build_interactions_same_from_arrow_table_and_frame(tmp_path):
         pq.write_table(pa.Table.from_pandas(part, preserve_index=False), tmp_path / "plays" / f"part.{i}.parquet",
                        row_group_size=97)
     params = InteractionsParams()
-    a = build_interactions(read_plays_table(tmp_path / "plays"), params, seed=7)
+    a = build_interactions(PlaysParts.from_dir(tmp_path / "plays"), params, seed=7)
     b = build_interactions(plays.astype({"user_id": object, "item_id": object}), params, seed=7)
     a, b = [(r.maps, r.parts, r.report) for r in (a, b)]
     assert a[0].user_ids.tolist() == b[0].user_ids.tolist() and a[0].item_ids.tolist() == b[0].item_ids.tolist()
     for name in ("train", "validation", "test", "query"):
         assert (getattr(a[1], name) != getattr(b[1], name)).nnz == 0
     assert a[2] == b[2] and a[2]["interactions"] == len(plays)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=30), st.integers(1, 8), st.integers(0, 2**32 - 1))
+def test_row_ranks_in_blocks_equal_one_block_and_a_per_row_sort(lengths, block, seed):
+    from musicrec.pipeline.interactions import _row_ranks
+
+    indptr = np.r_[0, np.cumsum(lengths)].astype(np.int32)
+    keys = np.random.default_rng(seed).integers(0, 4, indptr[-1]).astype(float)  # ties: stored order
+    blocked = _row_ranks(indptr, keys, block=block)
+    assert blocked.dtype == np.int32 and blocked.tolist() == _row_ranks(indptr, keys, block=10**6).tolist()
+    for r in range(len(lengths)):
+        row = keys[indptr[r]:indptr[r + 1]]
+        assert blocked[indptr[r]:indptr[r + 1]].tolist() == np.argsort(np.argsort(row, kind="stable")).tolist()
+
+
+@pytest.mark.parametrize("method", ["random", "temporal", "cold_users", "strong_generalization"])
+def test_split_in_small_blocks_is_the_same_split(method, monkeypatch):
+    import musicrec.pipeline.interactions as mod
+
+    counts = _random_counts(4, n_users=80, n_items=50, density=0.3)
+    ts = counts.copy()
+    ts.data = np.random.default_rng(2).integers(1_000_000, 2_000_000, ts.nnz).astype(float)
+    params = SplitParams(method=method, cold_user_fraction=0.2, cold_known_items=2, heldout_users=10)
+    last_ts = ts if method == "temporal" else None
+    whole = split(counts, params, np.random.default_rng(3), last_ts=last_ts)
+    monkeypatch.setattr(mod, "_BLOCK", 17)  # many blocks of whole rows
+    blocked = split(counts, params, np.random.default_rng(3), last_ts=last_ts)
+    for name in ("train", "validation", "test", "query"):
+        assert (getattr(whole, name) != getattr(blocked, name)).nnz == 0, name
+    if method != "strong_generalization":
+        _check_partition(counts, blocked)
+
+
+def _parquet_parts(tmp_path, frames):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    d = tmp_path / "plays"
+    d.mkdir()
+    for i, f in enumerate(frames):
+        pq.write_table(pa.Table.from_pandas(f, preserve_index=False), d / f"part.{i:05d}.parquet", row_group_size=50)
+    return d
+
+
+def test_parts_as_the_transform_writes_them_are_placed_without_a_sort(tmp_path, monkeypatch):
+    """Users hashed to parts, each part sorted by (user, item): placed straight into the CSR arrays, with the
+    same matrices as the COO route, float32 play counts and int32 indices."""
+    import musicrec.pipeline.interactions as mod
+    from musicrec.pipeline.interactions import PlaysParts
+
+    rng = np.random.default_rng(9)
+    n = 900
+    plays = pd.DataFrame({"user_id": [f"u{int(i):03d}" for i in rng.integers(0, 70, n)],
+                          "item_id": [f"t{int(i):03d}" for i in rng.integers(0, 40, n)],
+                          "playcount": rng.integers(1, 500, n)}).drop_duplicates(["user_id", "item_id"])
+    by_hash = [plays[plays["user_id"].map(lambda u: hash(u) % 3 == k)].sort_values(["user_id", "item_id"])
+               for k in range(3)]
+    placed = []
+    real = mod._row_lengths_if_canonical
+    monkeypatch.setattr(mod, "_row_lengths_if_canonical", lambda *a: placed.append(real(*a)) or placed[-1])
+    got = build_interactions(PlaysParts.from_dir(_parquet_parts(tmp_path, by_hash)), InteractionsParams(), seed=1)
+    assert placed and placed[0] is not None, "the canonical parts took the direct route"
+    want = build_interactions(plays.sample(frac=1, random_state=2), InteractionsParams(), seed=1)  # unsorted: COO
+    assert placed[-1] is None
+    for name in ("train", "validation", "test", "query"):
+        a, b = getattr(got.parts, name), getattr(want.parts, name)
+        assert a.data.dtype == np.float32 and a.indices.dtype == np.int32 and a.has_sorted_indices
+        assert (a != b).nnz == 0, name
+    assert got.report == want.report and got.report["plays"] == int(plays["playcount"].sum())
+
+
+def test_repeated_pairs_are_summed_and_large_counts_stay_exact():
+    big = 2**24 + 1  # not a float32
+    plays = _plays([("u1", "a", 1), ("u1", "a", 2), ("u2", "b", big), ("u1", "b", 1), ("u2", "a", 1),
+                    ("u3", "a", 1), ("u3", "b", 1)])
+    built = build_interactions(plays, InteractionsParams(split=SplitParams(min_user_items=10)), seed=0)
+    train = built.parts.train
+    assert train.dtype == np.float64, "float64 where float32 would round a count"
+    assert train.toarray().tolist() == [[3, 1], [1, big], [1, 1]]
+    assert built.report["plays"] == 3 + 1 + big + 1 + 2

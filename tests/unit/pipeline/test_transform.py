@@ -3,10 +3,12 @@ import hashlib
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.support.pipeline import write_interim
 from musicrec.config import DaskParams, TransformParams
-from musicrec.pipeline.transform import FilterSpec, filter_pairs_in_memory, iterate_filter, run_transform
+from musicrec.pipeline.transform import FilterSpec, _keep, filter_pairs_in_memory, iterate_filter, run_transform
 
 
 def _pairs(rows):
@@ -98,3 +100,53 @@ def test_partitions_from_the_input_row_count(tmp_path, monkeypatch):
                       DaskParams(scheduler="synchronous"))
     assert seen == [len(raw)] and r["partitions"] == 5
     assert len(list((tmp_path / "o" / "plays").glob("*.parquet"))) == 5
+
+
+def _keep_set_filter(pairs, spec):
+    """The filter as it was first written: every pass restricted to the kept users and items themselves."""
+    users = items = None
+    passes = []
+    while True:
+        df = pairs[(users is None or pairs["user_id"].isin(users)) & (items is None or pairs["item_id"].isin(items))] \
+            if users is not None else pairs
+        uc, ic = df["user_id"].value_counts(), df["item_id"].value_counts()
+        new_u, new_i = set(uc.index[uc >= spec.min_user_items]), set(ic.index[ic >= spec.min_item_users])
+        passes.append((len(df), len(uc), len(ic), len(new_u), len(new_i)))
+        if len(new_u) == len(uc) and len(new_i) == len(ic):
+            return df, passes
+        users, items = new_u, new_i
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 9)), min_size=1, max_size=120, unique=True),
+       st.integers(1, 4), st.integers(1, 4))
+def test_filter_with_dropped_id_sets_selects_what_keep_sets_select(edges, min_user, min_item):
+    """iterate_filter hands a pass the dropped ids where they are fewer than the kept ones: same passes, same pairs."""
+    pairs = _pairs([(f"u{u}", f"t{i}") for u, i in edges])
+    spec = FilterSpec(min_user, min_item, 50)
+    want, want_passes = _keep_set_filter(pairs, spec)
+
+    def count(users, items):
+        df = _keep(pairs, users, items)
+        return df["user_id"].value_counts(sort=False), df["item_id"].value_counts(sort=False)
+
+    _, _, passes = iterate_filter(count, spec)
+    assert [(p["pairs"], p["users_in"], p["items_in"], p["users_kept"], p["items_kept"]) for p in passes] == want_passes
+    got = filter_pairs_in_memory(pairs, spec)
+    assert sorted(map(tuple, got[["user_id", "item_id"]].to_numpy().tolist())) == \
+        sorted(map(tuple, want[["user_id", "item_id"]].to_numpy().tolist()))
+
+
+def test_a_pass_after_few_drops_gets_the_dropped_ids():
+    """One user of ten falls below the minimum: the next pass is handed that one id to drop, not nine to keep."""
+    rows = [(f"u{u}", t) for u in range(9) for t in ("a", "b")] + [("u9", "a")]
+    given_sets = []
+
+    def count(users, items):
+        given_sets.append(users)
+        df = _keep(_pairs(rows), users, items)
+        return df["user_id"].value_counts(sort=False), df["item_id"].value_counts(sort=False)
+
+    users, _, passes = iterate_filter(count, FilterSpec(2, 1, 5))
+    assert given_sets[0] is None and not given_sets[1].keep and list(given_sets[1].keys) == ["u9"]
+    assert len(users) == 9 and len(passes) == 2
