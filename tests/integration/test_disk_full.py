@@ -92,10 +92,13 @@ def test_stage_on_a_full_disk_exits_2_naming_the_output(work, stage, existing):
         shutil.copytree(work / COMPLETE[stage], work / main_out)
         before = tree_md5(work / main_out)
     r = run_stage_script(work, args, limit)
-    msg = " ".join(r.stderr.split())
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
-    assert msg.startswith(f"musicrec {stage}: error: "), msg
+    # the stage's progress lines (its phases' timings), then the one error paragraph
+    head, sep, tail = r.stderr.partition(f"musicrec {stage}: error: ")
+    assert sep, r.stderr
+    assert all(line.startswith(f"{stage}: ") for line in head.splitlines()), head
+    msg = sep + " ".join(tail.split())
     assert f"disk full / file too large while writing {main_out}" in msg, msg
     assert "nothing was replaced" in msg
     if existing:

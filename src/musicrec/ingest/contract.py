@@ -176,8 +176,10 @@ def stream_plays(inp: "InputFile", spec: "TableSpec", ctx: Context,
     row per record) and records failures in ``checks``; rows that fail are
     quarantined. The last batch has ``plays=None`` and carries the reader stats.
     """
-    stats = ReaderStats()
-    for ch in iter_records(inp, spec, ctx.chunk_rows, stats, ctx.policy):
+    from musicrec.threads import prefetched
+
+    stats = ReaderStats()  # read once the reader has finished (its last record chunk is in)
+    for ch in prefetched(iter_records(inp, spec, ctx.chunk_rows, stats, ctx.policy), depth=1):
         f = ch.fields
         checks = Checks(f.num_rows)
         plays = build(f, checks).append_column("_raw", f["_raw"])

@@ -30,6 +30,12 @@ and the id/text normalisation documented in their module docstrings):
 * Accounting: per file and overall, ``rows_read == kept + quarantined +
   unmatched_dropped`` (checked before returning; a violation is a bug and raises).
 
+The plays batches are validated in a background thread, two batches ahead of the
+duplicate check, the join and the writes, and read and split in another
+(:func:`musicrec.threads.prefetched`, here and in
+:func:`musicrec.ingest.contract.stream_plays`; the threads share no state, and the
+batches arrive in file order).
+
 The output bytes depend only on the input bytes and the arguments.
 """
 
@@ -55,6 +61,7 @@ from musicrec.ingest.inputs import DEFAULT_POLICY, InputFormatError, InputPolicy
 from musicrec.ingest.quarantine import QUARANTINE_SCHEMA, REASONS, with_file
 from musicrec.io import atomic_path
 from musicrec.progress import Progress
+from musicrec.threads import prefetched
 
 __all__ = ["clean", "CleanConfig", "InputFormatError", "REASONS"]
 
@@ -158,7 +165,7 @@ def clean(source: str, input_dir: Path, out_dir: Path, config: CleanConfig = Cle
             for q in catalog.quarantine:
                 if q.num_rows:
                     qw.write_table(q)
-            for batch in adapter.iter_plays(inputs, ctx):
+            for batch in prefetched(adapter.iter_plays(inputs, ctx), depth=1):
                 reading.update(batch.rows_read if batch.plays is not None else 0)
                 rep = files.setdefault(batch.file, FileReport(role="plays"))
                 if batch.plays is None:  # end of the file

@@ -326,15 +326,18 @@ def run_transform(
             n_rows = raw.shape[0]
             shuffled = raw.shuffle("user_id", npartitions=partitions, ignore_index=True)
             pairs = shuffled.map_partitions(_aggregate_partition, meta=_empty_pairs())
-            n_rows_in, _ = dask.compute(n_rows, pairs.to_parquet(str(spill), write_index=False, compute=False,
-                                                                 write_metadata_file=False))
+            # the first filter pass's counts (over every pair) come with the spill, from the same partitions
+            n_rows_in, _, *first_counts = dask.compute(
+                n_rows, pairs.to_parquet(str(spill), write_index=False, compute=False, write_metadata_file=False),
+                pairs["user_id"].value_counts(sort=False), pairs["item_id"].value_counts(sort=False))
             timer.lap("read, aggregate and spill the pairs")
             spilled = dd.read_parquet(str(spill))
             ids = spilled[["user_id", "item_id"]]
-
             last: list[Selection | None] = [None, None]  # the selections of the last pass: the fixed point's
 
             def count(users: Selection | None, its: Selection | None) -> tuple[pd.Series, pd.Series]:
+                if users is None and its is None:  # the first pass: counted with the spill
+                    return first_counts[0], first_counts[1]
                 # selections travel as Arrow arrays; meta given, so Dask does not run _keep to infer it
                 last[:] = [users and users.arrow(), its and its.arrow()]
                 kept = ids.map_partitions(_keep, *last, meta=ids._meta)
