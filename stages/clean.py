@@ -19,6 +19,7 @@ from musicrec.params_file import ParamsError  # noqa: E402
 from musicrec.io import write_json  # noqa: E402
 from musicrec.ingest.inputs import InputFormatError, InputPolicy  # noqa: E402
 from musicrec.pipeline.runner import run_stage  # noqa: E402
+from musicrec.progress import StepTimer  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,11 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_params(args.params)
         policy = InputPolicy.from_params(params.data, root=args.params.absolute().parent)  # the repository
-        report = clean(params.data.source, args.input, args.out, CleanConfig.from_params(params), policy)
+        timer = StepTimer("clean", quiet=True)  # stderr keeps its lines as they were: progress, or one error
+        report = clean(params.data.source, args.input, args.out, CleanConfig.from_params(params), policy, timer)
     except (InputFormatError, ParamsError) as err:
         print(f"clean: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
-    write_json(args.report, report)
+    # the phases' seconds and peak memory: the only part of the report that differs between runs
+    write_json(args.report, {**report, "phases": timer.phases()})
     t = report["totals"]
     print(f"clean: {params.data.source}: read {t['rows_read']} rows, kept {t['kept']}, quarantined "
           f"{t['quarantined']}, unmatched dropped {t['unmatched_dropped']}; {report['output']['plays']} plays, "

@@ -57,7 +57,8 @@ STAGES = ["validate", "generate", "clean", "transform", "interactions", "catalog
           *(f"evaluate@{m}" for m in MODELS), "compare"]
 # outputs whose bytes legitimately differ between two runs: reports with timings (file -> the key that holds
 # them; everything else in them is compared), and the report, which names a fresh MLflow run id
-TIMINGS = {**{f"reports/train/{m}.json": "fit_seconds" for m in MODELS}, "reports/interactions.json": "phases"}
+TIMINGS = {**{f"reports/train/{m}.json": "fit_seconds" for m in MODELS},
+           **{f"reports/{r}.json": "phases" for r in ("data_quality", "transform", "interactions")}}
 NONDETERMINISTIC = set(TIMINGS) | {"reports/report.md"}
 DVC_BIN = str(Path(sys.executable).parent / "dvc")
 RUN_TIMEOUT_S = 600

@@ -60,7 +60,7 @@ from musicrec.ingest.contract import (
 from musicrec.ingest.inputs import DEFAULT_POLICY, InputFormatError, InputPolicy
 from musicrec.ingest.quarantine import QUARANTINE_SCHEMA, REASONS, with_file
 from musicrec.io import atomic_path
-from musicrec.progress import Progress
+from musicrec.progress import Progress, StepTimer
 from musicrec.threads import prefetched
 
 __all__ = ["clean", "CleanConfig", "InputFormatError", "REASONS"]
@@ -136,8 +136,9 @@ class CleanConfig:
 
 
 def clean(source: str, input_dir: Path, out_dir: Path, config: CleanConfig = CleanConfig(),
-          policy: InputPolicy = DEFAULT_POLICY) -> dict[str, Any]:
-    """Clean one raw source into ``out_dir``; return the data-quality report.
+          policy: InputPolicy = DEFAULT_POLICY, timer: StepTimer | None = None) -> dict[str, Any]:
+    """Clean one raw source into ``out_dir``; return the data-quality report (``timer``: its phases'
+    seconds and peak memory, which the stage adds to the report file).
 
     ``policy``: where inputs may be (the input folder and every file must stay
     inside ``policy.root`` after following symlinks) and the reader limits,
@@ -151,7 +152,9 @@ def clean(source: str, input_dir: Path, out_dir: Path, config: CleanConfig = Cle
     input_dir = Path(input_dir)
     policy.check_path(input_dir, "the raw source folder (data.raw_root/data.source)")
     inputs = adapter.locate(input_dir)
+    timer = timer if timer is not None else StepTimer("clean", quiet=True)
     catalog: Catalog = adapter.load_catalog(inputs, ctx)
+    timer.lap("read the metadata")
     files: dict[str, FileReport] = dict(catalog.files)
     for name, rep in files.items():
         check_quarantine_share(name, rep, policy)
@@ -188,6 +191,7 @@ def clean(source: str, input_dir: Path, out_dir: Path, config: CleanConfig = Cle
         finally:
             reading.close()
             qw.close()
+        timer.lap("read, validate and write the plays")
         items = acc.items_table()
         if SOURCES[source].generated:  # its preview URLs are made up: an audio player would fetch nothing
             items = items.set_column(items.schema.get_field_index("preview_url"), "preview_url",
@@ -197,6 +201,7 @@ def clean(source: str, input_dir: Path, out_dir: Path, config: CleanConfig = Cle
         warnings = acc.warnings(files)
         if warnings:
             report["warnings"] = warnings
+        timer.lap("items and report")
     for w in warnings:
         print(f"clean: warning: {w}", file=sys.stderr)
     return report

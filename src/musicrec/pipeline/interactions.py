@@ -132,62 +132,96 @@ def _dictionary_chunks(values: "pd.Series | pa.ChunkedArray | pa.Array", what: s
 class _Encoder:
     """Codes into one sorted vocabulary for the id columns of several parts.
 
-    :meth:`add` keeps each part's ids as int32 indices into one dictionary per part
-    (Parquet's row groups come back with a dictionary each: they are unified),
-    :meth:`vocabulary` sorts the union of the parts' dictionaries once (code point =
-    UTF-8 byte order, the same order as ``np.sort`` on the strings) and looks every
-    dictionary up in one hash table, and :meth:`codes` turns one part's indices into
-    int32 codes and forgets them: a row's string is never materialised, and at most
-    one part is held twice.
+    :meth:`add` keeps each part's ids as int32 indices into its dictionary (Parquet's
+    row groups come back with a dictionary each: they are unified). The parts'
+    dictionaries are sorted and de-duplicated a group at a time (about
+    :data:`_VOCAB_GROUP` entries; code point = UTF-8 byte order, the same order as
+    ``np.sort`` on the strings), each entry kept as its int32 position in its group's
+    distinct ids, so that the strings of a dictionary are dropped as soon as its group
+    is sorted (at 48M pairs the parts' item dictionaries held 24M strings). :meth:`vocabulary`
+    merges the groups' distinct ids, and :meth:`codes` turns one part's indices into
+    int32 codes and forgets them: a row's string is never materialised.
     """
 
     def __init__(self, what: str) -> None:
         self.what = what
-        self.parts: list[tuple[pa.Array, list[np.ndarray]] | None] = []  # (dictionary, indices per chunk)
-        self._pos: np.ndarray | None = None
-        self._starts: list[int] = []
+        self.indices: list[list[np.ndarray] | None] = []  # per part: its dictionary indices, per chunk
+        self.local: list[np.ndarray] = []     # per part: each dictionary entry's position in its group's ids
+        self.group_of: list[int] = []         # per part: its group
+        self.group_ids: list[pa.Array] = []   # per group: its distinct ids, sorted
+        self._pending: list[pa.Array] = []    # dictionaries of the group being filled
+        self._to_group: list[np.ndarray] | None = None  # per group: its ids' codes in the vocabulary
 
     def add(self, values: "pd.Series | pa.ChunkedArray | pa.Array") -> None:
         chunks = _dictionary_chunks(values, self.what)
         if len(chunks) > 1:
             chunks = pa.chunked_array(chunks).unify_dictionaries().chunks
         dictionary = chunks[0].dictionary.cast(pa.large_string()) if chunks else pa.array([], pa.large_string())
-        self.parts.append((dictionary, [c.indices.to_numpy(zero_copy_only=False) for c in chunks]))
+        self.indices.append([c.indices.to_numpy(zero_copy_only=False) for c in chunks])
+        if self._pending and sum(map(len, self._pending)) + len(dictionary) > _VOCAB_GROUP:
+            self._flush()
+        self._pending.append(dictionary)
+
+    def _flush(self) -> None:
+        """Sort the pending dictionaries' ids into the next group; keep each entry's position in it."""
+        if not self._pending:
+            return
+        every = pa.concat_arrays(self._pending)
+        ids, order, first = _sorted_unique(every)
+        pos = np.empty(len(order), dtype=np.int32)
+        pos[order] = np.cumsum(first, dtype=np.int64) - 1
+        at = 0
+        for d in self._pending:
+            self.local.append(pos[at:at + len(d)])
+            self.group_of.append(len(self.group_ids))
+            at += len(d)
+        self.group_ids.append(ids)
+        self._pending = []
 
     def vocabulary(self) -> pa.Array:
         """The sorted vocabulary (an Arrow string array; ``.to_numpy(zero_copy_only=False)`` for NumPy)."""
-        # sorted, not hashed: Arrow's hash tables of a million 40-character ids took 250 MB, a sort takes half
-        every = pa.concat_arrays([part[0] for part in self.parts if part is not None]) if self.parts \
-            else pa.array([], pa.large_string())
-        order = pc.array_sort_indices(every)
-        ordered = every.take(order)
-        del every
-        n = len(ordered)
-        first = np.ones(n, dtype=bool)  # the first of each run of equal ids
-        if n > 1:
-            first[1:] = pc.not_equal(ordered.slice(1), ordered.slice(0, n - 1)).to_numpy(zero_copy_only=False)
-        vocab = ordered if first.all() else ordered.filter(pa.array(first))
-        del ordered
+        self._flush()
+        if len(self.group_ids) <= 1:  # one group: its ids are the vocabulary
+            vocab = self.group_ids[0] if self.group_ids else pa.array([], pa.large_string())
+            self._to_group = [np.arange(len(vocab), dtype=np.int32)]
+        else:  # merged group by group, then each group's ids looked up
+            vocab = self.group_ids[0]
+            for ids in self.group_ids[1:]:
+                vocab = _sorted_unique(pa.concat_arrays([vocab, ids]))[0]
+            self._to_group = [np.asarray(pc.index_in(ids, value_set=vocab).to_numpy(), dtype=np.int32)
+                              for ids in self.group_ids]
         if len(vocab) >= 2**31:
             raise DataError(f"{len(vocab):,} distinct {self.what} ids do not fit in int32 indices")
-        self._pos = np.empty(n, dtype=np.int32)
-        self._pos[order.to_numpy()] = np.cumsum(first, dtype=np.int64) - 1
-        self._starts = list(np.cumsum([0] + [len(part[0]) for part in self.parts if part is not None]))
-        for i, part in enumerate(self.parts):  # the dictionaries are looked up: only the indices are needed now
-            self.parts[i] = (pa.array([], pa.large_string()), part[1]) if part is not None else None
+        self.group_ids = []
         return vocab
 
     def codes(self, i: int) -> np.ndarray:
-        assert self._pos is not None, "vocabulary() first"
-        part, self.parts[i] = self.parts[i], None
-        indices = part[1] if part is not None else []
-        pos = self._pos[self._starts[i]:self._starts[i + 1]]
+        assert self._to_group is not None, "vocabulary() first"
+        indices, self.indices[i] = self.indices[i] or [], None
+        pos = self._to_group[self.group_of[i]][self.local[i]]
         out = np.empty(sum(len(x) for x in indices), dtype=np.int32)
         at = 0
         for x in indices:
             out[at:at + len(x)] = pos[x]
             at += len(x)
         return out
+
+
+# dictionary entries sorted at once when building a vocabulary (about 60 bytes each while sorting)
+_VOCAB_GROUP = 1 << 22
+
+
+def _sorted_unique(values: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """The distinct strings of ``values`` in code point order (sorted, not hashed: Arrow's hash tables of a
+    million 40-character ids took 250 MB), the sort order, and which sorted entries start a run of equal ones."""
+    order = pc.array_sort_indices(values)
+    ordered = values.take(order)
+    n = len(ordered)
+    first = np.ones(n, dtype=bool)
+    if n > 1:
+        first[1:] = pc.not_equal(ordered.slice(1), ordered.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    unique = ordered if first.all() else ordered.filter(pa.array(first))
+    return unique, order.to_numpy(), first
 
 
 def encode_sorted(values: "pd.Series | pa.ChunkedArray | pa.Array", what: str = "id") -> tuple[np.ndarray, np.ndarray]:

@@ -272,8 +272,10 @@ def run_transform(
     dask_params: "DaskParams",
     *,
     storage_options: dict[str, Any] | None = None,
+    timer: StepTimer | None = None,
 ) -> dict[str, Any]:
-    """Run the whole transform; return the report written to ``reports/transform.json``.
+    """Run the whole transform; return the report written to ``reports/transform.json``
+    (``timer``: the phases' seconds and peak memory, which the stage adds to that file).
 
     ``interim_dir`` is a local folder or an fsspec URL (``s3://...``) read with
     ``storage_options``; the outputs are always local paths. ``params`` (the
@@ -313,7 +315,7 @@ def run_transform(
         partitions = int(params.partitions)
     blocksize = dask_params.blocksize
     out_plays = Path(out_plays)
-    timer = StepTimer("transform")
+    timer = timer if timer is not None else StepTimer("transform")
     with dask_scheduler(dask_params.effective_scheduler, dask_params.num_workers), _bounded_memory(), \
             atomic_path(out_plays, directory=True) as tmp_out:
         spill = tmp_out.parent / f"{tmp_out.name}-pairs"

@@ -204,7 +204,8 @@ def _parquet_parts(tmp_path, frames):
     return d
 
 
-def test_parts_as_the_transform_writes_them_are_placed_without_a_sort(tmp_path, monkeypatch):
+@pytest.mark.parametrize("group", [1 << 22, 7], ids=["one-sort", "merged-in-groups"])
+def test_parts_as_the_transform_writes_them_are_placed_without_a_sort(tmp_path, monkeypatch, group):
     """Users hashed to parts, each part sorted by (user, item): placed straight into the CSR arrays, with the
     same matrices as the COO route, float32 play counts and int32 indices."""
     import musicrec.pipeline.interactions as mod
@@ -217,6 +218,7 @@ def test_parts_as_the_transform_writes_them_are_placed_without_a_sort(tmp_path, 
                           "playcount": rng.integers(1, 500, n)}).drop_duplicates(["user_id", "item_id"])
     by_hash = [plays[plays["user_id"].map(lambda u: hash(u) % 3 == k)].sort_values(["user_id", "item_id"])
                for k in range(3)]
+    monkeypatch.setattr(mod, "_VOCAB_GROUP", group)  # 7: the parts' dictionaries merged a few at a time
     placed = []
     real = mod._row_lengths_if_canonical
     monkeypatch.setattr(mod, "_row_lengths_if_canonical", lambda *a: placed.append(real(*a)) or placed[-1])
