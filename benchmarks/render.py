@@ -104,11 +104,13 @@ def size_targets(out: Targets, n: str, r: dict[str, Any]) -> None:
     inner = tv["duckdb_inner"].get("inner_s")
     goal = per_size(T["transform_time_ratio_vs_duckdb_max"], n)
     add(f"[{n}] clean+transform time vs DuckDB", f"<= {goal}x", tv["time_ratio"], tv["time_ratio"] <= goal,
-        f"ours {tv['musicrec_clean_plus_transform_s']} s = clean {st['clean']['wall_s']} s (CSV split into "
-        f"records in Python to keep each row's physical line number, one process; every row validated in Arrow, "
-        f"exact-duplicate check, quarantine + row accounting, Parquet written) + transform "
-        f"{st['transform']['wall_s']} s (Dask: aggregate, shuffle by user, {r['transform_report']['filter_passes']} "
-        f"filter passes over spilled Parquet, sorted zstd output); DuckDB {tv['duckdb_s']} s ({inner} s inside "
+        f"ours {tv['musicrec_clean_plus_transform_s']} s = clean {st['clean']['wall_s']} s (one process, three "
+        f"overlapping threads: lines split into records with each row's physical line number and into fields "
+        f"with Arrow kernels; every row validated in Arrow; exact-duplicate check on 64-bit hashes of Python "
+        f"strings, quarantine + row accounting, Parquet written) + transform {st['transform']['wall_s']} s (Dask: "
+        f"shuffle by user, aggregate and spill with the first filter pass's counts, "
+        f"{r['transform_report']['filter_passes'] - 1} more filter pass(es) over the spilled Parquet, sorted zstd "
+        f"output); DuckDB {tv['duckdb_s']} s ({inner} s inside "
         f"DuckDB) does the same in one vectorised in-memory engine. clean alone is "
         f"{st['clean']['wall_s'] / tv['duckdb_s']:.2f}x DuckDB's whole job. All three use both cores, so other "
         f"load on the machine moves the ratio: 1-min load during clean {st['clean']['load1']}, transform "
@@ -134,7 +136,9 @@ def size_targets(out: Targets, n: str, r: dict[str, Any]) -> None:
         round(per_pair, 1), per_pair <= T["interactions_bytes_per_pair_max"],
         f"peak RSS {inter['peak_rss_mb']:.0f} MB less the {base:.0f} MB of the interpreter and the stage's imports "
         f"(a process that only imports them), over {pairs:,} pairs ({inter['peak_rss_mb'] * 2**20 / pairs:.0f} "
-        f"bytes per pair with the imports); {r['matrix']['users']:,} users, {r['matrix']['items']:,} items. "
+        f"bytes per pair with the imports); {r['matrix']['users']:,} users, {r['matrix']['items']:,} items "
+        f"({pairs / max(r['matrix']['users'], 1):.0f} pairs per user: the id maps and per-user arrays weigh more "
+        f"per pair where users have few pairs, and Arrow's and NumPy's fixed allocations at the smallest size). "
         f"By phase (seconds, the process's peak so far): " + _interactions_phases_text(r.get("interactions_phases")))
     t = r["training"]
     fits = sum(r["train_report_fit_seconds"].values())

@@ -485,16 +485,6 @@ def strong_generalization(counts: sp.csr_matrix, params: "SplitParams", rng: np.
     return _parts(counts, part)
 
 
-def _plays_parts(plays_dir: "Path | str") -> list:
-    from pathlib import Path
-
-    plays_dir = Path(plays_dir)
-    parts = sorted(plays_dir.glob("*.parquet"))
-    if not parts:
-        raise MissingInputError(f"{plays_dir}: no Parquet parts (run the transform stage first)")
-    return parts
-
-
 ID_COLUMNS = ("user_id", "item_id")
 
 
