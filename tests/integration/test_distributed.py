@@ -234,7 +234,7 @@ def test_dvc_exp_run_with_dask_address_uses_the_cluster(cluster, tmp_path):
 
     repo = make_clone(tmp_path / "repo", SMALL_PARAMS)
     dvc(["repro"], repo)
-    local = lock_outs(repo / "dvc.lock", ["transform", "interactions"])
+    local = lock_outs(repo / "dvc.lock", ["transform", "interactions"], timings=False)
 
     def transitions() -> int:
         from distributed import Client
@@ -247,6 +247,6 @@ def test_dvc_exp_run_with_dask_address_uses_the_cluster(cluster, tmp_path):
     assert transitions() > before + 10, "the transform's tasks did not run on the cluster"
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert params["dask"]["address"] == cluster.address
-    assert lock_outs(repo / "dvc.lock", ["transform", "interactions"]) == local
+    assert lock_outs(repo / "dvc.lock", ["transform", "interactions"], timings=False) == local
     shown = dvc(["exp", "show", "--json"], repo).stdout
     assert "on-cluster" in shown and cluster.address in shown

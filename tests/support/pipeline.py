@@ -9,6 +9,7 @@ and free local ports. Test code, not product code: the benchmarks import it too,
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -109,10 +110,29 @@ def model_metrics(metrics: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             if Path(path).parent.as_posix() == "reports/metrics"}
 
 
-def lock_outs(lock_path: Path, stages: list[str]) -> dict[str, str]:
-    """``{stage:path: md5}`` for the outs of the given stages in a dvc.lock."""
+# the data stages' reports whose bytes differ between runs: file -> the key holding the phases' timings
+# (everything else in them is deterministic; lock_outs(..., timings=False) reads them without it)
+TIMING_REPORTS = {f"reports/{r}.json": "phases" for r in ("data_quality", "transform", "interactions")}
+
+
+def lock_outs(lock_path: Path, stages: list[str], *, timings: bool = True) -> dict[str, str]:
+    """``{stage:path: md5}`` for the outs of the given stages in a dvc.lock.
+
+    ``timings=False``: a report of :data:`TIMING_REPORTS` is given as its content without its timings
+    (a JSON string, read beside the lock), so that two runs of a deterministic stage compare equal.
+    """
     lock = yaml.safe_load(lock_path.read_text())
-    return {f"{s}:{o['path']}": o["md5"] for s in stages for o in lock["stages"][s].get("outs", [])}
+    out = {}
+    for s in stages:
+        for o in lock["stages"][s].get("outs", []):
+            path = o["path"]
+            if not timings and path in TIMING_REPORTS:
+                doc = json.loads((lock_path.parent / path).read_text())
+                doc.pop(TIMING_REPORTS[path], None)
+                out[f"{s}:{path}"] = json.dumps(doc, sort_keys=True)
+            else:
+                out[f"{s}:{path}"] = o["md5"]
+    return out
 
 
 def build_small_matrices(root: Path, *, seed: int = 42) -> Path:

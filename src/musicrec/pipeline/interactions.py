@@ -557,6 +557,8 @@ def _row_lengths_if_canonical(rows: list[np.ndarray], cols: list[np.ndarray], n_
 
 def _destinations(r: np.ndarray, indptr: np.ndarray) -> np.ndarray:
     """Where a canonical part's entries go in the CSR arrays: each row's run is contiguous in both."""
+    if not len(r):  # an empty part (a partition no user hashed to)
+        return np.empty(0, dtype=np.int64)
     first = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
     run_len = np.diff(np.r_[first, len(r)])
     return np.repeat(indptr[r[first]].astype(np.int64) - first, run_len) + np.arange(len(r))

@@ -242,3 +242,17 @@ def test_repeated_pairs_are_summed_and_large_counts_stay_exact():
     assert train.dtype == np.float64, "float64 where float32 would round a count"
     assert train.toarray().tolist() == [[3, 1], [1, big], [1, 1]]
     assert built.report["plays"] == 3 + 1 + big + 1 + 2
+
+
+def test_empty_parts_are_read_and_placed(tmp_path):
+    """A partition no user hashed to is an empty Parquet part: it adds nothing and breaks nothing."""
+    from musicrec.pipeline.interactions import PlaysParts
+
+    plays = pd.DataFrame({"user_id": ["u1"] * 6 + ["u2"] * 6, "item_id": [f"t{i}" for i in range(6)] * 2,
+                          "playcount": list(range(1, 13))})
+    d = _parquet_parts(tmp_path, [plays.iloc[:6], plays.iloc[:0], plays.iloc[6:], plays.iloc[:0]])
+    got = build_interactions(PlaysParts.from_dir(d), InteractionsParams(), seed=3)
+    want = build_interactions(plays, InteractionsParams(), seed=3)
+    assert got.report == want.report and got.report["interactions"] == 12
+    for name in ("train", "validation", "test", "query"):
+        assert (getattr(got.parts, name) != getattr(want.parts, name)).nnz == 0
