@@ -64,10 +64,10 @@ def work_report(work: Path, name: str) -> dict[str, Any]:
     return json.loads((work / "reports" / f"{name}.json").read_text())
 
 
-def run_stage(stage: str, cmds: dict[str, list[list[str]]], work: Path, env: dict[str, str]) -> dict[str, Any]:
-    """One pipeline stage (its commands in ``stage_commands``), measured: wall time (summed), peak RSS (the
+def run_stage(stage: str, commands: list[list[str]], work: Path, env: dict[str, str]) -> dict[str, Any]:
+    """One pipeline stage (its commands, from ``stage_commands``), measured: wall time (summed), peak RSS (the
     largest) and the load average around it."""
-    runs = [checked(stage, measure(cmd, work, env=env)) for cmd in cmds[stage]]
+    runs = [checked(stage, measure(cmd, work, env=env)) for cmd in commands]
     return {"wall_s": round(sum(r["wall_s"] for r in runs), 3), "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
             "load1": [runs[0]["load1"][0], runs[-1]["load1"][-1]]}
 
@@ -111,10 +111,10 @@ def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_ite
     print(f"[{name}] stages", flush=True)
     for stage in STAGES:
         if stage == "evaluate":
-            out["setup"] = run_stage("setup", cmds, work, env)  # the catalog and the baseline, not in the growth table
+            out["setup"] = run_stage("setup", cmds["setup"], work, env)  # the catalog and the baseline, not in the growth table
             if name not in evaluate_stage_sizes:
                 continue
-        out["stages"][stage] = run_stage(stage, cmds, work, env)
+        out["stages"][stage] = run_stage(stage, cmds[stage], work, env)
     tr = work_report(work, "transform")
     inter = work_report(work, "interactions")
     out["transform_report"] = {k: tr[k] for k in ("rows_in", "pairs_in", "pairs_kept", "users_kept", "items_kept")}
@@ -151,7 +151,7 @@ def run_size(workdir: Path, name: str, *, threads: int, eval_users: int, als_ite
     return out
 
 
-def run_training(work: Path, env: dict[str, str], cmds: dict[str, list[str]], stage: dict[str, Any],
+def run_training(work: Path, env: dict[str, str], cmds: dict[str, list[list[str]]], stage: dict[str, Any],
                  first_fits: dict[str, float], plan: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
     """The train stage (``stage``: its first run, ``first_fits``: that run's fit seconds) vs a bare implicit ALS
     process, and ALS seconds per iteration at 64 and 128 factors.
@@ -168,7 +168,7 @@ def run_training(work: Path, env: dict[str, str], cmds: dict[str, list[str]], st
     bare_runs = [bare_als()]
     stage_runs = [(stage["wall_s"], first_fits)]
     if plan["repeats"] > 1:
-        again = run_stage("train (again)", {"train (again)": cmds["train"]}, work, env)
+        again = run_stage("train (again)", cmds["train"], work, env)
         stage_runs.append((again["wall_s"], train_fits(work)))
         bare_runs.append(bare_als())
     bare, bres = min(bare_runs, key=lambda x: x[0]["wall_s"])
@@ -247,7 +247,7 @@ def rerun(workdir: Path, what: str, sizes: list[str], doc: dict[str, Any], eval_
             raw = (workdir / name / "raw" / "synthetic").resolve()
             cmds = stage_commands(raw)
             for stage in ("clean", "transform"):
-                r["stages"][stage] = run_stage(stage, cmds, work, env)
+                r["stages"][stage] = run_stage(stage, cmds[stage], work, env)
             tr = work_report(work, "transform")
             r["transform_vs_duckdb"] = compare_duckdb(r["stages"], tr, raw, work, env, os.cpu_count() or 2)
     if what == "transform":

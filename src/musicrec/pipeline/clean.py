@@ -30,7 +30,7 @@ and the id/text normalisation documented in their module docstrings):
 * Accounting: per file and overall, ``rows_read == kept + quarantined +
   unmatched_dropped`` (checked before returning; a violation is a bug and raises).
 
-The plays batches are validated in a background thread, two batches ahead of the
+The plays batches are validated in a background thread, one batch ahead of the
 duplicate check, the join and the writes, and read and split in another
 (:func:`musicrec.threads.prefetched`, here and in
 :func:`musicrec.ingest.contract.stream_plays`; the threads share no state, and the
