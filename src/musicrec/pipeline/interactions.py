@@ -277,14 +277,15 @@ def to_csr(plays: pd.DataFrame, maps: IdMaps, value: str = "playcount") -> sp.cs
 _BLOCK = 1 << 18
 
 
-def _row_blocks(indptr: np.ndarray, block: int | None = None) -> "Iterator[tuple[int, int]]":
-    """Consecutive row ranges ``[lo, hi)`` of about ``block`` (:data:`_BLOCK`) stored entries each (whole rows)."""
+def _row_blocks(indptr: np.ndarray, block: int | None = None) -> "Iterator[tuple[int, int, int, int]]":
+    """Consecutive row ranges ``[lo, hi)`` of about ``block`` (:data:`_BLOCK`) stored entries each (whole rows),
+    each as ``(lo, hi, start, end)``: the rows and their stored entries ``[start, end)``."""
     block = block or _BLOCK
     n_rows, r = len(indptr) - 1, 0
     while r < n_rows:
         nxt = int(np.searchsorted(indptr, indptr[r] + block, side="right")) - 1
         nxt = min(max(nxt, r + 1), n_rows)
-        yield r, nxt
+        yield r, nxt, int(indptr[r]), int(indptr[nxt])
         r = nxt
 
 
@@ -303,8 +304,7 @@ def _row_ranks(indptr: np.ndarray, keys: "np.ndarray | Callable[[int, int], np.n
     """
     nnz = int(indptr[-1])
     ranks = np.empty(nnz, dtype=np.int32)
-    for lo, hi in _row_blocks(indptr, block):
-        s, e = int(indptr[lo]), int(indptr[hi])
+    for lo, hi, s, e in _row_blocks(indptr, block):
         k = keys(s, e) if callable(keys) else keys[s:e]
         local = _local_rows(indptr, lo, hi)
         order = np.lexsort((k, local))
@@ -324,8 +324,7 @@ def _parts(counts: sp.csr_matrix, part: np.ndarray) -> Split:
     """
     indptr = counts.indptr
     per_row = np.zeros((counts.shape[0], DROPPED + 1), dtype=np.int32)
-    for lo, hi in _row_blocks(indptr):
-        s, e = int(indptr[lo]), int(indptr[hi])
+    for lo, hi, s, e in _row_blocks(indptr):
         local = _local_rows(indptr, lo, hi).astype(np.int64)
         per_row[lo:hi] = np.bincount(local * (DROPPED + 1) + part[s:e], minlength=(hi - lo) * (DROPPED + 1)) \
             .reshape(hi - lo, DROPPED + 1)
@@ -369,8 +368,8 @@ def split(counts: sp.csr_matrix, params: "SplitParams", rng: np.random.Generator
         # oldest first; ties broken by a seeded random key so the order is total
         ranks = _row_ranks(indptr, lambda s, e: ts.data[s:e].astype(np.float64) + rng.random(e - s) * 1e-3)
     elif method == "strong_generalization":
-        for lo, hi in _row_blocks(indptr):  # the stream as the other methods draw it, so that seeds keep their split
-            rng.random(int(indptr[hi] - indptr[lo]))
+        for _, _, s, e in _row_blocks(indptr):  # the stream as the other methods draw it, so that seeds keep their split
+            rng.random(e - s)
         return strong_generalization(counts, params, rng)
     else:
         ranks = _row_ranks(indptr, lambda s, e: rng.random(e - s))
@@ -403,8 +402,7 @@ def _assign_parts(indptr: np.ndarray, ranks: np.ndarray, params: "SplitParams", 
         n_val = np.where(cold, n_val_c, n_val).astype(np.int64)
         n_test = np.where(cold, rest - n_val_c, n_test).astype(np.int64)
     part = np.empty(nnz, dtype=np.int8)
-    for lo, hi in _row_blocks(indptr):
-        s, e = int(indptr[lo]), int(indptr[hi])
+    for lo, hi, s, e in _row_blocks(indptr):
         local = _local_rows(indptr, lo, hi)
         rk = ranks[s:e]
         # the highest ranks (latest for temporal, random otherwise) go to test, then validation
@@ -460,14 +458,12 @@ def strong_generalization(counts: sp.csr_matrix, params: "SplitParams", rng: np.
     role[perm[len(perm) - n_h:]] = 2
     held_row = role > 0
     seen = np.zeros(counts.shape[1], dtype=bool)
-    for lo, hi in _row_blocks(indptr):
-        s, e = int(indptr[lo]), int(indptr[hi])
+    for lo, hi, s, e in _row_blocks(indptr):
         seen[indices[s:e][~held_row[lo:hi][_local_rows(indptr, lo, hi)]]] = True
     # held-out users' pairs on items some training user has: the ones a held-out user is scored or queried on
     part = np.empty(len(indices), dtype=np.int8)
     kept_len = np.zeros(n_users, dtype=np.int64)
-    for lo, hi in _row_blocks(indptr):
-        s, e = int(indptr[lo]), int(indptr[hi])
+    for lo, hi, s, e in _row_blocks(indptr):
         local = _local_rows(indptr, lo, hi)
         held = held_row[lo:hi][local]
         kept = held & seen[indices[s:e]]
@@ -476,8 +472,7 @@ def strong_generalization(counts: sp.csr_matrix, params: "SplitParams", rng: np.
     # per held-out user: score a random floor((1 - q) n) of the items kept, reveal the rest
     n_scored = np.floor(kept_len * (1.0 - params.query_fraction) + 1e-9).astype(np.int64)
     ranks = _row_ranks(indptr, lambda s, e: np.where(part[s:e] == QUERY, rng.random(e - s), np.inf))
-    for lo, hi in _row_blocks(indptr):
-        s, e = int(indptr[lo]), int(indptr[hi])
+    for lo, hi, s, e in _row_blocks(indptr):
         local = _local_rows(indptr, lo, hi)
         scored = (part[s:e] == QUERY) & (ranks[s:e] < n_scored[lo:hi][local])
         part[s:e] = np.where(scored, np.where(role[lo:hi][local] == 1, VALIDATION, TEST), part[s:e])
