@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,7 @@ def atomic_path(final: Path | str, *, directory: bool = False, private: bool = F
             else:
                 os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
             yield tmp
+            _hold_if_asked(final)
             _commit(tmp, final, directory, private)
         finally:
             _release(tmp, lock_fd)  # everything named after the token (all of it after a failure), then the lock
@@ -93,6 +95,19 @@ def atomic_path(final: Path | str, *, directory: bool = False, private: bool = F
             raise DiskFullError(exc.errno, f"disk full / file too large while writing {final} "
                                 f"({os.strerror(exc.errno)}); nothing was replaced") from exc
         raise
+
+
+HOLD_BEFORE_COMMIT_ENV = "MUSICREC_HOLD_BEFORE_COMMIT"
+
+
+def _hold_if_asked(final: Path) -> None:
+    """Fault injection for the interruption tests: when ``final`` (resolved) is one of the paths listed in
+    ``$MUSICREC_HOLD_BEFORE_COMMIT`` (``os.pathsep``-separated), wait here, the complete temporary written and
+    not yet renamed, until the process is killed. A kill point that does not depend on polling fast enough."""
+    held = os.environ.get(HOLD_BEFORE_COMMIT_ENV)
+    if held and str(final.resolve()) in {str(Path(p).resolve()) for p in held.split(os.pathsep) if p}:
+        while True:
+            time.sleep(60)
 
 
 def _commit(tmp: Path, final: Path, directory: bool, private: bool = False) -> None:

@@ -4,7 +4,10 @@ In a temporary clone (``SMALL_PARAMS``) a chain of ``dvc repro`` runs is started
 each in its own process group. Run *k* is SIGKILLed while stage *k* is writing
 (the moment its atomic temporary ``.tmp-<out>-*`` appears next to one of its
 outputs), so every stage is interrupted once and then re-executed from scratch
-by the next plain ``dvc repro``. After each kill:
+by the next plain ``dvc repro``. Run *k* is started with stage *k*'s outputs in
+``$MUSICREC_HOLD_BEFORE_COMMIT`` (``musicrec.io``): their writer waits, its temporary
+complete and not renamed, until killed, so the kill lands in stage *k* however
+fast the stage is (no race with the polling). After each kill:
 
 * every ``outs`` path of every stage is either absent or complete: a directory
   holds exactly the files of the reference run, each byte-identical (files whose
@@ -44,7 +47,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from musicrec.io import LOCK_SUFFIX, PRELOCK_SUFFIX, md5_file
+from musicrec.io import HOLD_BEFORE_COMMIT_ENV, LOCK_SUFFIX, PRELOCK_SUFFIX, md5_file
 from tests.support.pipeline import SMALL_PARAMS, TIMING_REPORTS, dvc, make_clone, pipeline_env
 from tests.support.pipeline_clone import reference_clone
 from tests.support.reliability_log import record
@@ -175,9 +178,15 @@ class Watcher(threading.Thread):
             time.sleep(0.005)
 
 
-def start_repro(repo: Path, log: Path, args: list[str] | None = None) -> subprocess.Popen:
+def start_repro(repo: Path, log: Path, args: list[str] | None = None, hold: list[str] | None = None) -> subprocess.Popen:
+    """``dvc repro`` in its own session; ``hold``: outputs (repo-relative) whose writer waits, its temporary
+    complete, until killed (``musicrec.io.HOLD_BEFORE_COMMIT_ENV``), so that the kill lands in that stage
+    however fast it runs."""
     fh = open(log, "w")  # noqa: SIM115 - closed by the caller (kill_group or the test)
-    proc = subprocess.Popen([DVC_BIN, "repro", *(args or [])], cwd=repo, env=pipeline_env(), stdout=fh, stderr=subprocess.STDOUT,
+    env = pipeline_env()
+    if hold:
+        env[HOLD_BEFORE_COMMIT_ENV] = os.pathsep.join(str(repo / o) for o in hold)
+    proc = subprocess.Popen([DVC_BIN, "repro", *(args or [])], cwd=repo, env=env, stdout=fh, stderr=subprocess.STDOUT,
                             start_new_session=True)
     proc.log_file = fh  # type: ignore[attr-defined]
     return proc
@@ -242,7 +251,7 @@ def test_sigkill_in_every_stage_then_repro_recovers_byte_identical(reference, tm
             before = set(tmp_leftovers(repo))
             log = tmp_path / f"repro-kill-{stage}.log"
             t0 = time.monotonic()
-            proc = start_repro(repo, log)
+            proc = start_repro(repo, log, hold=outs[stage])
             seen = wait_for_temp(repo, outs[stage], lambda: proc.poll() is not None, before)
             kill_group(proc)
             text = log.read_text()
